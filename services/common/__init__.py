@@ -1,0 +1,1 @@
+"""Thin shared plumbing: settings, logging, telemetry, NATS and gRPC helpers."""

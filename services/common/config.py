@@ -1,0 +1,76 @@
+"""Settings for every service, read from `MNEMO_*` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration shared by all services. Each field maps to `MNEMO_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="MNEMO_", extra="ignore")
+
+    home: Path = Field(default=Path("~/.mnemo"), description="data directory (NATS data, index, api_key)")
+    host: str = "127.0.0.1"
+    nats_url: str | None = Field(default=None, description="use an existing NATS server instead of starting one")
+
+    # Ports
+    http_port: int = 8283
+    grpc_port: int = 50051
+    memory_port: int = 50061
+    llm_port: int = 50062
+    orchestrator_port: int = 50063
+    nats_port: int = 4233
+    metrics_port: int = 0  # 0 = no Prometheus endpoint
+
+    # Internal addresses (default: host + port)
+    memory_addr: str | None = None
+    llm_addr: str | None = None
+
+    # Models
+    default_model: str = "gpt-4o-mini"
+    local_model_path: str | None = None
+    embedding_model: str | None = None
+    providers_file: Path | None = None
+
+    # Search
+    search_backend: Literal["embedded", "elasticsearch"] = "embedded"
+    elasticsearch_url: str = "http://127.0.0.1:9200"
+    elasticsearch_index_prefix: str = "mnemo"
+
+    # Gateway
+    admin_key: str | None = None
+
+    # Orchestrator
+    orchestrator_concurrency: int = 64
+
+    # Logging
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser()
+
+    @property
+    def memory_target(self) -> str:
+        return self.memory_addr or f"{self.host}:{self.memory_port}"
+
+    @property
+    def llm_target(self) -> str:
+        return self.llm_addr or f"{self.host}:{self.llm_port}"
+
+    @property
+    def nats_servers(self) -> str:
+        return self.nats_url or f"nats://{self.host}:{self.nats_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()

@@ -1,0 +1,37 @@
+"""NATS subjects, JetStream streams and KV buckets (DESIGN.md §5). One place for every name."""
+
+from __future__ import annotations
+
+TURNS_STREAM = "TURNS"
+EVENTS_STREAM = "EVENTS"
+MESSAGES_STREAM = "MESSAGES"  # commit log of every message: recall memory is indexed from it
+USAGE_STREAM = "USAGE"
+
+KV_AGENTS = "mnemo_agents"
+KV_LEASES = "mnemo_leases"
+KV_TENANTS = "mnemo_tenants"
+KV_TEMPLATES = "mnemo_templates"
+KV_CHECKPOINTS = "mnemo_checkpoints"
+
+ORCHESTRATOR_CONSUMER = "orchestrator"
+RECALL_INDEXER_CONSUMER = "recall-indexer"
+
+
+def turns_subject(tenant: str, agent: str) -> str:
+    return f"mnemo.turns.{tenant}.{agent}"
+
+
+def events_subject(tenant: str, agent: str) -> str:
+    return f"mnemo.events.{tenant}.{agent}"
+
+
+def messages_subject(tenant: str, agent: str) -> str:
+    return f"mnemo.messages.{tenant}.{agent}"
+
+
+def usage_subject(tenant: str, agent: str) -> str:
+    return f"mnemo.usage.{tenant}.{agent or '_'}"
+
+
+def agent_key(tenant: str, agent: str) -> str:
+    return f"{tenant}.{agent}"

@@ -1,0 +1,1 @@
+"""Search backends for recall and archival memory, behind one interface (`SearchBackend`)."""

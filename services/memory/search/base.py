@@ -1,0 +1,91 @@
+"""The interface both search backends (embedded, Elasticsearch) implement.
+
+Every call names tenant and agent; every query filters by both. Writes are idempotent upserts by id.
+Vectors are float32 lists of the agent's embedding dimension (None when no embedding is available:
+then ranking is by words alone). Scores: higher is better.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class RecallDoc:
+    """One message in recall memory."""
+
+    id: str
+    tenant_id: str
+    agent_id: str
+    role: str
+    text: str
+    created_at: datetime
+    turn_id: str = ""
+    vector: list[float] | None = None
+    extra: dict[str, str] = field(default_factory=dict)  # serialized message fields (tool calls, name...)
+
+
+@dataclass(slots=True)
+class PassageDoc:
+    """One passage in archival memory."""
+
+    id: str
+    tenant_id: str
+    agent_id: str
+    text: str
+    created_at: datetime
+    tags: list[str] = field(default_factory=list)
+    source_id: str = ""
+    position: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)
+    vector: list[float] | None = None
+
+
+@dataclass(slots=True)
+class Hit(Generic[T]):
+    doc: T
+    score: float
+
+
+@dataclass(slots=True)
+class Page(Generic[T]):
+    hits: list[Hit[T]]
+    total: int
+
+
+class DimensionMismatch(ValueError):
+    """A vector's dimension differs from the one the agent's index was created with."""
+
+
+class SearchBackend(Protocol):
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+    # Recall
+    async def index_messages(self, docs: list[RecallDoc]) -> None: ...
+    async def search_messages(self, tenant_id: str, agent_id: str, *, query: str = "",
+                              vector: list[float] | None = None, start: datetime | None = None,
+                              end: datetime | None = None, role: str | None = None,
+                              offset: int = 0, limit: int = 10) -> Page[RecallDoc]:
+        """Ranked by relevance when `query` is given, else newest first."""
+        ...
+    async def count_messages(self, tenant_id: str, agent_id: str) -> int: ...
+
+    # Archival
+    async def insert_passages(self, docs: list[PassageDoc]) -> None:
+        """Searchable as soon as this returns (read-your-writes)."""
+        ...
+    async def search_passages(self, tenant_id: str, agent_id: str, *, query: str = "",
+                              vector: list[float] | None = None, tags: list[str] | None = None,
+                              offset: int = 0, limit: int = 10) -> Page[PassageDoc]:
+        """Hybrid (words + meaning, fused) when `query` is given, else newest first."""
+        ...
+    async def delete_passage(self, tenant_id: str, agent_id: str, passage_id: str) -> bool: ...
+    async def count_passages(self, tenant_id: str, agent_id: str) -> int: ...
+
+    # Whole agent
+    async def delete_agent(self, tenant_id: str, agent_id: str) -> None: ...

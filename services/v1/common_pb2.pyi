@@ -1,0 +1,355 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ToolCall(_message.Message):
+    __slots__ = ("id", "name", "arguments")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENTS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    arguments: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., arguments: _Optional[str] = ...) -> None: ...
+
+class Message(_message.Message):
+    __slots__ = ("id", "role", "text", "tool_calls", "tool_call_id", "name", "created_at", "turn_id", "step", "tokens")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    role: str
+    text: str
+    tool_calls: _containers.RepeatedCompositeFieldContainer[ToolCall]
+    tool_call_id: str
+    name: str
+    created_at: str
+    turn_id: str
+    step: int
+    tokens: int
+    def __init__(self, id: _Optional[str] = ..., role: _Optional[str] = ..., text: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., tool_call_id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[str] = ..., turn_id: _Optional[str] = ..., step: _Optional[int] = ..., tokens: _Optional[int] = ...) -> None: ...
+
+class MemoryBlock(_message.Message):
+    __slots__ = ("label", "value", "limit")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    value: str
+    limit: int
+    def __init__(self, label: _Optional[str] = ..., value: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class AgentLimits(_message.Message):
+    __slots__ = ("max_steps", "max_tokens_per_turn", "function_result_max_chars", "memory_warning_fraction", "compaction_trigger_fraction", "compaction_target_fraction", "keep_last_messages", "reserved_completion_tokens")
+    MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_PER_TURN_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_RESULT_MAX_CHARS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_WARNING_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    COMPACTION_TRIGGER_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    COMPACTION_TARGET_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    KEEP_LAST_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    RESERVED_COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    max_steps: int
+    max_tokens_per_turn: int
+    function_result_max_chars: int
+    memory_warning_fraction: float
+    compaction_trigger_fraction: float
+    compaction_target_fraction: float
+    keep_last_messages: int
+    reserved_completion_tokens: int
+    def __init__(self, max_steps: _Optional[int] = ..., max_tokens_per_turn: _Optional[int] = ..., function_result_max_chars: _Optional[int] = ..., memory_warning_fraction: _Optional[float] = ..., compaction_trigger_fraction: _Optional[float] = ..., compaction_target_fraction: _Optional[float] = ..., keep_last_messages: _Optional[int] = ..., reserved_completion_tokens: _Optional[int] = ...) -> None: ...
+
+class AgentConfig(_message.Message):
+    __slots__ = ("id", "tenant_id", "name", "model", "context_window", "preset", "summarizer_model", "embedding_model", "embedding_dim", "limits", "created_at", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    PRESET_FIELD_NUMBER: _ClassVar[int]
+    SUMMARIZER_MODEL_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    tenant_id: str
+    name: str
+    model: str
+    context_window: int
+    preset: str
+    summarizer_model: str
+    embedding_model: str
+    embedding_dim: int
+    limits: AgentLimits
+    created_at: str
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., context_window: _Optional[int] = ..., preset: _Optional[str] = ..., summarizer_model: _Optional[str] = ..., embedding_model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., limits: _Optional[_Union[AgentLimits, _Mapping]] = ..., created_at: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class TurnProgress(_message.Message):
+    __slots__ = ("turn_id", "steps_done", "heartbeat_pending", "tokens_used", "completed", "stop_reason", "turn_seq", "recent_calls")
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    STEPS_DONE_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_PENDING_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_USED_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    STOP_REASON_FIELD_NUMBER: _ClassVar[int]
+    TURN_SEQ_FIELD_NUMBER: _ClassVar[int]
+    RECENT_CALLS_FIELD_NUMBER: _ClassVar[int]
+    turn_id: str
+    steps_done: int
+    heartbeat_pending: bool
+    tokens_used: int
+    completed: bool
+    stop_reason: str
+    turn_seq: int
+    recent_calls: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, turn_id: _Optional[str] = ..., steps_done: _Optional[int] = ..., heartbeat_pending: _Optional[bool] = ..., tokens_used: _Optional[int] = ..., completed: _Optional[bool] = ..., stop_reason: _Optional[str] = ..., turn_seq: _Optional[int] = ..., recent_calls: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AgentState(_message.Message):
+    __slots__ = ("config", "blocks", "summary", "queue", "revision", "recall_count", "archival_count", "last_memory_edit_at", "last_user_message_at", "turn", "last_step_id", "memory_warning_sent", "evicted_total", "pending_events")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    RECALL_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVAL_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAST_MEMORY_EDIT_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_USER_MESSAGE_AT_FIELD_NUMBER: _ClassVar[int]
+    TURN_FIELD_NUMBER: _ClassVar[int]
+    LAST_STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_WARNING_SENT_FIELD_NUMBER: _ClassVar[int]
+    EVICTED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PENDING_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    config: AgentConfig
+    blocks: _containers.RepeatedCompositeFieldContainer[MemoryBlock]
+    summary: str
+    queue: _containers.RepeatedCompositeFieldContainer[Message]
+    revision: int
+    recall_count: int
+    archival_count: int
+    last_memory_edit_at: str
+    last_user_message_at: str
+    turn: TurnProgress
+    last_step_id: str
+    memory_warning_sent: bool
+    evicted_total: int
+    pending_events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, config: _Optional[_Union[AgentConfig, _Mapping]] = ..., blocks: _Optional[_Iterable[_Union[MemoryBlock, _Mapping]]] = ..., summary: _Optional[str] = ..., queue: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., revision: _Optional[int] = ..., recall_count: _Optional[int] = ..., archival_count: _Optional[int] = ..., last_memory_edit_at: _Optional[str] = ..., last_user_message_at: _Optional[str] = ..., turn: _Optional[_Union[TurnProgress, _Mapping]] = ..., last_step_id: _Optional[str] = ..., memory_warning_sent: _Optional[bool] = ..., evicted_total: _Optional[int] = ..., pending_events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+
+class AgentRef(_message.Message):
+    __slots__ = ("tenant_id", "agent_id")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    agent_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., agent_id: _Optional[str] = ...) -> None: ...
+
+class Passage(_message.Message):
+    __slots__ = ("id", "text", "tags", "source_id", "position", "created_at", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    text: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    source_id: str
+    position: int
+    created_at: str
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., source_id: _Optional[str] = ..., position: _Optional[int] = ..., created_at: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class Checkpoint(_message.Message):
+    __slots__ = ("id", "name", "created_at", "revision")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    created_at: str
+    revision: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class Template(_message.Message):
+    __slots__ = ("kind", "name", "text", "updated_at")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    name: str
+    text: str
+    updated_at: str
+    def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., text: _Optional[str] = ..., updated_at: _Optional[str] = ...) -> None: ...
+
+class TokenUsage(_message.Message):
+    __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens")
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ...) -> None: ...
+
+class InnerThought(_message.Message):
+    __slots__ = ("text",)
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    def __init__(self, text: _Optional[str] = ...) -> None: ...
+
+class FunctionCall(_message.Message):
+    __slots__ = ("name", "arguments", "call_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENTS_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    arguments: str
+    call_id: str
+    def __init__(self, name: _Optional[str] = ..., arguments: _Optional[str] = ..., call_id: _Optional[str] = ...) -> None: ...
+
+class FunctionReturn(_message.Message):
+    __slots__ = ("name", "status", "result", "call_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    status: str
+    result: str
+    call_id: str
+    def __init__(self, name: _Optional[str] = ..., status: _Optional[str] = ..., result: _Optional[str] = ..., call_id: _Optional[str] = ...) -> None: ...
+
+class AssistantMessage(_message.Message):
+    __slots__ = ("text",)
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    def __init__(self, text: _Optional[str] = ...) -> None: ...
+
+class SystemAlert(_message.Message):
+    __slots__ = ("text",)
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    def __init__(self, text: _Optional[str] = ...) -> None: ...
+
+class UsageReport(_message.Message):
+    __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens", "model", "context_tokens", "context_window", "steps")
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    model: str
+    context_tokens: int
+    context_window: int
+    steps: int
+    def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., model: _Optional[str] = ..., context_tokens: _Optional[int] = ..., context_window: _Optional[int] = ..., steps: _Optional[int] = ...) -> None: ...
+
+class TurnCompleted(_message.Message):
+    __slots__ = ("stop_reason", "usage", "steps")
+    STOP_REASON_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    stop_reason: str
+    usage: UsageReport
+    steps: int
+    def __init__(self, stop_reason: _Optional[str] = ..., usage: _Optional[_Union[UsageReport, _Mapping]] = ..., steps: _Optional[int] = ...) -> None: ...
+
+class TurnFailed(_message.Message):
+    __slots__ = ("error", "code")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    error: str
+    code: str
+    def __init__(self, error: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("type", "seq", "turn_id", "agent_id", "tenant_id", "created_at", "step", "id", "inner_thought", "function_call", "function_return", "assistant_message", "system_alert", "usage", "turn_completed", "turn_failed")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    INNER_THOUGHT_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_CALL_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_RETURN_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANT_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    SYSTEM_ALERT_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    TURN_COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    TURN_FAILED_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    seq: int
+    turn_id: str
+    agent_id: str
+    tenant_id: str
+    created_at: str
+    step: int
+    id: str
+    inner_thought: InnerThought
+    function_call: FunctionCall
+    function_return: FunctionReturn
+    assistant_message: AssistantMessage
+    system_alert: SystemAlert
+    usage: UsageReport
+    turn_completed: TurnCompleted
+    turn_failed: TurnFailed
+    def __init__(self, type: _Optional[str] = ..., seq: _Optional[int] = ..., turn_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., created_at: _Optional[str] = ..., step: _Optional[int] = ..., id: _Optional[str] = ..., inner_thought: _Optional[_Union[InnerThought, _Mapping]] = ..., function_call: _Optional[_Union[FunctionCall, _Mapping]] = ..., function_return: _Optional[_Union[FunctionReturn, _Mapping]] = ..., assistant_message: _Optional[_Union[AssistantMessage, _Mapping]] = ..., system_alert: _Optional[_Union[SystemAlert, _Mapping]] = ..., usage: _Optional[_Union[UsageReport, _Mapping]] = ..., turn_completed: _Optional[_Union[TurnCompleted, _Mapping]] = ..., turn_failed: _Optional[_Union[TurnFailed, _Mapping]] = ...) -> None: ...
+
+class TurnRequest(_message.Message):
+    __slots__ = ("turn_id", "tenant_id", "agent_id", "message", "role", "created_at", "max_steps")
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
+    turn_id: str
+    tenant_id: str
+    agent_id: str
+    message: str
+    role: str
+    created_at: str
+    max_steps: int
+    def __init__(self, turn_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., message: _Optional[str] = ..., role: _Optional[str] = ..., created_at: _Optional[str] = ..., max_steps: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,266 @@
+"""A scripted OpenAI-compatible HTTP server for tests and benchmarks.
+
+Reached through the real `openai` SDK (base_url = `server.base_url`). Responses come from a script
+(a queue of steps pushed by the test) or, when the script is empty, from a default policy: reply to
+the last user message with a `send_message` tool call ("You said: ..."), or a short text for calls
+without tools (summaries). Every request body is recorded.
+
+Control from another process: POST /_script (JSON list of steps), GET /_requests, POST /_reset.
+
+A step is a dict with any of:
+  {"tool_call": {"name": "send_message", "arguments": {...} | "raw json text"}}
+  {"tool_calls": [...]}                    several calls at once
+  {"content": "text"}                      plain text (inner monologue, or a summary)
+  {"error": {"status": 429, "body": {...}, "headers": {"retry-after": "1"}}}
+  {"delay": 0.5}                           wait before answering (timeouts)
+  {"usage": {"prompt_tokens": 10, "completion_tokens": 5}}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+EMBED_DIM = 384
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def user_text(messages: list[dict[str, Any]]) -> str:
+    """The text of the last user message (unwrapping MemGPT-style JSON packing)."""
+    for m in reversed(messages):
+        if m.get("role") == "user":
+            content = m.get("content") or ""
+            if isinstance(content, list):
+                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            try:
+                data = json.loads(content)
+                if isinstance(data, dict) and "message" in data:
+                    return str(data["message"])
+            except (ValueError, TypeError):
+                pass
+            return str(content)
+    return ""
+
+
+def default_step(body: dict[str, Any]) -> dict[str, Any]:
+    """What the model does with no script: answer through send_message, or summarize."""
+    messages = body.get("messages", [])
+    tools = body.get("tools") or body.get("functions")
+    if not tools:
+        return {"content": "Summary of earlier conversation: " + user_text(messages)[:200]}
+    last = messages[-1] if messages else {}
+    if last.get("role") in ("tool", "function"):
+        # A function returned: finish without further heartbeat.
+        return {"content": "Done."}
+    return {"tool_call": {"name": "send_message",
+                          "arguments": {"message": "You said: " + user_text(messages),
+                                        "request_heartbeat": False}}}
+
+
+def fake_embedding(text: str, dim: int = EMBED_DIM) -> list[float]:
+    """Deterministic unit vector from a hash of the text."""
+    out: list[float] = []
+    seed = text.encode()
+    i = 0
+    while len(out) < dim:
+        h = hashlib.sha256(seed + i.to_bytes(4, "little")).digest()
+        out.extend((b - 127.5) / 127.5 for b in h)
+        i += 1
+    v = out[:dim]
+    norm = sum(x * x for x in v) ** 0.5 or 1.0
+    return [x / norm for x in v]
+
+
+class ScriptedLLM:
+    """The server; `start()` runs it in a background thread on a free port."""
+
+    def __init__(self, port: int | None = None, model: str = "gpt-4o-mini") -> None:
+        self.port = port or _free_port()
+        self.model = model
+        self.script: deque[dict[str, Any]] = deque()
+        self.requests: list[dict[str, Any]] = []
+        self.record = True
+        self._lock = threading.Lock()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.app = Starlette(routes=[
+            Route("/v1/chat/completions", self._chat, methods=["POST"]),
+            Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+            Route("/v1/models", self._models, methods=["GET"]),
+            Route("/_script", self._push_script, methods=["POST"]),
+            Route("/_requests", self._get_requests, methods=["GET"]),
+            Route("/_reset", self._reset, methods=["POST"]),
+        ])
+
+    # ---- control -------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def push(self, *steps: dict[str, Any]) -> None:
+        with self._lock:
+            self.script.extend(steps)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.script.clear()
+            self.requests.clear()
+
+    def chat_requests(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r for r in self.requests if r.get("_path") == "chat"]
+
+    def start(self) -> "ScriptedLLM":
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="off", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("scripted LLM did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.should_exit = True
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> "ScriptedLLM":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- handlers ------------------------------------------------------------------------
+    def _next_step(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            if self.record:
+                self.requests.append({**body, "_path": "chat"})
+            if self.script:
+                return self.script.popleft()
+        return default_step(body)
+
+    async def _chat(self, request: Request) -> Response:
+        body = await request.json()
+        step = self._next_step(body)
+        if step.get("delay"):
+            await asyncio.sleep(float(step["delay"]))
+        if "error" in step:
+            err = step["error"]
+            payload = err.get("body") or {"error": {"message": err.get("message", "scripted error"),
+                                                    "type": err.get("type", "server_error"),
+                                                    "code": err.get("code")}}
+            return JSONResponse(payload, status_code=int(err.get("status", 500)),
+                                headers=err.get("headers") or {})
+        message: dict[str, Any] = {"role": "assistant", "content": step.get("content")}
+        calls = step.get("tool_calls") or ([step["tool_call"]] if "tool_call" in step else [])
+        tool_calls = []
+        for call in calls:
+            args = call.get("arguments", {})
+            tool_calls.append({
+                "id": call.get("id") or f"call_{uuid.uuid4().hex[:12]}",
+                "type": "function",
+                "function": {"name": call["name"],
+                             "arguments": args if isinstance(args, str) else json.dumps(args)},
+            })
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        finish = "tool_calls" if tool_calls else "stop"
+        prompt_chars = sum(len(json.dumps(m)) for m in body.get("messages", []))
+        usage = step.get("usage") or {"prompt_tokens": max(1, prompt_chars // 4),
+                                      "completion_tokens": 8}
+        usage = {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
+        created = int(time.time())
+        cid = f"chatcmpl-{uuid.uuid4().hex[:16]}"
+        model = body.get("model", self.model)
+        if body.get("stream"):
+            return StreamingResponse(self._stream(cid, created, model, message, finish, usage),
+                                     media_type="text/event-stream")
+        return JSONResponse({
+            "id": cid, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": usage,
+        })
+
+    async def _stream(self, cid: str, created: int, model: str, message: dict[str, Any],
+                      finish: str, usage: dict[str, Any]):  # type: ignore[no-untyped-def]
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> str:
+            data = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}], **extra}
+            return f"data: {json.dumps(data)}\n\n"
+
+        yield chunk({"role": "assistant"})
+        content = message.get("content") or ""
+        for i in range(0, len(content), 8):
+            yield chunk({"content": content[i:i + 8]})
+        for idx, call in enumerate(message.get("tool_calls", [])):
+            yield chunk({"tool_calls": [{"index": idx, "id": call["id"], "type": "function",
+                                         "function": {"name": call["function"]["name"], "arguments": ""}}]})
+            args = call["function"]["arguments"]
+            for i in range(0, len(args), 16):
+                yield chunk({"tool_calls": [{"index": idx, "function": {"arguments": args[i:i + 16]}}]})
+        yield chunk({}, finish)
+        yield f"data: {json.dumps({'id': cid, 'object': 'chat.completion.chunk', 'created': created, 'model': model, 'choices': [], 'usage': usage})}\n\n"
+        yield "data: [DONE]\n\n"
+
+    async def _embeddings(self, request: Request) -> Response:
+        body = await request.json()
+        with self._lock:
+            if self.record:
+                self.requests.append({**body, "_path": "embeddings"})
+        inputs = body.get("input")
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        dim = int(body.get("dimensions") or EMBED_DIM)
+        data = [{"object": "embedding", "index": i, "embedding": fake_embedding(str(t), dim)}
+                for i, t in enumerate(texts)]
+        tokens = sum(len(str(t).split()) for t in texts)
+        return JSONResponse({"object": "list", "data": data, "model": body.get("model", "text-embedding-3-small"),
+                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+    async def _models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [
+            {"id": self.model, "object": "model", "created": 0, "owned_by": "scripted"}]})
+
+    async def _push_script(self, request: Request) -> Response:
+        steps = await request.json()
+        self.push(*steps)
+        return JSONResponse({"queued": len(self.script)})
+
+    async def _get_requests(self, request: Request) -> Response:
+        with self._lock:
+            return JSONResponse(self.requests)
+
+    async def _reset(self, request: Request) -> Response:
+        self.reset()
+        return JSONResponse({"ok": True})
+
+
+if __name__ == "__main__":  # standalone: python -m tests.scripted_llm [port]
+    import sys
+
+    srv = ScriptedLLM(int(sys.argv[1]) if len(sys.argv) > 1 else None)
+    config = uvicorn.Config(srv.app, host="127.0.0.1", port=srv.port, log_level="warning", lifespan="off")
+    print(srv.base_url, flush=True)
+    uvicorn.Server(config).run()
