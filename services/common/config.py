@@ -48,6 +48,15 @@ class Settings(BaseSettings):
 
     # Orchestrator
     orchestrator_concurrency: int = 64
+    orchestrator_ack_wait: float = 30.0        # seconds before an unacked turn is redelivered
+    orchestrator_lease_ttl: float = 10.0       # per-agent step lease, refreshed while a turn runs
+    orchestrator_session_gap: float = 3600.0   # seconds of silence before a login event
+    orchestrator_max_steps: int = 10
+    orchestrator_max_tokens_per_turn: int = 200_000
+    orchestrator_function_result_max_chars: int = 3000
+    orchestrator_keep_last_messages: int = 4
+    orchestrator_reserved_completion_tokens: int = 512
+    orchestrator_loop_repeats: int = 3         # identical calls in one turn before loop_detected
 
     # Logging
     log_level: str = "INFO"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -40,18 +41,23 @@ class TracingServerInterceptor(grpc.aio.ServerInterceptor):
         carrier = {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}
         tracer = self._tracer
 
+        rpc_service, _, rpc_method = method.lstrip("/").rpartition("/")
+
         def _start() -> tuple[trace.Span, object]:
             parent = telemetry.extract(carrier)
             s = tracer.start_span(method.lstrip("/"), context=parent, kind=SpanKind.SERVER,
-                                  attributes={"rpc.system": "grpc", "rpc.method": method})
+                                  attributes={"rpc.system": "grpc", "rpc.service": rpc_service,
+                                              "rpc.method": rpc_method})
             token = otel_context.attach(trace.set_span_in_context(s, parent))
             return s, token
 
-        def _end(s: trace.Span, token: object, exc: BaseException | None) -> None:
-            if exc is not None and not isinstance(exc, StopAsyncIteration):
-                s.record_exception(exc)
-                s.set_status(Status(StatusCode.ERROR, str(exc)))
-            otel_context.detach(token)  # type: ignore[arg-type]
+        def _end(s: trace.Span, token: object, exc: BaseException | None,
+                 context: grpc.aio.ServicerContext | None = None) -> None:
+            _finish_server_span(s, exc, context)
+            try:
+                otel_context.detach(token)  # type: ignore[arg-type]
+            except Exception:  # noqa: BLE001 - a stream closed from another task: context already gone
+                pass
             s.end()
 
         if handler.unary_unary:
@@ -62,27 +68,16 @@ class TracingServerInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     result = await inner(request, context)
                 except BaseException as exc:
-                    _end(s, token, exc)
+                    _end(s, token, exc, context)
                     raise
-                _end(s, token, None)
+                _end(s, token, None, context)
                 return result
 
             return grpc.unary_unary_rpc_method_handler(uu, handler.request_deserializer,
                                                        handler.response_serializer)
         if handler.unary_stream:
-            inner_us = handler.unary_stream
-
-            async def us(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                s, token = _start()
-                try:
-                    async for item in inner_us(request, context):
-                        yield item
-                except BaseException as exc:
-                    _end(s, token, exc)
-                    raise
-                _end(s, token, None)
-
-            return grpc.unary_stream_rpc_method_handler(us, handler.request_deserializer,
+            return grpc.unary_stream_rpc_method_handler(_traced_stream(handler.unary_stream, _start, _end),
+                                                        handler.request_deserializer,
                                                         handler.response_serializer)
         if handler.stream_unary:
             inner_su = handler.stream_unary
@@ -92,29 +87,81 @@ class TracingServerInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     result = await inner_su(request_iter, context)
                 except BaseException as exc:
-                    _end(s, token, exc)
+                    _end(s, token, exc, context)
                     raise
-                _end(s, token, None)
+                _end(s, token, None, context)
                 return result
 
             return grpc.stream_unary_rpc_method_handler(su, handler.request_deserializer,
                                                         handler.response_serializer)
         if handler.stream_stream:
-            inner_ss = handler.stream_stream
-
-            async def ss(request_iter: Any, context: grpc.aio.ServicerContext) -> Any:
-                s, token = _start()
-                try:
-                    async for item in inner_ss(request_iter, context):
-                        yield item
-                except BaseException as exc:
-                    _end(s, token, exc)
-                    raise
-                _end(s, token, None)
-
-            return grpc.stream_stream_rpc_method_handler(ss, handler.request_deserializer,
+            return grpc.stream_stream_rpc_method_handler(_traced_stream(handler.stream_stream, _start, _end),
+                                                         handler.request_deserializer,
                                                          handler.response_serializer)
         return handler
+
+
+def _traced_stream(inner: Callable[..., Any], start: Callable[[], tuple[trace.Span, object]],
+                   end: Callable[..., None]) -> Callable[..., Any]:
+    """Wrap a response-streaming handler in its span: an async generator, or a coroutine that
+    writes with `context.write()` (the wrapper keeps the same style: gRPC forbids mixing them)."""
+    if inspect.isasyncgenfunction(inner):
+        async def gen(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            s, token = start()
+            try:
+                async for item in inner(request, context):
+                    yield item
+            except BaseException as exc:
+                end(s, token, exc, context)
+                raise
+            end(s, token, None, context)
+        return gen
+
+    async def coro(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        s, token = start()
+        try:
+            result = await inner(request, context)
+        except BaseException as exc:
+            end(s, token, exc, context)
+            raise
+        end(s, token, None, context)
+        return result
+    return coro
+
+
+# Server-side gRPC codes that mean the server failed (OTel RPC semantic conventions); any other
+# non-OK code (INVALID_ARGUMENT, NOT_FOUND, ...) is the caller's mistake, not a server span error.
+_SERVER_ERROR_CODES = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED,
+                       grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.INTERNAL,
+                       grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS}
+
+
+def _finish_server_span(s: trace.Span, exc: BaseException | None,
+                        context: grpc.aio.ServicerContext | None) -> None:
+    """Set the gRPC status code on a server span; mark it failed for server errors only."""
+    if isinstance(exc, (StopAsyncIteration, GeneratorExit)):
+        exc = None
+    code: grpc.StatusCode | None = None
+    try:
+        code = context.code() if context is not None else None
+    except Exception:  # noqa: BLE001 - older grpc: no code() on the context
+        code = None
+    if isinstance(code, int):
+        code = next((c for c in grpc.StatusCode if c.value[0] == code), None)
+    if code is None:
+        code = grpc.StatusCode.OK if exc is None else grpc.StatusCode.UNKNOWN
+    s.set_attribute("rpc.grpc.status_code", code.value[0])
+    if code in _SERVER_ERROR_CODES or (exc is not None and code == grpc.StatusCode.UNKNOWN):
+        if exc is not None:
+            s.record_exception(exc)
+        details = ""
+        try:
+            details = (context.details() or "") if context is not None else ""
+        except Exception:  # noqa: BLE001
+            details = ""
+        s.set_status(Status(StatusCode.ERROR, details or (str(exc) if exc else code.name)))
+    elif code != grpc.StatusCode.OK:
+        s.set_attribute("rpc.grpc.status_detail", code.name)
 
 
 class _TraceClientInterceptor:
@@ -122,8 +169,10 @@ class _TraceClientInterceptor:
 
     @staticmethod
     def _details(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-        md = list(details.metadata or [])
-        md.extend(telemetry.grpc_metadata())
+        trace_md = telemetry.grpc_metadata()
+        names = {k for k, _ in trace_md}
+        md = [(k, v) for k, v in (details.metadata or []) if k not in names]
+        md.extend(trace_md)
         return grpc.aio.ClientCallDetails(details.method, details.timeout, md,
                                           details.credentials, details.wait_for_ready)
 

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from mnemo.common.config import Settings, get_settings
 from mnemo.common.logs import setup_logging
-from mnemo.common.metrics import setup_metrics
+from mnemo.common.metrics import observe_service_queues, setup_metrics
 from mnemo.common.telemetry import setup_telemetry
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,9 @@ def run_service(name: str, factory: Callable[[Settings], Service], metrics_port:
     """Start the service built by `factory` and run until SIGINT / SIGTERM."""
     settings = get_settings()
     setup_logging(name, settings.log_level, settings.log_format)
-    setup_telemetry(f"mnemo-{name}")
-    setup_metrics(f"mnemo-{name}", settings.metrics_port if metrics_port is None else metrics_port)
+    service_name = f"mnemo-{name.replace('_', '-')}"  # mnemo-llm-proxy, as in dashboards and manifests
+    setup_telemetry(service_name)
+    setup_metrics(service_name, settings.metrics_port if metrics_port is None else metrics_port)
 
     async def main() -> None:
         service = factory(settings)
@@ -37,9 +38,12 @@ def run_service(name: str, factory: Callable[[Settings], Service], metrics_port:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await service.start()
+        queues = await observe_service_queues(name, settings.nats_servers)
         log.info("%s started", name)
         await stop.wait()
         log.info("%s stopping", name)
+        if queues is not None:
+            await queues.stop()
         await service.stop()
 
     asyncio.run(main())

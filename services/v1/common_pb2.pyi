@@ -126,7 +126,7 @@ class TurnProgress(_message.Message):
     def __init__(self, turn_id: _Optional[str] = ..., steps_done: _Optional[int] = ..., heartbeat_pending: _Optional[bool] = ..., tokens_used: _Optional[int] = ..., completed: _Optional[bool] = ..., stop_reason: _Optional[str] = ..., turn_seq: _Optional[int] = ..., recent_calls: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AgentState(_message.Message):
-    __slots__ = ("config", "blocks", "summary", "queue", "revision", "recall_count", "archival_count", "last_memory_edit_at", "last_user_message_at", "turn", "last_step_id", "memory_warning_sent", "evicted_total", "pending_events")
+    __slots__ = ("config", "blocks", "summary", "queue", "revision", "recall_count", "archival_count", "last_memory_edit_at", "last_user_message_at", "turn", "last_step_id", "memory_warning_sent", "evicted_total", "pending_events", "commit_outbox")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
@@ -141,6 +141,7 @@ class AgentState(_message.Message):
     MEMORY_WARNING_SENT_FIELD_NUMBER: _ClassVar[int]
     EVICTED_TOTAL_FIELD_NUMBER: _ClassVar[int]
     PENDING_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_OUTBOX_FIELD_NUMBER: _ClassVar[int]
     config: AgentConfig
     blocks: _containers.RepeatedCompositeFieldContainer[MemoryBlock]
     summary: str
@@ -155,7 +156,8 @@ class AgentState(_message.Message):
     memory_warning_sent: bool
     evicted_total: int
     pending_events: _containers.RepeatedCompositeFieldContainer[Event]
-    def __init__(self, config: _Optional[_Union[AgentConfig, _Mapping]] = ..., blocks: _Optional[_Iterable[_Union[MemoryBlock, _Mapping]]] = ..., summary: _Optional[str] = ..., queue: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., revision: _Optional[int] = ..., recall_count: _Optional[int] = ..., archival_count: _Optional[int] = ..., last_memory_edit_at: _Optional[str] = ..., last_user_message_at: _Optional[str] = ..., turn: _Optional[_Union[TurnProgress, _Mapping]] = ..., last_step_id: _Optional[str] = ..., memory_warning_sent: _Optional[bool] = ..., evicted_total: _Optional[int] = ..., pending_events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+    commit_outbox: _containers.RepeatedCompositeFieldContainer[Message]
+    def __init__(self, config: _Optional[_Union[AgentConfig, _Mapping]] = ..., blocks: _Optional[_Iterable[_Union[MemoryBlock, _Mapping]]] = ..., summary: _Optional[str] = ..., queue: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., revision: _Optional[int] = ..., recall_count: _Optional[int] = ..., archival_count: _Optional[int] = ..., last_memory_edit_at: _Optional[str] = ..., last_user_message_at: _Optional[str] = ..., turn: _Optional[_Union[TurnProgress, _Mapping]] = ..., last_step_id: _Optional[str] = ..., memory_warning_sent: _Optional[bool] = ..., evicted_total: _Optional[int] = ..., pending_events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., commit_outbox: _Optional[_Iterable[_Union[Message, _Mapping]]] = ...) -> None: ...
 
 class AgentRef(_message.Message):
     __slots__ = ("tenant_id", "agent_id")

@@ -27,6 +27,10 @@ class RecallDoc:
     turn_id: str = ""
     vector: list[float] | None = None
     extra: dict[str, str] = field(default_factory=dict)  # serialized message fields (tool calls, name...)
+    # Text of the neighbouring turns, indexed with the message (words and meaning) so that a question
+    # finds the turn whose answer is spread over a short exchange. Empty: the backend derives it from
+    # the stored neighbouring messages (one before, one after) and keeps it current as messages arrive.
+    context: str = ""
 
 
 @dataclass(slots=True)

@@ -1,0 +1,151 @@
+"""Turn latency and throughput through the REST API of the whole stack (`mnemo up` processes) with a
+0 ms scripted model in its own process.
+
+    .venv/bin/python bench/turns.py [--sequential N] [--agents A] [--turns T]
+
+(a) N sequential turns to one agent: p50 / p95 per-turn latency.
+(b) A agents x T turns at once (each agent's turns in sequence): turns/s, p50 / p95, errors,
+    CPU seconds per turn and RSS of every stack process.
+Targets (issue 5): p50 <= 10 ms, >= 300 turns/s, 0 errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx  # noqa: E402
+import psutil  # noqa: E402
+
+from tests.e2e.stack import Stack  # noqa: E402
+from tests.helpers import ENV_BASE, free_port, wait_port  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else float("nan")
+
+
+def stack_processes(stack: Stack) -> list[psutil.Process]:
+    assert stack.proc is not None
+    root = psutil.Process(stack.proc.pid)
+    return [root, *root.children(recursive=True)]
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def rss_mib(procs: list[psutil.Process]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for p in procs:
+        try:
+            cmd = " ".join(p.cmdline())
+            name = next((s for s in ("orchestrator", "memory", "llm_proxy", "gateway", "nats-server")
+                         if s in cmd), "mnemo up")
+            out[name] = out.get(name, 0.0) + p.memory_info().rss / 2**20
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+async def send(client: httpx.AsyncClient, agent: str, text: str) -> float:
+    began = time.perf_counter()
+    r = await client.post(f"/v1/agents/{agent}/messages", json={"message": text})
+    elapsed = time.perf_counter() - began
+    if r.status_code != 200 or r.json().get("stop_reason") != "end_turn":
+        raise RuntimeError(f"turn failed: {r.status_code} {r.text[:300]}")
+    return elapsed
+
+
+async def create_agent(client: httpx.AsyncClient, name: str) -> str:
+    r = await client.post("/v1/agents", json={"name": name})
+    r.raise_for_status()
+    return r.json()["id"]
+
+
+async def sequential(client: httpx.AsyncClient, n: int) -> None:
+    agent = await create_agent(client, "bench-seq")
+    for i in range(10):  # warm-up
+        await send(client, agent, f"warm up {i}")
+    lat = [await send(client, agent, f"message {i}") for i in range(n)]
+    print(f"(a) {n} sequential turns, one agent: p50 {pct(lat, .5) * 1000:.1f} ms, "
+          f"p95 {pct(lat, .95) * 1000:.1f} ms, mean {statistics.mean(lat) * 1000:.1f} ms")
+
+
+async def concurrent(client: httpx.AsyncClient, stack: Stack, agents: int, turns: int) -> None:
+    ids = [await create_agent(client, f"bench-{i}") for i in range(agents)]
+    lat: list[float] = []
+    errors: list[str] = []
+
+    async def drive(agent: str) -> None:
+        for i in range(turns):
+            try:
+                lat.append(await send(client, agent, f"hello number {i}"))
+            except Exception as exc:  # noqa: BLE001 - counted and reported
+                errors.append(str(exc)[:200])
+
+    procs = stack_processes(stack)
+    cpu0 = cpu_seconds(procs)
+    began = time.perf_counter()
+    await asyncio.gather(*(drive(a) for a in ids))
+    wall = time.perf_counter() - began
+    cpu = cpu_seconds(procs) - cpu0
+    done = len(lat)
+    rss = rss_mib(procs)
+    print(f"(b) {agents} agents x {turns} turns concurrently: {done / wall:.0f} turns/s, "
+          f"p50 {pct(lat, .5) * 1000:.1f} ms, p95 {pct(lat, .95) * 1000:.1f} ms, errors {len(errors)}, "
+          f"CPU {cpu / max(done, 1) * 1000:.1f} ms/turn (all stack processes), "
+          f"RSS {sum(rss.values()):.0f} MiB ({', '.join(f'{k} {v:.0f}' for k, v in sorted(rss.items()))})")
+    if errors:
+        print("   first errors:", *errors[:3], sep="\n   ")
+
+
+async def run(args: argparse.Namespace, stack: Stack) -> None:
+    headers = {"Authorization": f"Bearer {stack.api_key}"}
+    limits = httpx.Limits(max_connections=args.agents + 10, max_keepalive_connections=args.agents + 10)
+    async with httpx.AsyncClient(base_url=stack.base_url, headers=headers, timeout=60, limits=limits) as client:
+        await sequential(client, args.sequential)
+        await concurrent(client, stack, args.agents, args.turns)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sequential", type=int, default=200)
+    parser.add_argument("--agents", type=int, default=50)
+    parser.add_argument("--turns", type=int, default=10)
+    args = parser.parse_args()
+    port = free_port()
+    llm = subprocess.Popen([sys.executable, "-m", "tests.scripted_llm", str(port)], env=ENV_BASE,
+                           cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        with tempfile.TemporaryDirectory() as tmp:
+            stack = Stack(Path(tmp) / "home", llm_base_url=f"http://127.0.0.1:{port}/v1").start(timeout=300)
+            try:
+                print(f"stack up in {stack.startup_seconds:.1f}s")
+                asyncio.run(run(args, stack))
+            finally:
+                stack.stop()
+    finally:
+        llm.terminate()
+        llm.wait()
+
+
+if __name__ == "__main__":
+    main()

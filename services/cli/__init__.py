@@ -1,0 +1,1 @@
+"""The `mnemo` command line: `mnemo up` (the local stack), `mnemo run` (chat) and management commands."""

@@ -1,0 +1,1 @@
+"""The gateway: REST + public gRPC AgentService, tenants and API keys, limits, event streaming."""

@@ -1,0 +1,55 @@
+"""Protobuf messages <-> the JSON shapes of the REST API."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message as PbMessage
+
+from mnemo.v1 import agent_pb2, common_pb2
+
+
+def to_json(msg: PbMessage) -> dict[str, Any]:
+    """Every field by its proto name (defaults included; unset oneof members left out; int64 as numbers)."""
+    out: dict[str, Any] = {}
+    for field in msg.DESCRIPTOR.fields:
+        if field.containing_oneof is not None and not msg.HasField(field.name):
+            continue
+        out[field.name] = _field_value(field, getattr(msg, field.name))
+    return out
+
+
+def _scalar(field: FieldDescriptor, value: Any) -> Any:
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        return to_json(value)
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return base64.b64encode(value).decode()
+    return value
+
+
+def _field_value(field: FieldDescriptor, value: Any) -> Any:
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        value_field = field.message_type.fields_by_name["value"]
+        return {k: _scalar(value_field, v) for k, v in value.items()}
+    if field.is_repeated:
+        return [_scalar(field, v) for v in value]
+    return _scalar(field, value)
+
+
+def public_agent(state: common_pb2.AgentState) -> agent_pb2.Agent:
+    """The user-facing view of an agent's state."""
+    cfg = state.config
+    return agent_pb2.Agent(
+        id=cfg.id, name=cfg.name, model=cfg.model, context_window=cfg.context_window, preset=cfg.preset,
+        limits=cfg.limits, blocks=list(state.blocks), created_at=cfg.created_at,
+        counts={"recall": state.recall_count, "archival": state.archival_count, "queue": len(state.queue)},
+        embedding_model=cfg.embedding_model, embedding_dim=cfg.embedding_dim)
+
+
+def config_agent(cfg: common_pb2.AgentConfig) -> agent_pb2.Agent:
+    """The user-facing view of a config alone (agent lists)."""
+    return agent_pb2.Agent(id=cfg.id, name=cfg.name, model=cfg.model, context_window=cfg.context_window,
+                           preset=cfg.preset, limits=cfg.limits, created_at=cfg.created_at,
+                           embedding_model=cfg.embedding_model, embedding_dim=cfg.embedding_dim)

@@ -1,0 +1,256 @@
+"""What the gateway does, independent of transport: tenant-scoped calls to the memory service.
+
+REST (rest_*.py) and gRPC (grpc_api.py) both call this; failures are ApiError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import time
+
+import grpc
+
+from mnemo.common.ids import is_token
+from mnemo.gateway.convert import config_agent, public_agent
+from mnemo.gateway.errors import ApiError
+from mnemo.v1 import agent_pb2, common_pb2, memory_pb2, memory_pb2_grpc
+
+T = TypeVar("T")
+MEMORY_TIMEOUT = 30.0
+TEMPLATE_KINDS = ("persona", "human")
+
+
+def check_agent_id(agent_id: str) -> None:
+    """An id that cannot exist is simply not found (never a 500, never a subject injection)."""
+    if not is_token(agent_id):
+        raise ApiError(404, f"agent {agent_id!r} not found")
+
+
+class Core:
+    """Tenant-scoped operations over the memory service's gRPC API."""
+
+    def __init__(self, memory: memory_pb2_grpc.MemoryServiceStub, owner_ttl: float = 5.0) -> None:
+        self.memory = memory
+        self.owner_ttl = owner_ttl
+        self._owned: dict[tuple[str, str], float] = {}
+
+    async def owned(self, tenant_id: str, agent_id: str) -> common_pb2.AgentRef:
+        """The agent's ref once the tenant is known to own it (404 otherwise).
+
+        Defence in depth: the memory service filters by tenant too; positive answers are cached
+        for `owner_ttl` seconds (a deleted agent is then still refused by the memory service).
+        """
+        ref = self.ref(tenant_id, agent_id)
+        key = (tenant_id, agent_id)
+        now = time.monotonic()
+        if self._owned.get(key, 0.0) < now:
+            await self.call(self.memory.GetAgent, ref)
+            if len(self._owned) > 50_000:
+                self._owned.clear()
+            self._owned[key] = now + self.owner_ttl
+        return ref
+
+    async def call(self, method: Callable[..., Awaitable[T]], request: Any,
+                   timeout: float = MEMORY_TIMEOUT) -> T:
+        try:
+            return await method(request, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise ApiError.from_rpc(exc, "the memory service") from exc
+
+    @staticmethod
+    def ref(tenant_id: str, agent_id: str) -> common_pb2.AgentRef:
+        check_agent_id(agent_id)
+        return common_pb2.AgentRef(tenant_id=tenant_id, agent_id=agent_id)
+
+    # ---- agents ----
+    async def create_agent(self, tenant_id: str, request: memory_pb2.CreateAgentRequest) -> agent_pb2.Agent:
+        request.tenant_id = tenant_id
+        request.config.tenant_id = tenant_id
+        request.config.id = ""
+        return public_agent(await self.call(self.memory.CreateAgent, request))
+
+    async def get_state(self, tenant_id: str, agent_id: str) -> common_pb2.AgentState:
+        return await self.call(self.memory.GetAgent, self.ref(tenant_id, agent_id))
+
+    async def get_agent(self, tenant_id: str, agent_id: str) -> agent_pb2.Agent:
+        return public_agent(await self.get_state(tenant_id, agent_id))
+
+    async def list_agents(self, tenant_id: str, page: int, page_size: int) -> agent_pb2.ListAgentsResponse:
+        resp = await self.call(self.memory.ListAgents, memory_pb2.ListAgentsRequest(
+            tenant_id=tenant_id, page=page, page_size=page_size))
+        return resp
+
+    @staticmethod
+    def list_view(resp: memory_pb2.ListAgentsResponse) -> list[agent_pb2.Agent]:
+        return [config_agent(cfg) for cfg in resp.agents]
+
+    async def update_agent(self, tenant_id: str, agent_id: str, config: common_pb2.AgentConfig,
+                           mask: list[str]) -> agent_pb2.Agent:
+        config.id = agent_id
+        config.tenant_id = tenant_id
+        if not mask:
+            return await self.get_agent(tenant_id, agent_id)
+        state = await self.call(self.memory.UpdateAgent, memory_pb2.UpdateAgentRequest(
+            ref=await self.owned(tenant_id, agent_id), config=config, update_mask=mask))
+        return public_agent(state)
+
+    async def delete_agent(self, tenant_id: str, agent_id: str) -> None:
+        await self.call(self.memory.DeleteAgent, self.ref(tenant_id, agent_id))
+        self._owned.pop((tenant_id, agent_id), None)
+
+    # ---- core memory and queue ----
+    async def core_memory(self, tenant_id: str, agent_id: str) -> memory_pb2.CoreMemory:
+        return await self.call(self.memory.GetCoreMemory, await self.owned(tenant_id, agent_id))
+
+    async def get_block(self, tenant_id: str, agent_id: str, label: str) -> common_pb2.MemoryBlock:
+        core = await self.core_memory(tenant_id, agent_id)
+        for block in core.blocks:
+            if block.label == label:
+                return block
+        raise ApiError(404, f"memory block {label!r} not found")
+
+    async def set_block(self, tenant_id: str, agent_id: str, label: str, value: str,
+                        limit: int = 0) -> common_pb2.MemoryBlock:
+        return await self.call(self.memory.UpdateBlock, memory_pb2.UpdateBlockRequest(
+            ref=await self.owned(tenant_id, agent_id), label=label, op="set", value=value, limit=limit))
+
+    async def pop_messages(self, tenant_id: str, agent_id: str, count: int) -> memory_pb2.PopMessagesResponse:
+        return await self.call(self.memory.PopMessages, memory_pb2.PopMessagesRequest(
+            ref=await self.owned(tenant_id, agent_id), count=count))
+
+    async def rewrite_message(self, tenant_id: str, agent_id: str, text: str,
+                              message_id: str = "") -> common_pb2.Message:
+        return await self.call(self.memory.RewriteMessage, memory_pb2.RewriteMessageRequest(
+            ref=await self.owned(tenant_id, agent_id), message_id=message_id, text=text))
+
+    # ---- recall / archival ----
+    async def search_recall(self, tenant_id: str, agent_id: str, *, query: str = "", start: str = "",
+                            end: str = "", role: str = "", page: int = 1,
+                            page_size: int = 20) -> memory_pb2.SearchRecallResponse:
+        return await self.call(self.memory.SearchRecall, memory_pb2.SearchRecallRequest(
+            ref=await self.owned(tenant_id, agent_id), query=query, start=start, end=end, role=role, page=page,
+            page_size=page_size))
+
+    async def import_recall(self, tenant_id: str, agent_id: str,
+                            messages: list[common_pb2.Message]) -> memory_pb2.ImportRecallResponse:
+        return await self.call(self.memory.ImportRecall, memory_pb2.ImportRecallRequest(
+            ref=await self.owned(tenant_id, agent_id), messages=messages))
+
+    async def search_archival(self, tenant_id: str, agent_id: str, *, query: str = "",
+                              tags: list[str] | None = None, page: int = 1,
+                              page_size: int = 20) -> memory_pb2.SearchArchivalResponse:
+        return await self.call(self.memory.SearchArchival, memory_pb2.SearchArchivalRequest(
+            ref=await self.owned(tenant_id, agent_id), query=query, tags=tags or [], page=page, page_size=page_size))
+
+    async def insert_archival(self, tenant_id: str, agent_id: str,
+                              passages: list[memory_pb2.PassageInput]) -> memory_pb2.InsertArchivalResponse:
+        return await self.call(self.memory.InsertArchival, memory_pb2.InsertArchivalRequest(
+            ref=await self.owned(tenant_id, agent_id), passages=passages))
+
+    async def delete_archival(self, tenant_id: str, agent_id: str, passage_id: str) -> None:
+        if not passage_id or len(passage_id) > 200:
+            raise ApiError(404, f"passage {passage_id!r} not found")
+        await self.call(self.memory.DeleteArchival, memory_pb2.DeleteArchivalRequest(
+            ref=await self.owned(tenant_id, agent_id), passage_id=passage_id))
+
+    async def ingest_document(self, tenant_id: str, agent_id: str, filename: str, content_type: str,
+                              tags: list[str], data: AsyncIterator[bytes]) -> memory_pb2.IngestProgress:
+        """Stream a document to the memory service; the final progress report."""
+        ref = await self.owned(tenant_id, agent_id)  # 404 before reading the body
+
+        body_error: list[BaseException] = []
+
+        async def chunks() -> AsyncIterator[memory_pb2.DocumentChunk]:
+            yield memory_pb2.DocumentChunk(header=memory_pb2.DocumentHeader(
+                ref=ref, filename=filename, content_type=content_type, tags=tags))
+            try:
+                async for piece in data:
+                    if piece:
+                        yield memory_pb2.DocumentChunk(data=piece)
+            except Exception as exc:  # e.g. BodyTooLarge: reported below, not as a gRPC error
+                body_error.append(exc)
+                raise
+
+        last = memory_pb2.IngestProgress()
+        try:
+            async for progress in self.memory.IngestDocument(chunks(), timeout=3600.0):
+                last = progress
+        except grpc.aio.AioRpcError as exc:
+            if body_error:
+                raise body_error[0] from exc
+            raise ApiError.from_rpc(exc, "the memory service") from exc
+        if body_error:
+            raise body_error[0]
+        return last
+
+    # ---- checkpoints, export / import ----
+    async def create_checkpoint(self, tenant_id: str, agent_id: str, name: str) -> common_pb2.Checkpoint:
+        return await self.call(self.memory.CreateCheckpoint, memory_pb2.CreateCheckpointRequest(
+            ref=await self.owned(tenant_id, agent_id), name=name))
+
+    async def list_checkpoints(self, tenant_id: str, agent_id: str) -> memory_pb2.ListCheckpointsResponse:
+        return await self.call(self.memory.ListCheckpoints, await self.owned(tenant_id, agent_id))
+
+    async def restore_checkpoint(self, tenant_id: str, agent_id: str, checkpoint_id: str) -> agent_pb2.Agent:
+        if not checkpoint_id or len(checkpoint_id) > 200:
+            raise ApiError(404, f"checkpoint {checkpoint_id!r} not found")
+        state = await self.call(self.memory.RestoreCheckpoint, memory_pb2.RestoreCheckpointRequest(
+            ref=await self.owned(tenant_id, agent_id), checkpoint_id=checkpoint_id))
+        return public_agent(state)
+
+    async def export_agent(self, tenant_id: str, agent_id: str) -> AsyncIterator[bytes]:
+        """The export's bytes; the first chunk is fetched before returning, so a 404 comes early."""
+        stream = self.memory.ExportAgent(await self.owned(tenant_id, agent_id), timeout=3600.0)
+        try:
+            first = await stream.read()
+        except grpc.aio.AioRpcError as exc:
+            raise ApiError.from_rpc(exc, "the memory service") from exc
+
+        async def rest() -> AsyncIterator[bytes]:
+            if first is not grpc.aio.EOF:
+                yield first.data
+                async for chunk in stream:
+                    yield chunk.data
+        return rest()
+
+    async def import_agent(self, tenant_id: str, data: AsyncIterator[bytes]) -> agent_pb2.Agent:
+        async def chunks() -> AsyncIterator[memory_pb2.ImportChunk]:
+            yield memory_pb2.ImportChunk(tenant_id=tenant_id)
+            async for piece in data:
+                if piece:
+                    yield memory_pb2.ImportChunk(data=piece)
+        try:
+            state = await self.memory.ImportAgent(chunks(), timeout=3600.0)
+        except grpc.aio.AioRpcError as exc:
+            raise ApiError.from_rpc(exc, "the memory service") from exc
+        return public_agent(state)
+
+    # ---- templates ----
+    @staticmethod
+    def check_kind(kind: str) -> None:
+        if kind not in TEMPLATE_KINDS:
+            raise ApiError(400, f"template kind must be one of {', '.join(TEMPLATE_KINDS)}")
+
+    async def list_templates(self, tenant_id: str, kind: str) -> memory_pb2.ListTemplatesResponse:
+        self.check_kind(kind)
+        return await self.call(self.memory.ListTemplates, memory_pb2.ListTemplatesRequest(
+            tenant_id=tenant_id, kind=kind))
+
+    async def get_template(self, tenant_id: str, kind: str, name: str) -> common_pb2.Template:
+        self.check_kind(kind)
+        return await self.call(self.memory.GetTemplate, memory_pb2.TemplateRef(
+            tenant_id=tenant_id, kind=kind, name=name))
+
+    async def put_template(self, tenant_id: str, kind: str, name: str, text: str,
+                           create_only: bool) -> common_pb2.Template:
+        self.check_kind(kind)
+        return await self.call(self.memory.PutTemplate, memory_pb2.PutTemplateRequest(
+            tenant_id=tenant_id, template=common_pb2.Template(kind=kind, name=name, text=text),
+            create_only=create_only))
+
+    async def delete_template(self, tenant_id: str, kind: str, name: str) -> None:
+        self.check_kind(kind)
+        await self.call(self.memory.DeleteTemplate, memory_pb2.TemplateRef(
+            tenant_id=tenant_id, kind=kind, name=name))

@@ -1,0 +1,22 @@
+"""Gateway-only settings (`MNEMO_GATEWAY_*`): limits, timeouts, key cache, local bootstrap."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewayOptions(BaseSettings):
+    """Limits and behaviour of the gateway. Each field maps to `MNEMO_GATEWAY_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="MNEMO_GATEWAY_", extra="ignore")
+
+    max_body_bytes: int = 1 << 20            # JSON requests
+    max_document_bytes: int = 64 << 20       # document uploads and agent imports
+    max_message_chars: int = 32_000          # one user message
+    rate_per_second: float = 50.0            # per tenant, token bucket refill
+    rate_burst: int = 200                    # per tenant, bucket size
+    turn_timeout: float = 120.0              # POST /messages waits this long, then 202
+    key_cache_ttl: float = 2.0               # seconds a resolved key is trusted without a KV read
+    health_cache_ttl: float = 1.0
+    local_bootstrap: bool = True             # ensure tenant "local" + $MNEMO_HOME/api_key on start
+    sse_keepalive: float = 15.0

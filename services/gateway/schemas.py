@@ -1,0 +1,176 @@
+"""Request bodies of the REST API (pydantic: invalid fields are 422 with their paths)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mnemo.v1 import common_pb2, memory_pb2
+
+Name = Field(default=None, max_length=200)
+Text = Field(default=None, max_length=100_000)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LimitsBody(_Body):
+    max_steps: int | None = Field(default=None, ge=0, le=1000)
+    max_tokens_per_turn: int | None = Field(default=None, ge=0, le=100_000_000)
+    function_result_max_chars: int | None = Field(default=None, ge=0, le=10_000_000)
+    memory_warning_fraction: float | None = Field(default=None, ge=0, le=1)
+    compaction_trigger_fraction: float | None = Field(default=None, ge=0, le=1)
+    compaction_target_fraction: float | None = Field(default=None, ge=0, le=1)
+    keep_last_messages: int | None = Field(default=None, ge=0, le=10_000)
+    reserved_completion_tokens: int | None = Field(default=None, ge=0, le=1_000_000)
+
+    def to_proto(self) -> common_pb2.AgentLimits:
+        return common_pb2.AgentLimits(**self.model_dump(exclude_none=True))
+
+
+class BlockBody(_Body):
+    label: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")
+    value: str = Field(default="", max_length=100_000)
+    limit: int = Field(default=0, ge=0, le=1_000_000)
+
+
+class AgentCreate(_Body):
+    name: str | None = Name
+    persona: str | None = Text
+    persona_name: str | None = Name
+    human: str | None = Text
+    human_name: str | None = Name
+    model: str | None = Name
+    context_window: int | None = Field(default=None, ge=0, le=10_000_000)
+    limits: LimitsBody | None = None
+    preset: str | None = Name
+    summarizer_model: str | None = Name
+    embedding_model: str | None = Name
+    blocks: list[BlockBody] | None = Field(default=None, max_length=50)
+    metadata: dict[str, str] | None = Field(default=None, max_length=100)
+
+    def to_proto(self) -> memory_pb2.CreateAgentRequest:
+        cfg = common_pb2.AgentConfig(
+            name=self.name or "", model=self.model or "", context_window=self.context_window or 0,
+            preset=self.preset or "", summarizer_model=self.summarizer_model or "",
+            embedding_model=self.embedding_model or "", metadata=self.metadata or {})
+        if self.limits is not None:
+            cfg.limits.CopyFrom(self.limits.to_proto())
+        return memory_pb2.CreateAgentRequest(
+            config=cfg, persona=self.persona or "", persona_name=self.persona_name or "",
+            human=self.human or "", human_name=self.human_name or "",
+            blocks=[common_pb2.MemoryBlock(**b.model_dump()) for b in self.blocks or []])
+
+
+class AgentUpdate(_Body):
+    name: str | None = Name
+    model: str | None = Name
+    context_window: int | None = Field(default=None, ge=0, le=10_000_000)
+    limits: LimitsBody | None = None
+    preset: str | None = Name
+    summarizer_model: str | None = Name
+    metadata: dict[str, str] | None = Field(default=None, max_length=100)
+
+    def to_proto(self) -> tuple[common_pb2.AgentConfig, list[str]]:
+        fields = self.model_dump(exclude_none=True)
+        cfg = common_pb2.AgentConfig()
+        for key, value in fields.items():
+            if key == "limits":
+                cfg.limits.CopyFrom(self.limits.to_proto())  # type: ignore[union-attr]
+            elif key == "metadata":
+                cfg.metadata.update(value)
+            else:
+                setattr(cfg, key, value)
+        return cfg, sorted(fields)
+
+
+class MessageBody(_Body):
+    message: str = Field(min_length=1)
+    role: Literal["user", "system"] = "user"
+    max_steps: int = Field(default=0, ge=0, le=1000)
+
+
+class BlockUpdate(_Body):
+    value: str = Field(max_length=1_000_000)
+    limit: int = Field(default=0, ge=0, le=1_000_000)
+
+
+class RecallMessage(_Body):
+    role: Literal["user", "assistant", "system", "tool"]
+    text: str = Field(max_length=1_000_000)
+    created_at: str | None = Field(default=None, max_length=64)
+    id: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class RecallImport(_Body):
+    messages: list[RecallMessage] = Field(min_length=1, max_length=10_000)
+
+    def to_proto(self) -> list[common_pb2.Message]:
+        return [common_pb2.Message(**m.model_dump(exclude_none=True)) for m in self.messages]
+
+
+class PassageBody(_Body):
+    text: str = Field(min_length=1, max_length=1_000_000)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    id: str | None = Field(default=None, max_length=200)
+    metadata: dict[str, str] | None = Field(default=None, max_length=100)
+
+    def to_proto(self) -> memory_pb2.PassageInput:
+        return memory_pb2.PassageInput(text=self.text, tags=self.tags, id=self.id or "",
+                                       metadata=self.metadata or {})
+
+
+class ArchivalInsert(_Body):
+    text: str | None = Field(default=None, min_length=1, max_length=1_000_000)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    passages: list[PassageBody] | None = Field(default=None, min_length=1, max_length=1000)
+
+    def to_proto(self) -> list[memory_pb2.PassageInput]:
+        out = [p.to_proto() for p in self.passages or []]
+        if self.text is not None:
+            out.insert(0, memory_pb2.PassageInput(text=self.text, tags=self.tags))
+        return out
+
+
+class CheckpointCreate(_Body):
+    name: str | None = Name
+
+
+class PopBody(_Body):
+    count: int = Field(default=1, ge=1, le=1000)
+
+
+class RewriteBody(_Body):
+    text: str = Field(min_length=1, max_length=1_000_000)
+    message_id: str | None = Field(default=None, max_length=200)
+
+
+class TemplateCreate(_Body):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    text: str = Field(max_length=100_000)
+
+
+class TemplateUpdate(_Body):
+    text: str = Field(max_length=100_000)
+
+
+class TenantCreate(_Body):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str = Field(max_length=32)
+    content: str | list[dict[str, object]] | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's chat completion request; `model` is "agent:<id>". Unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str = Field(max_length=200)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=1000)
+    stream: bool = False

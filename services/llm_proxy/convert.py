@@ -1,0 +1,54 @@
+"""Protobuf <-> the OpenAI-format dicts the engine works with."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mnemo.llm_proxy import errors
+from mnemo.llm_proxy.providers.base import ChatCall
+from mnemo.v1 import llm_pb2
+
+ROLES = {"system", "user", "assistant", "tool", "function", "developer"}
+
+
+def message_dict(m: llm_pb2.ChatMessage) -> dict[str, Any]:
+    if m.role not in ROLES:
+        raise errors.InvalidRequest(f"message role {m.role!r} is not one of {', '.join(sorted(ROLES))}")
+    d: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.name:
+        d["name"] = m.name
+    if m.tool_calls:
+        d["tool_calls"] = [{"id": c.id, "type": "function",
+                            "function": {"name": c.name, "arguments": c.arguments or "{}"}} for c in m.tool_calls]
+        if not m.content:
+            d["content"] = None
+    if m.tool_call_id:
+        d["tool_call_id"] = m.tool_call_id
+    return d
+
+
+def tool_dict(t: llm_pb2.Tool) -> dict[str, Any]:
+    if not t.name:
+        raise errors.InvalidRequest("a tool has no name")
+    try:
+        params = json.loads(t.parameters_json) if t.parameters_json else {"type": "object", "properties": {}}
+    except ValueError as exc:
+        raise errors.InvalidRequest(f"tool {t.name!r}: parameters_json is not valid JSON: {exc}") from None
+    if not isinstance(params, dict):
+        raise errors.InvalidRequest(f"tool {t.name!r}: parameters_json must be a JSON object")
+    fn: dict[str, Any] = {"name": t.name, "parameters": params}
+    if t.description:
+        fn["description"] = t.description
+    return {"type": "function", "function": fn}
+
+
+def chat_call(req: llm_pb2.ChatRequest) -> ChatCall:
+    if not req.messages:
+        raise errors.InvalidRequest("a chat request needs at least one message")
+    if req.max_tokens < 0:
+        raise errors.InvalidRequest("max_tokens must not be negative")
+    return ChatCall(model=req.model, messages=[message_dict(m) for m in req.messages],
+                    tools=[tool_dict(t) for t in req.tools], tool_choice=req.tool_choice or "auto",
+                    max_tokens=req.max_tokens or None,
+                    temperature=req.temperature or None)

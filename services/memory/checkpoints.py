@@ -1,0 +1,113 @@
+"""Named checkpoints of an agent's state in the KV bucket `mnemo_checkpoints`,
+key `<tenant>.<agent>.<checkpoint id>`.
+
+Restoring brings back the state (config, core memory, summary, queue) as a new revision: the
+revision moves forward, so a step in flight fails its compare-and-set instead of overwriting it.
+Recall and archival memory are NOT rolled back: they are append-only histories (messages after the
+checkpoint stay searchable in recall; passages inserted after it stay in archival).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.kv import KeyValue
+
+from mnemo.common import ids
+from mnemo.memory.agents import Agents, public
+from mnemo.memory.errors import InvalidArgument, NotFound
+from mnemo.v1 import common_pb2, memory_pb2
+
+MAX_NAME_CHARS = 200
+
+
+class Checkpoints:
+    def __init__(self, kv: KeyValue, agents: Agents) -> None:
+        self.kv = kv
+        self.agents = agents
+
+    async def create(self, req: memory_pb2.CreateCheckpointRequest) -> common_pb2.Checkpoint:
+        state = await self.agents.store.get(req.ref.tenant_id, req.ref.agent_id)
+        if len(req.name) > MAX_NAME_CHARS:
+            raise InvalidArgument(f"checkpoint name longer than {MAX_NAME_CHARS} characters")
+        now = ids.now_iso()
+        cp = common_pb2.Checkpoint(id=ids.new_id("ckpt"), name=req.name or now, created_at=now,
+                                   revision=state.revision)
+        del state.commit_outbox[:]
+        record = {"checkpoint": base64.b64encode(cp.SerializeToString()).decode(),
+                  "state": base64.b64encode(state.SerializeToString()).decode()}
+        await self.kv.put(f"{req.ref.tenant_id}.{req.ref.agent_id}.{cp.id}", json.dumps(record).encode())
+        return cp
+
+    async def _load(self, tenant_id: str, agent_id: str, checkpoint_id: str) -> tuple[common_pb2.Checkpoint, common_pb2.AgentState]:
+        if not ids.is_token(checkpoint_id):
+            raise InvalidArgument(f"invalid checkpoint id {checkpoint_id!r}")
+        try:
+            entry = await self.kv.get(f"{tenant_id}.{agent_id}.{checkpoint_id}")
+        except KeyNotFoundError:
+            raise NotFound(f"checkpoint {checkpoint_id} not found") from None
+        if not entry.value:
+            raise NotFound(f"checkpoint {checkpoint_id} not found")
+        record = json.loads(entry.value)
+        return (common_pb2.Checkpoint.FromString(base64.b64decode(record["checkpoint"])),
+                common_pb2.AgentState.FromString(base64.b64decode(record["state"])))
+
+    async def list(self, tenant_id: str, agent_id: str) -> memory_pb2.ListCheckpointsResponse:
+        await self.agents.store.get(tenant_id, agent_id)
+        found: list[common_pb2.Checkpoint] = []
+        watcher = await self.kv.watch(f"{tenant_id}.{agent_id}.*", ignore_deletes=True)
+        try:
+            async for entry in watcher:
+                if entry is None:
+                    break
+                if entry.operation is None and entry.value:
+                    record = json.loads(entry.value)
+                    found.append(common_pb2.Checkpoint.FromString(base64.b64decode(record["checkpoint"])))
+        except NoKeysError:
+            pass
+        finally:
+            await watcher.stop()
+        found.sort(key=lambda c: (c.created_at, c.id), reverse=True)
+        return memory_pb2.ListCheckpointsResponse(checkpoints=found)
+
+    async def restore(self, req: memory_pb2.RestoreCheckpointRequest) -> common_pb2.AgentState:
+        await self.agents.store.get(req.ref.tenant_id, req.ref.agent_id)
+        _, saved = await self._load(req.ref.tenant_id, req.ref.agent_id, req.checkpoint_id)
+
+        def restore(state: common_pb2.AgentState) -> None:
+            config = common_pb2.AgentConfig()
+            config.CopyFrom(saved.config)
+            # Identity and embedding space are the live agent's.
+            for field in ("id", "tenant_id", "created_at", "embedding_model", "embedding_dim"):
+                setattr(config, field, getattr(state.config, field))
+            state.config.CopyFrom(config)
+            del state.blocks[:]
+            state.blocks.extend(saved.blocks)
+            state.summary = saved.summary
+            del state.queue[:]
+            state.queue.extend(saved.queue)
+            state.last_memory_edit_at = ids.now_iso()
+            state.memory_warning_sent = saved.memory_warning_sent
+            del state.pending_events[:]
+            state.turn.Clear()
+
+        return public(await self.agents.modify(req.ref.tenant_id, req.ref.agent_id, restore))
+
+    async def delete_all(self, tenant_id: str, agent_id: str) -> None:
+        """Remove every checkpoint of the agent (DeleteAgent)."""
+        watcher = await self.kv.watch(f"{tenant_id}.{agent_id}.*", ignore_deletes=True, meta_only=True)
+        keys: list[str] = []
+        try:
+            async for entry in watcher:
+                if entry is None:
+                    break
+                if entry.operation is None:
+                    keys.append(entry.key)
+        except NoKeysError:
+            pass
+        finally:
+            await watcher.stop()
+        for key in keys:
+            await self.kv.purge(key)

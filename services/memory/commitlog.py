@@ -1,0 +1,66 @@
+"""The commit log: every committed message goes to the MESSAGES stream (recall is indexed from it).
+
+Durability across a crash between the CAS write and the publish: the state keeps the last commit's
+messages in `commit_outbox`. Whenever this process reads an agent whose outbox it has not confirmed
+as published (a restart, another replica's commit), it re-publishes them with the same Nats-Msg-Id;
+the stream drops duplicates inside its window and recall indexing upserts by id after it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+from nats.js import JetStreamContext
+
+from mnemo.common import subjects, telemetry
+from mnemo.v1 import common_pb2
+
+log = logging.getLogger(__name__)
+
+_CONFIRMED_MAX = 100_000  # agents whose last outbox this process knows is published
+
+
+def log_id(tenant_id: str, agent_id: str, message_id: str) -> str:
+    """The Nats-Msg-Id of a message: the stream deduplicates stream-wide, message ids are per agent."""
+    return f"{tenant_id}.{agent_id}.{message_id}"
+
+
+class CommitLog:
+    def __init__(self, js: JetStreamContext) -> None:
+        self.js = js
+        self._confirmed: OrderedDict[str, int] = OrderedDict()  # agent key -> revision published
+
+    async def publish(self, tenant_id: str, agent_id: str, messages: list[common_pb2.Message]) -> None:
+        """Append `messages` to the agent's log subject, deduplicated by message id."""
+        subject = subjects.messages_subject(tenant_id, agent_id)
+        headers = telemetry.inject()
+        for msg in messages:
+            await self.js.publish(subject, msg.SerializeToString(),
+                                  headers={**headers, "Nats-Msg-Id": log_id(tenant_id, agent_id, msg.id)})
+
+    def confirm(self, state: common_pb2.AgentState) -> None:
+        key = subjects.agent_key(state.config.tenant_id, state.config.id)
+        self._confirmed[key] = state.revision
+        self._confirmed.move_to_end(key)
+        while len(self._confirmed) > _CONFIRMED_MAX:
+            self._confirmed.popitem(last=False)
+
+    async def publish_outbox(self, state: common_pb2.AgentState) -> None:
+        """Publish the state's outbox unless this process already confirmed it for this revision."""
+        if not state.commit_outbox:
+            return
+        key = subjects.agent_key(state.config.tenant_id, state.config.id)
+        if self._confirmed.get(key) == state.revision:
+            return
+        await self.publish(state.config.tenant_id, state.config.id, list(state.commit_outbox))
+        self.confirm(state)
+
+    def forget(self, tenant_id: str, agent_id: str) -> None:
+        self._confirmed.pop(subjects.agent_key(tenant_id, agent_id), None)
+
+    async def purge_agent(self, tenant_id: str, agent_id: str) -> None:
+        """Remove the agent's whole log (DeleteAgent)."""
+        self.forget(tenant_id, agent_id)
+        await self.js.purge_stream(subjects.MESSAGES_STREAM,
+                                   subject=subjects.messages_subject(tenant_id, agent_id))

@@ -1,0 +1,91 @@
+"""The memory service's view of the llm-proxy: model defaults and batched embeddings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import grpc
+
+from mnemo.common.grpcutil import client_channel
+from mnemo.memory.errors import FailedPrecondition, InvalidArgument, Unavailable
+from mnemo.v1 import llm_pb2, llm_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+EMBED_BATCH = 64  # texts per Embed RPC
+
+
+@dataclass(slots=True)
+class ModelDefaults:
+    chat_model: str
+    embedding_model: str
+    embedding_dim: int
+
+
+class LLMClient:
+    """gRPC client of mnemo.v1.LLMService (embeddings, model defaults)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: llm_pb2_grpc.LLMServiceStub | None = None
+        self._defaults: ModelDefaults | None = None
+
+    def _get_stub(self) -> llm_pb2_grpc.LLMServiceStub:
+        if self._stub is None:
+            self._channel = client_channel(self.target)
+            self._stub = llm_pb2_grpc.LLMServiceStub(self._channel)
+        return self._stub
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+        self._channel = None
+        self._stub = None
+
+    async def defaults(self) -> ModelDefaults:
+        """Default chat model and embedding model + dimension (asked once, then cached)."""
+        if self._defaults is None:
+            try:
+                resp = await self._get_stub().ListModels(llm_pb2.ListModelsRequest(), timeout=10)
+            except grpc.aio.AioRpcError as exc:
+                raise Unavailable(f"llm-proxy unavailable at {self.target}: {exc.details()}") from None
+            dim = 0
+            for m in resp.models:
+                if m.name == resp.default_embedding_model:
+                    dim = m.embedding_dim
+            self._defaults = ModelDefaults(resp.default_model, resp.default_embedding_model, dim)
+        return self._defaults
+
+    async def embedding_dim(self, model: str) -> int:
+        """The dimension of `model` as the llm-proxy's registry reports it (0 = unknown)."""
+        defaults = await self.defaults()
+        if not model or model == defaults.embedding_model:
+            return defaults.embedding_dim
+        resp = await self._get_stub().ListModels(llm_pb2.ListModelsRequest(), timeout=10)
+        return next((m.embedding_dim for m in resp.models if m.name == model), 0)
+
+    async def embed(self, texts: list[str], *, model: str = "", expected_dim: int = 0,
+                    tenant_id: str = "", agent_id: str = "") -> list[list[float]]:
+        """Embeddings of `texts` in batches; FailedPrecondition when the dimension is not `expected_dim`."""
+        out: list[list[float]] = []
+        for i in range(0, len(texts), EMBED_BATCH):
+            batch = texts[i:i + EMBED_BATCH]
+            try:
+                resp = await self._get_stub().Embed(
+                    llm_pb2.EmbedRequest(model=model, texts=batch, tenant_id=tenant_id, agent_id=agent_id),
+                    timeout=60)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                    raise InvalidArgument(f"embedding failed: {exc.details()}") from None
+                raise Unavailable(f"embedding failed ({exc.code().name}): {exc.details()}") from None
+            if len(resp.embeddings) != len(batch):
+                raise Unavailable(f"llm-proxy returned {len(resp.embeddings)} embeddings for {len(batch)} texts")
+            for e in resp.embeddings:
+                if expected_dim and len(e.values) != expected_dim:
+                    raise FailedPrecondition(
+                        f"embedding dimension mismatch: model {resp.model or model!r} returned "
+                        f"{len(e.values)} dimensions, the agent's index uses {expected_dim}")
+                out.append(list(e.values))
+        return out

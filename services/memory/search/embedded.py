@@ -1,0 +1,181 @@
+"""The embedded search backend: no server, one on-disk shard per agent (see shard.py).
+
+Design, and why it meets the figures:
+- Words: SQLite FTS5 (BM25, Porter stemming), ships with Python, durable (WAL), exact totals by a
+  count over the same MATCH.
+- Meaning: exact brute-force cosine over the agent's float32 vectors in memory (vectors.py). Searches
+  always name one agent, so the scan is over that agent's rows only: ~8 ms at 100k and ~50 ms at 1M
+  passages of 384 dimensions on 2 cores, inside the p99 targets (25 ms / 100 ms) without an ANN
+  index's build cost, approximations or filter problems.
+- Hybrid: reciprocal rank fusion of the BM25 list and the vector list (vector hits count when their
+  cosine reaches a threshold), so neither score scale has to be calibrated against the other.
+- Concurrency: all SQLite/numpy work runs in worker threads (asyncio.to_thread); each shard has its
+  own lock, so agents never wait for each other. Open shards are cached (LRU) and closed when evicted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import shutil
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+from mnemo.memory.search.base import Hit, Page, PassageDoc, RecallDoc
+from mnemo.memory.search.shard import DEFAULT_MIN_SIMILARITY, AgentShard
+from mnemo.memory.search.text import utc_epoch
+
+R = TypeVar("R")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def _dir_name(value: str) -> str:
+    """A file-system-safe, collision-free name for a tenant or agent id."""
+    digest = hashlib.sha256(value.encode()).hexdigest()[:16]
+    return f"{_UNSAFE.sub('_', value)[:40]}-{digest}"
+
+
+class EmbeddedBackend:
+    """SearchBackend on local disk under `root` (settings.home_dir / "index")."""
+
+    def __init__(self, root: Path, *, max_open_shards: int = 256,
+                 min_similarity: float = DEFAULT_MIN_SIMILARITY) -> None:
+        self.root = root
+        self.max_open_shards = max_open_shards
+        self.min_similarity = min_similarity
+        self._shards: OrderedDict[tuple[str, str], AgentShard] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+
+    async def close(self) -> None:
+        def close_all() -> None:
+            with self._cache_lock:
+                shards = list(self._shards.values())
+                self._shards.clear()
+            for shard in shards:
+                with shard.lock:
+                    shard.close()
+        await asyncio.to_thread(close_all)
+
+    # -- shards -----------------------------------------------------------------------------------
+
+    def _path(self, tenant_id: str, agent_id: str) -> Path:
+        return self.root / _dir_name(tenant_id) / f"{_dir_name(agent_id)}.sqlite"
+
+    def _shard(self, tenant_id: str, agent_id: str, create: bool) -> AgentShard | None:
+        if not tenant_id or not agent_id:
+            raise ValueError("tenant_id and agent_id are required")
+        key = (tenant_id, agent_id)
+        evicted: list[AgentShard] = []
+        with self._cache_lock:
+            shard = self._shards.get(key)
+            if shard is not None:
+                self._shards.move_to_end(key)
+                return shard
+            path = self._path(tenant_id, agent_id)
+            if not create and not path.exists():
+                return None
+            shard = AgentShard(path, tenant_id, agent_id, self.min_similarity)
+            self._shards[key] = shard
+            while len(self._shards) > self.max_open_shards:
+                evicted.append(self._shards.popitem(last=False)[1])
+        for old in evicted:
+            with old.lock:
+                old.close()
+        return shard
+
+    async def _run(self, tenant_id: str, agent_id: str, create: bool,
+                   fn: Callable[[AgentShard], R], empty: R) -> R:
+        def work() -> R:
+            while True:
+                shard = self._shard(tenant_id, agent_id, create)
+                if shard is None:
+                    return empty
+                with shard.lock:
+                    if shard.closed:  # evicted between lookup and lock: open it again
+                        continue
+                    return fn(shard)
+        return await asyncio.to_thread(work)
+
+    # -- recall -----------------------------------------------------------------------------------
+
+    async def index_messages(self, docs: list[RecallDoc]) -> None:
+        for (tenant_id, agent_id), group in _by_agent(docs).items():
+            await self._run(tenant_id, agent_id, True, lambda s, g=group: s.index_messages(g), None)
+
+    async def search_messages(self, tenant_id: str, agent_id: str, *, query: str = "",
+                              vector: list[float] | None = None, start: datetime | None = None,
+                              end: datetime | None = None, role: str | None = None,
+                              offset: int = 0, limit: int = 10) -> Page[RecallDoc]:
+        s = None if start is None else utc_epoch(start)
+        e = None if end is None else utc_epoch(end)
+        hits, total = await self._run(
+            tenant_id, agent_id, False,
+            lambda sh: sh.search_messages(query.strip(), vector, s, e, role or None, max(0, offset),
+                                          max(0, limit)),
+            ([], 0))
+        return Page(hits=[Hit(doc=d, score=sc) for d, sc in hits], total=total)
+
+    async def count_messages(self, tenant_id: str, agent_id: str) -> int:
+        return await self._run(tenant_id, agent_id, False, lambda s: s.count_messages(), 0)
+
+    # -- archival ---------------------------------------------------------------------------------
+
+    async def insert_passages(self, docs: list[PassageDoc]) -> None:
+        for (tenant_id, agent_id), group in _by_agent(docs).items():
+            await self._run(tenant_id, agent_id, True, lambda s, g=group: s.insert_passages(g), None)
+
+    async def search_passages(self, tenant_id: str, agent_id: str, *, query: str = "",
+                              vector: list[float] | None = None, tags: list[str] | None = None,
+                              offset: int = 0, limit: int = 10) -> Page[PassageDoc]:
+        hits, total = await self._run(
+            tenant_id, agent_id, False,
+            lambda s: s.search_passages(query.strip(), vector, tags, max(0, offset), max(0, limit)),
+            ([], 0))
+        return Page(hits=[Hit(doc=d, score=sc) for d, sc in hits], total=total)
+
+    async def delete_passage(self, tenant_id: str, agent_id: str, passage_id: str) -> bool:
+        return await self._run(tenant_id, agent_id, False, lambda s: s.delete_passage(passage_id), False)
+
+    async def count_passages(self, tenant_id: str, agent_id: str) -> int:
+        return await self._run(tenant_id, agent_id, False, lambda s: s.count_passages(), 0)
+
+    # -- whole agent ------------------------------------------------------------------------------
+
+    async def delete_agent(self, tenant_id: str, agent_id: str) -> None:
+        def work() -> None:
+            with self._cache_lock:
+                shard = self._shards.pop((tenant_id, agent_id), None)
+            if shard is not None:
+                with shard.lock:
+                    shard.close()
+            path = self._path(tenant_id, agent_id)
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        await asyncio.to_thread(work)
+
+    async def delete_tenant(self, tenant_id: str) -> None:
+        """Remove every agent index of a tenant."""
+        def work() -> None:
+            with self._cache_lock:
+                keys = [k for k in self._shards if k[0] == tenant_id]
+                shards = [self._shards.pop(k) for k in keys]
+            for shard in shards:
+                with shard.lock:
+                    shard.close()
+            shutil.rmtree(self.root / _dir_name(tenant_id), ignore_errors=True)
+        await asyncio.to_thread(work)
+
+
+def _by_agent(docs: list[RecallDoc] | list[PassageDoc]) -> dict[tuple[str, str], list]:
+    groups: dict[tuple[str, str], list] = {}
+    for d in docs:
+        groups.setdefault((d.tenant_id, d.agent_id), []).append(d)
+    return groups

@@ -1,0 +1,64 @@
+"""Applying one CommitStep to an agent state (pure logic; the caller does the CAS write)."""
+
+from __future__ import annotations
+
+from mnemo.common import ids
+from mnemo.memory import blocks as core
+from mnemo.memory.errors import InvalidArgument
+from mnemo.v1 import common_pb2, memory_pb2
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+def fill_message(msg: common_pb2.Message, now: str) -> None:
+    """Assign an id and a timestamp where missing; reject unknown roles."""
+    if msg.role not in ROLES:
+        raise InvalidArgument(f"invalid message role {msg.role!r}: one of {', '.join(ROLES)}")
+    if not msg.id:
+        msg.id = ids.new_id("msg")
+    if not msg.created_at:
+        msg.created_at = now
+    else:
+        try:
+            ids.parse_time(msg.created_at)
+        except ValueError:
+            raise InvalidArgument(f"invalid created_at {msg.created_at!r}: RFC 3339 expected") from None
+
+
+def apply_step(state: common_pb2.AgentState, req: memory_pb2.CommitStepRequest) -> list[common_pb2.Message]:
+    """Apply the step to `state` in place; return the committed messages (ids and times filled)."""
+    now = ids.now_iso()
+    messages: list[common_pb2.Message] = []
+    for m in req.messages:
+        msg = common_pb2.Message()
+        msg.CopyFrom(m)
+        fill_message(msg, now)
+        messages.append(msg)
+
+    for b in req.blocks:
+        core.set_block(state, b)
+    if req.blocks:
+        state.last_memory_edit_at = now
+    if req.summary_changed:
+        state.summary = req.summary
+
+    if req.evict_message_ids:
+        evict = set(req.evict_message_ids)
+        kept = [m for m in state.queue if m.id not in evict]
+        state.evicted_total += len(state.queue) - len(kept)
+        del state.queue[:]
+        state.queue.extend(kept)
+    state.queue.extend(messages)
+
+    if req.HasField("turn"):
+        state.turn.CopyFrom(req.turn)
+    state.memory_warning_sent = req.memory_warning_sent
+    del state.pending_events[:]
+    state.pending_events.extend(req.events)
+    state.recall_count += len(messages)
+    state.archival_count = max(0, state.archival_count + req.archival_delta)
+    users = [m for m in messages if m.role == "user"]
+    if users:
+        state.last_user_message_at = users[-1].created_at
+    state.last_step_id = req.step_id
+    return messages

@@ -1,0 +1,194 @@
+"""Turns from the JetStream TURNS work queue: a durable pull consumer with explicit acks, bounded
+concurrency, per-agent arrival order and step leases (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import grpc
+import nats.errors
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from mnemo.common import metrics, subjects, telemetry
+from mnemo.common.telemetry import span
+from mnemo.orchestrator.events import StepEvents
+from mnemo.orchestrator.leases import LeaseManager
+from mnemo.orchestrator.runner import TurnRunner
+from mnemo.v1 import common_pb2
+
+log = logging.getLogger(__name__)
+
+ORDER_RETRY_DELAY = 0.02   # nak delay while an earlier turn of the agent runs elsewhere
+FETCH_TIMEOUT = 1.0        # seconds a pull request waits for turns
+MAX_DELIVERIES = 20        # then the turn is reported failed and dropped
+_TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+              grpc.StatusCode.ABORTED, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNKNOWN,
+              grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED}
+
+
+class TurnConsumer:
+    def __init__(self, js: JetStreamContext, leases: LeaseManager, runner: TurnRunner,
+                 concurrency: int, ack_wait: float) -> None:
+        self.js = js
+        self.leases = leases
+        self.runner = runner
+        self.concurrency = max(1, concurrency)
+        self.ack_wait = ack_wait
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._local: dict[str, asyncio.Event] = {}   # agent key -> set when its running turn ends
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.psub: Any = None
+
+    async def start(self) -> None:
+        config = ConsumerConfig(
+            durable_name=subjects.ORCHESTRATOR_CONSUMER, ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait, max_deliver=-1, filter_subject="mnemo.turns.>",
+            deliver_policy=DeliverPolicy.ALL, max_ack_pending=-1, max_waiting=512)
+        try:
+            await self.js.consumer_info(subjects.TURNS_STREAM, subjects.ORCHESTRATOR_CONSUMER)
+        except NotFoundError:
+            try:
+                await self.js.add_consumer(subjects.TURNS_STREAM, config)
+            except Exception as exc:  # noqa: BLE001 - created concurrently by another replica
+                log.debug("consumer create: %s", exc)
+        self.psub = await self.js.pull_subscribe_bind(subjects.ORCHESTRATOR_CONSUMER,
+                                                      stream=subjects.TURNS_STREAM)
+        self._loop_task = asyncio.create_task(self._fetch_loop(), name="turn-fetch")
+
+    async def stop(self) -> None:
+        """Stop fetching; turns still running are interrupted and handed back (nak) for redelivery."""
+        self._stopping = True
+        if self._loop_task:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.psub is not None:
+            try:
+                await self.psub.unsubscribe()
+            except Exception:  # noqa: BLE001
+                pass
+
+    async def _fetch_loop(self) -> None:
+        while not self._stopping:
+            await self._slots.acquire()
+            free = 1
+            while free < 64 and not self._slots.locked():
+                await self._slots.acquire()
+                free += 1
+            try:
+                msgs = await self.psub.fetch(batch=free, timeout=FETCH_TIMEOUT)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                msgs = []
+            except asyncio.CancelledError:
+                for _ in range(free):
+                    self._slots.release()
+                raise
+            except Exception as exc:  # noqa: BLE001 - connection trouble: retry
+                log.warning("fetching turns failed: %s", exc)
+                msgs = []
+                await asyncio.sleep(0.5)
+            for _ in range(free - len(msgs)):
+                self._slots.release()
+            for msg in msgs:
+                task = asyncio.create_task(self._handle(msg))
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def _handle(self, msg: Any) -> None:
+        try:
+            turn = common_pb2.TurnRequest.FromString(msg.data)
+        except Exception:  # noqa: BLE001 - not a turn: drop it
+            log.error("dropping a malformed turn request on %s", msg.subject)
+            await msg.term()
+            return
+        seq = msg.metadata.sequence.stream
+        key = subjects.agent_key(turn.tenant_id, turn.agent_id)
+        # Arrival order: wait for this replica's own earlier turn, nak for another replica's.
+        while key in self._local:
+            await self._local[key].wait()
+        try:
+            first = await self.js.get_msg(subjects.TURNS_STREAM, seq=1, subject=msg.subject, next=True)
+            if first.seq is not None and first.seq < seq:
+                await msg.nak(delay=ORDER_RETRY_DELAY)
+                return
+        except NotFoundError:
+            pass
+        lease = await self.leases.acquire(key)
+        if lease is None:
+            await msg.nak(delay=ORDER_RETRY_DELAY)
+            return
+        done = asyncio.Event()
+        self._local[key] = done
+        refresher = asyncio.create_task(self._keep_alive(msg, lease))
+        started = time.perf_counter()
+        metrics.TURNS_IN_FLIGHT.add(1)
+        outcome = "error"
+        try:
+            headers = dict(msg.headers or {})
+            with span("orchestrator.turn", tracer="mnemo.orchestrator", parent=headers, attributes={
+                    "mnemo.agent_id": turn.agent_id, "mnemo.tenant_id": turn.tenant_id,
+                    "mnemo.turn_id": turn.turn_id}) as s:
+                stop = await self.runner.run(turn, seq, telemetry.inject())
+                s.set_attribute("mnemo.stop_reason", stop or "already_done")
+            outcome = stop or "already_done"
+            refresher.cancel()
+            # Double ack: the turn is gone from the work queue before the agent's next turn checks order.
+            await asyncio.gather(msg.ack_sync(), self.leases.release(lease), return_exceptions=True)
+        except asyncio.CancelledError:
+            refresher.cancel()
+            await asyncio.shield(self._hand_back(msg, lease))
+            raise
+        except Exception as exc:  # noqa: BLE001
+            refresher.cancel()
+            await self._on_error(msg, turn, exc)
+            await self.leases.release(lease)
+        finally:
+            metrics.TURNS_IN_FLIGHT.add(-1)
+            metrics.TURN_LATENCY.record(time.perf_counter() - started)
+            metrics.TURNS_TOTAL.add(1, {"stop_reason": outcome})
+            self._local.pop(key, None)
+            done.set()
+
+    async def _hand_back(self, msg: Any, lease: Any) -> None:
+        # The delay outlives our last pull request: redelivered now, the turn could be routed to that
+        # stale request of this stopping replica and wait a whole ack_wait.
+        await asyncio.gather(msg.nak(delay=FETCH_TIMEOUT + 0.3), self.leases.release(lease),
+                             return_exceptions=True)
+
+    async def _keep_alive(self, msg: Any, lease: Any) -> None:
+        period = max(0.2, min(self.leases.ttl, self.ack_wait) / 3)
+        while True:
+            await asyncio.sleep(period)
+            await asyncio.gather(self.leases.refresh(lease), msg.in_progress(), return_exceptions=True)
+
+    async def _on_error(self, msg: Any, turn: common_pb2.TurnRequest, exc: Exception) -> None:
+        deliveries = msg.metadata.num_delivered
+        transient = (isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _TRANSIENT) or \
+            isinstance(exc, (nats.errors.Error, asyncio.TimeoutError, ConnectionError))
+        if transient and deliveries < MAX_DELIVERIES:
+            delay = min(10.0, 0.2 * 2 ** deliveries)
+            log.warning("turn %s failed (%s), retrying in %.1fs", turn.turn_id, exc, delay)
+            await msg.nak(delay=delay)
+            return
+        log.exception("turn %s failed", turn.turn_id, exc_info=exc)
+        code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else "INTERNAL"
+        ev = StepEvents(turn.turn_id, turn.tenant_id, turn.agent_id, 0)
+        ev.add("turn_failed", turn_failed=common_pb2.TurnFailed(error=str(exc)[:500], code=code))
+        try:
+            await self.runner.publisher.publish(ev.events, {})
+        finally:
+            await msg.term()
+

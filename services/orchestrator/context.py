@@ -1,0 +1,126 @@
+"""Main-context assembly (DESIGN.md §1): system instructions, memory metadata, core memory, summary,
+then the message queue, converted to chat messages and counted part by part."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mnemo.orchestrator import packing
+from mnemo.orchestrator.functions import OPENAI_TOOLS, TOOLS_KEY
+from mnemo.orchestrator.tokens import SECTION_SLACK, TokenCounter
+from mnemo.v1 import common_pb2, llm_pb2
+
+DEFAULT_BLOCK_LIMIT = 2000
+
+
+def metadata_section(state: common_pb2.AgentState, now_iso: str) -> str:
+    last_edit = packing.friendly_time(state.last_memory_edit_at) if state.last_memory_edit_at else "never"
+    return (
+        "### Memory metadata\n"
+        f"- current time: {packing.friendly_time(now_iso)}\n"
+        f"- recall memory: {state.recall_count} messages ({len(state.queue)} in view, the rest searchable)\n"
+        f"- archival memory: {state.archival_count} passages\n"
+        f"- core memory last edited: {last_edit}"
+    )
+
+
+def core_memory_section(blocks: list[common_pb2.MemoryBlock]) -> str:
+    parts = ["### Core memory"]
+    for b in blocks:
+        limit = b.limit or DEFAULT_BLOCK_LIMIT
+        parts.append(f'<{b.label} characters="{len(b.value)}/{limit}">\n{b.value}\n</{b.label}>')
+    return "\n".join(parts)
+
+
+def summary_section(summary: str) -> str:
+    if not summary:
+        return ""
+    return "### Summary of the earlier conversation (older messages are in recall memory)\n" + summary
+
+
+def chat_dict(m: common_pb2.Message) -> dict[str, Any]:
+    """A queue message as the model sees it (OpenAI format)."""
+    if m.role == "user":
+        return {"role": "user", "content": packing.user_message(m.text, m.created_at)}
+    if m.role == "system":  # system events are stored packed and shown as user-role JSON
+        return {"role": "user", "content": m.text}
+    if m.role == "tool":
+        return {"role": "tool", "content": m.text, "tool_call_id": m.tool_call_id, "name": m.name}
+    out: dict[str, Any] = {"role": "assistant", "content": m.text}
+    if m.tool_calls:
+        out["tool_calls"] = [{"id": c.id, "type": "function",
+                              "function": {"name": c.name, "arguments": c.arguments}}
+                             for c in m.tool_calls]
+    return out
+
+
+def to_chat_message(d: dict[str, Any], m: common_pb2.Message | None = None) -> llm_pb2.ChatMessage:
+    cm = llm_pb2.ChatMessage(role=d["role"], content=d.get("content") or "",
+                             tool_call_id=d.get("tool_call_id", ""), name=d.get("name", "") if d["role"] == "tool" else "")
+    if m is not None and m.tool_calls:
+        cm.tool_calls.extend(m.tool_calls)
+    return cm
+
+
+@dataclass
+class Assembled:
+    """A request ready to send, with its token accounting."""
+
+    system_text: str
+    system_tokens: int
+    tools_tokens: int
+    queue: list[common_pb2.Message]
+    queue_tokens: list[int]
+    inputs: list[common_pb2.Message]
+    input_tokens: list[int]
+    base_tokens: int
+    dicts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return (self.base_tokens + self.system_tokens + self.tools_tokens
+                + sum(self.queue_tokens) + sum(self.input_tokens))
+
+    def chat_messages(self) -> list[llm_pb2.ChatMessage]:
+        out = [llm_pb2.ChatMessage(role="system", content=self.system_text)]
+        for m in [*self.queue, *self.inputs]:
+            out.append(to_chat_message(chat_dict(m), m))
+        return out
+
+    def openai_messages(self) -> list[dict[str, Any]]:
+        return [{"role": "system", "content": self.system_text},
+                *(chat_dict(m) for m in [*self.queue, *self.inputs])]
+
+
+class ContextAssembler:
+    """Builds and counts the main context of one step."""
+
+    def __init__(self, counter: TokenCounter) -> None:
+        self.counter = counter
+
+    def message_tokens(self, model: str, m: common_pb2.Message) -> int:
+        if m.tokens > 0:
+            return m.tokens
+        n = self.counter.message(model, chat_dict(m))
+        m.tokens = n
+        return n
+
+    def assemble(self, model: str, preset: str, state: common_pb2.AgentState,
+                 blocks: list[common_pb2.MemoryBlock], summary: str, queue: list[common_pb2.Message],
+                 inputs: list[common_pb2.Message], now_iso: str) -> Assembled:
+        sections = [s for s in (preset.strip(), metadata_section(state, now_iso),
+                                core_memory_section(blocks), summary_section(summary)) if s]
+        system_text = "\n\n".join(sections)
+        system_tokens = (self.counter.message(model, {"role": "system", "content": ""})
+                         + sum(self.counter.text(model, s) + SECTION_SLACK for s in sections))
+        return Assembled(
+            system_text=system_text,
+            system_tokens=system_tokens,
+            tools_tokens=self.counter.tools(model, OPENAI_TOOLS, TOOLS_KEY),
+            queue=queue,
+            queue_tokens=[self.message_tokens(model, m) for m in queue],
+            inputs=inputs,
+            input_tokens=[self.message_tokens(model, m) for m in inputs],
+            base_tokens=self.counter.base(model),
+        )

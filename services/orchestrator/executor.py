@@ -1,0 +1,151 @@
+"""Executing the agent's functions against its in-memory core memory and the memory service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import grpc
+
+from mnemo.common import ids
+from mnemo.orchestrator import packing
+from mnemo.orchestrator.context import DEFAULT_BLOCK_LIMIT
+from mnemo.orchestrator.functions import FunctionError, ParsedCall
+from mnemo.v1 import common_pb2, memory_pb2, memory_pb2_grpc
+
+RECALL_PAGE_SIZE = 5
+ARCHIVAL_PAGE_SIZE = 5
+# gRPC statuses of the memory service that describe a bad call by the agent (fed back to it).
+_AGENT_ERRORS = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+                 grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.FAILED_PRECONDITION}
+
+
+@dataclass
+class StepMemory:
+    """Core-memory blocks of the agent as edited during one step."""
+
+    blocks: list[common_pb2.MemoryBlock]
+    changed: set[str] = field(default_factory=set)
+    archival_inserted: int = 0
+
+    def block(self, label: str) -> common_pb2.MemoryBlock:
+        for b in self.blocks:
+            if b.label == label:
+                return b
+        labels = ", ".join(b.label for b in self.blocks) or "none"
+        raise FunctionError(f"no core memory block labelled {label!r}; blocks: {labels}")
+
+    def set_value(self, label: str, value: str) -> None:
+        b = self.block(label)
+        limit = b.limit or DEFAULT_BLOCK_LIMIT
+        if len(value) > limit:
+            raise FunctionError(
+                f"edit failed: block {label!r} would hold {len(value)} characters, over its limit of "
+                f"{limit}; shorten it first (core_memory_replace) or store the text in archival memory")
+        b.value = value
+        self.changed.add(label)
+
+    def changed_blocks(self) -> list[common_pb2.MemoryBlock]:
+        return [b for b in self.blocks if b.label in self.changed]
+
+
+def truncate(text: str, max_chars: int, next_hint: str) -> str:
+    """Cut a result to the size budget with a note saying how to see the rest."""
+    if len(text) <= max_chars:
+        return text
+    note = f"\n[result truncated to {max_chars} characters; {next_hint}]"
+    return text[: max(0, max_chars - len(note))] + note
+
+
+class FunctionExecutor:
+    """Runs the memory functions of one agent step; send_message and pause_heartbeats are handled
+    by the step loop."""
+
+    def __init__(self, memory: memory_pb2_grpc.MemoryServiceStub, ref: common_pb2.AgentRef,
+                 step_id: str, mem: StepMemory, max_chars: int) -> None:
+        self.memory = memory
+        self.ref = ref
+        self.step_id = step_id
+        self.mem = mem
+        self.max_chars = max_chars
+
+    async def run(self, call: ParsedCall, call_index: int) -> str:
+        try:
+            return await getattr(self, "_" + call.name)(call.args, call_index)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _AGENT_ERRORS:
+                raise FunctionError(f"{call.name} failed: {exc.details()}") from None
+            raise
+
+    # ---- core memory ----
+    async def _core_memory_append(self, args: dict, _: int) -> str:
+        b = self.mem.block(args["label"])
+        content = args["content"]
+        self.mem.set_value(b.label, f"{b.value}\n{content}" if b.value else content)
+        return f"appended to {b.label} ({len(b.value)}/{b.limit or DEFAULT_BLOCK_LIMIT} characters)"
+
+    async def _core_memory_replace(self, args: dict, _: int) -> str:
+        b = self.mem.block(args["label"])
+        old, new = args["old_content"], args["new_content"]
+        if not old:
+            raise FunctionError("old_content must not be empty")
+        if old not in b.value:
+            raise FunctionError(f"old_content not found in block {b.label!r}; copy the exact text to replace")
+        self.mem.set_value(b.label, b.value.replace(old, new))
+        return f"replaced in {b.label} ({len(b.value)}/{b.limit or DEFAULT_BLOCK_LIMIT} characters)"
+
+    # ---- recall ----
+    async def _conversation_search(self, args: dict, _: int) -> str:
+        page = args.get("page", 0)
+        resp = await self.memory.SearchRecall(memory_pb2.SearchRecallRequest(
+            ref=self.ref, query=args["query"], page=page + 1, page_size=RECALL_PAGE_SIZE))
+        return self._recall_result(resp, page, f"query {args['query']!r}")
+
+    async def _conversation_search_date(self, args: dict, _: int) -> str:
+        page = args.get("page", 0)
+        for key in ("start_date", "end_date"):
+            try:
+                ids.parse_time(args[key])
+            except ValueError:
+                raise FunctionError(f"{key} {args[key]!r} is not a date: use YYYY-MM-DD") from None
+        resp = await self.memory.SearchRecall(memory_pb2.SearchRecallRequest(
+            ref=self.ref, start=args["start_date"], end=args["end_date"], page=page + 1,
+            page_size=RECALL_PAGE_SIZE))
+        return self._recall_result(resp, page, f"dates {args['start_date']}..{args['end_date']}")
+
+    def _recall_result(self, resp: memory_pb2.SearchRecallResponse, page: int, what: str) -> str:
+        lines = []
+        for hit in resp.hits:
+            m = hit.message
+            text = m.text
+            if m.role == "assistant" and m.tool_calls:
+                text = (text + " " if text else "") + " ".join(f"[{c.name} {c.arguments}]" for c in m.tool_calls)
+            lines.append(f"- [{packing.friendly_time(m.created_at)}] {m.role}: {text}")
+        return self._paged(lines, resp.total, page, RECALL_PAGE_SIZE, what)
+
+    # ---- archival ----
+    async def _archival_memory_insert(self, args: dict, call_index: int) -> str:
+        passage_id = f"{self.step_id}:{call_index}".replace(":", "-")
+        await self.memory.InsertArchival(memory_pb2.InsertArchivalRequest(
+            ref=self.ref, passages=[memory_pb2.PassageInput(id=passage_id, text=args["content"])]))
+        self.mem.archival_inserted += 1
+        return f"stored in archival memory (id {passage_id})"
+
+    async def _archival_memory_search(self, args: dict, _: int) -> str:
+        page = args.get("page", 0)
+        resp = await self.memory.SearchArchival(memory_pb2.SearchArchivalRequest(
+            ref=self.ref, query=args["query"], page=page + 1, page_size=ARCHIVAL_PAGE_SIZE))
+        lines = [f"- [{packing.friendly_time(h.passage.created_at)}] {h.passage.text}" for h in resp.hits]
+        return self._paged(lines, resp.total, page, ARCHIVAL_PAGE_SIZE, f"query {args['query']!r}")
+
+    def _paged(self, lines: list[str], total: int, page: int, page_size: int, what: str) -> str:
+        pages = max(1, -(-total // page_size))
+        if not lines:
+            return f"no results for {what} on page {page} ({total} results in all)"
+        head = f"showing {len(lines)} of {total} results for {what} (page {page} of 0..{pages - 1})"
+        more = page + 1 < pages
+        hint = (f"call again with page={page + 1} for the next page" if more
+                else "narrow the query to see less per result")
+        body = truncate(head + "\n" + "\n".join(lines), self.max_chars, hint)
+        if more and "[result truncated" not in body:
+            body += f"\n[more results: call again with page={page + 1}]"
+        return body

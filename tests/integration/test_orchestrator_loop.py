@@ -1,0 +1,55 @@
+"""The step loop against real NATS, the real memory service and the scripted model."""
+
+from __future__ import annotations
+
+import json
+
+from tests.fixtures_memory import llm_service, memory_service, memory_stub  # noqa: F401
+from tests.fixtures_orchestrator import agent_factory, chat_llm, orchestrator, run_turn  # noqa: F401
+
+from mnemo.v1 import common_pb2
+
+
+def call(name: str, heartbeat: bool = False, **args: object) -> dict:
+    return {"tool_call": {"name": name, "arguments": {**args, "request_heartbeat": heartbeat}}}
+
+
+async def test_simple_turn_replies_and_commits(orchestrator, agent_factory, memory_stub, scripted_llm, nc):
+    agent = await agent_factory()
+    result = await run_turn(nc, "t1", agent.config.id, "hello there")
+    assert result.stop_reason == "end_turn"
+    assert result.replies == ["You said: hello there"]
+    usage = result.of("usage")
+    assert len(usage) == 1 and usage[0].usage.context_tokens > 0
+    assert result.final.turn_completed.steps == 1
+    state = await memory_stub.GetContext(common_pb2.AgentRef(tenant_id="t1", agent_id=agent.config.id))
+    roles = [m.role for m in state.queue]
+    assert roles[-3:] == ["user", "assistant", "tool"]
+    assert state.queue[-3].text == "hello there"
+    assert state.turn.completed and state.turn.stop_reason == "end_turn"
+    # The model saw the system prompt, the core memory and the packed user message.
+    req = scripted_llm.chat_requests()[0]
+    system = req["messages"][0]["content"]
+    assert "send_message" in system and "I am Sam" in system and "### Memory metadata" in system
+    packed = json.loads(req["messages"][-1]["content"])
+    assert packed["type"] == "user_message" and packed["message"] == "hello there"
+    assert {t["function"]["name"] for t in req["tools"]} >= {"send_message", "archival_memory_search"}
+
+
+async def test_heartbeat_chain(orchestrator, agent_factory, scripted_llm, nc):
+    agent = await agent_factory()
+    scripted_llm.push(
+        {"content": "Let me note that.", **call("core_memory_append", True, label="human", content="Likes tea")},
+        call("send_message", False, message="Noted!"),
+    )
+    result = await run_turn(nc, "t1", agent.config.id, "I like tea")
+    assert result.stop_reason == "end_turn"
+    assert result.final.turn_completed.steps == 2
+    assert [e.type for e in result.events] == [
+        "inner_thought", "function_call", "function_return", "usage", "assistant_message", "usage",
+        "turn_completed"]
+    assert result.replies == ["Noted!"]
+    second = scripted_llm.chat_requests()[1]["messages"]
+    assert second[-2]["role"] == "tool" and json.loads(second[-2]["content"])["status"] == "OK"
+    assert json.loads(second[-1]["content"])["type"] == "heartbeat"
+    assert "Likes tea" in second[0]["content"]
