@@ -14,6 +14,7 @@ Usage: .venv/bin/python bench/search_latency.py [--sizes 10000,100000,1000000] [
 from __future__ import annotations
 
 import argparse
+import os
 import asyncio
 import resource
 import shutil
@@ -115,7 +116,8 @@ async def main() -> None:
     rng = np.random.default_rng(7)
     words = vocabulary(rng)
     targets = {100_000: 25.0, 1_000_000: 100.0}
-    print(f"embedded backend, archival hybrid search, {DIM}-dim vectors, {args.queries} queries per size")
+    print(f"embedded backend, archival hybrid search, {DIM}-dim vectors, {args.queries} queries per size;"
+          f" load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     header = (f"{'passages':>10} {'insert/s':>10} {'load s':>8} {'p50 ms':>8} {'p99 ms':>8} {'target':>8}"
               f" {'avg total':>10} {'RSS MB':>8} {'disk MB':>8}")
     print(header)
@@ -124,7 +126,8 @@ async def main() -> None:
         target = targets.get(n)
         verdict = "" if target is None else ("ok" if r["p99"] <= target else "MISSED") + f" {target:.0f}"
         print(f"{n:>10,} {r['insert_per_s']:>10,.0f} {r['load_s']:>8.2f} {r['p50']:>8.1f} {r['p99']:>8.1f}"
-              f" {verdict:>8} {r['mean_total']:>10,.0f} {r['rss_mb']:>8,.0f} {r['disk_mb']:>8,.0f}", flush=True)
+              f" {verdict:>8} {r['mean_total']:>10,.0f} {r['rss_mb']:>8,.0f} {r['disk_mb']:>8,.0f}"
+              f"   (load {os.getloadavg()[0]:.1f})", flush=True)
 
 
 if __name__ == "__main__":

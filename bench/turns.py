@@ -40,25 +40,28 @@ def stack_processes(stack: Stack) -> list[psutil.Process]:
     return [root, *root.children(recursive=True)]
 
 
-def cpu_seconds(procs: list[psutil.Process]) -> float:
-    total = 0.0
+def _name(p: psutil.Process) -> str:
+    cmd = " ".join(p.cmdline())
+    return next((s for s in ("orchestrator", "memory", "llm_proxy", "gateway", "nats-server") if s in cmd),
+                "mnemo up")
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> dict[str, float]:
+    out: dict[str, float] = {}
     for p in procs:
         try:
             t = p.cpu_times()
-            total += t.user + t.system
+            out[_name(p)] = out.get(_name(p), 0.0) + t.user + t.system
         except psutil.NoSuchProcess:
             pass
-    return total
+    return out
 
 
 def rss_mib(procs: list[psutil.Process]) -> dict[str, float]:
     out: dict[str, float] = {}
     for p in procs:
         try:
-            cmd = " ".join(p.cmdline())
-            name = next((s for s in ("orchestrator", "memory", "llm_proxy", "gateway", "nats-server")
-                         if s in cmd), "mnemo up")
-            out[name] = out.get(name, 0.0) + p.memory_info().rss / 2**20
+            out[_name(p)] = out.get(_name(p), 0.0) + p.memory_info().rss / 2**20
         except psutil.NoSuchProcess:
             pass
     return out
@@ -105,13 +108,17 @@ async def concurrent(client: httpx.AsyncClient, stack: Stack, agents: int, turns
     began = time.perf_counter()
     await asyncio.gather(*(drive(a) for a in ids))
     wall = time.perf_counter() - began
-    cpu = cpu_seconds(procs) - cpu0
+    cpu1 = cpu_seconds(procs)
+    per = {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1}
+    cpu = sum(per.values())
     done = len(lat)
     rss = rss_mib(procs)
     print(f"(b) {agents} agents x {turns} turns concurrently: {done / wall:.0f} turns/s, "
           f"p50 {pct(lat, .5) * 1000:.1f} ms, p95 {pct(lat, .95) * 1000:.1f} ms, errors {len(errors)}, "
           f"CPU {cpu / max(done, 1) * 1000:.1f} ms/turn (all stack processes), "
           f"RSS {sum(rss.values()):.0f} MiB ({', '.join(f'{k} {v:.0f}' for k, v in sorted(rss.items()))})")
+    print("   CPU ms/turn by process: " + ", ".join(
+        f"{k} {v / max(done, 1) * 1000:.1f}" for k, v in sorted(per.items())))
     if errors:
         print("   first errors:", *errors[:3], sep="\n   ")
 
@@ -136,7 +143,10 @@ def main() -> None:
     try:
         wait_port(port)
         with tempfile.TemporaryDirectory() as tmp:
-            stack = Stack(Path(tmp) / "home", llm_base_url=f"http://127.0.0.1:{port}/v1").start(timeout=300)
+            # A load test, not an abuse test: lift the gateway's per-tenant rate limit.
+            stack = Stack(Path(tmp) / "home", llm_base_url=f"http://127.0.0.1:{port}/v1",
+                          extra_env={"MNEMO_GATEWAY_RATE_PER_SECOND": "100000",
+                                     "MNEMO_GATEWAY_RATE_BURST": "100000"}).start(timeout=300)
             try:
                 print(f"stack up in {stack.startup_seconds:.1f}s")
                 asyncio.run(run(args, stack))

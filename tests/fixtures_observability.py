@@ -5,13 +5,38 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from mnemo.common.telemetry import setup_telemetry
 
+
+class _GatedProcessor(SpanProcessor):
+    """Exports to the in-memory exporter only while a test that asked for spans runs
+    (a tracer provider cannot drop a processor; other tests must not pile spans up)."""
+
+    def __init__(self, exporter: InMemorySpanExporter) -> None:
+        self.inner = SimpleSpanProcessor(exporter)
+        self.active = False
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.active:
+            self.inner.on_end(span)
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
 _exporter = InMemorySpanExporter()
+_gate = _GatedProcessor(_exporter)
 _installed = False
 
 
@@ -20,11 +45,15 @@ def span_exporter() -> Iterator[InMemorySpanExporter]:
     """Every span ended in this process during the test (cleared before and after)."""
     global _installed
     if not _installed:
-        setup_telemetry("mnemo-tests", [SimpleSpanProcessor(_exporter)])
+        setup_telemetry("mnemo-tests", [_gate])
         _installed = True
     _exporter.clear()
-    yield _exporter
-    _exporter.clear()
+    _gate.active = True
+    try:
+        yield _exporter
+    finally:
+        _gate.active = False
+        _exporter.clear()
 
 
 def by_name(spans: tuple[ReadableSpan, ...] | list[ReadableSpan], name: str) -> ReadableSpan:

@@ -1,6 +1,8 @@
 """Fixtures of the orchestrator: `orchestrator` (in-process, on the session NATS, with the memory
-service and an llm-proxy backed by the scripted model), `agent_factory`, and `run_turn()` which
-submits a TurnRequest and collects its events until turn_completed / turn_failed.
+service and an llm-proxy backed by the scripted model), `orchestrator_factory` (more replicas, or
+settings overrides), `agent_factory`; helpers `run_turn()` (submit a TurnRequest and collect its
+events until turn_completed / turn_failed), `submit_turn()` and `EventCollector` (a JetStream
+subscription on one agent's events, opened before submitting).
 
 Usage in a test module:
     from tests.fixtures_memory import llm_service, memory_service, memory_stub  # noqa: F401

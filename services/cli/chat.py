@@ -175,7 +175,7 @@ class ChatSession:
             agent = self.client.agents.import_(path.read_bytes())
             self.agent = agent
             state.remember_agent(agent.id)
-            self.console.print(f"📂 imported {path} as agent {escape(agent.name)} ({agent.id}); now chatting with it")
+            self.console.print(f"📂 now chatting with {escape(agent.name)} ({agent.id}), imported from {path}")
         else:
             self.agent = self.client.agents.restore(self.agent.id, arg)
             self.console.print(f"📂 restored checkpoint {escape(arg)}")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
@@ -56,7 +57,12 @@ def up(
         overrides["http_port"] = http_port
     if grpc_port is not None:
         overrides["grpc_port"] = grpc_port
-    raise typer.Exit(run_up(Settings(**overrides), timeout=timeout, grace=grace))
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"MNEMO_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors())
+        raise MnemoError(0, f"invalid setting {problems}") from None
+    raise typer.Exit(run_up(settings, timeout=timeout, grace=grace))
 
 
 @app.command()

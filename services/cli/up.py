@@ -21,6 +21,7 @@ from mnemo.cli.supervisor import (
     grpc_health,
     http_health,
     nats_server_binary,
+    tail,
     tcp_health,
 )
 from mnemo.common.config import Settings
@@ -172,8 +173,6 @@ async def run_stack(settings: Settings, console: Console, timeout: float = 120.0
 
 
 def _log_tail_text(path: Path) -> str:
-    from mnemo.cli.supervisor import tail
-
     return tail(path) or "(empty log)"
 
 

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     llm_port: int = 50062
     orchestrator_port: int = 50063
     nats_port: int = 4233
+    jetstream_replicas: int = Field(default=1, ge=1, le=5, description="JetStream replicas (3 on a cluster)")
     metrics_port: int = 0  # 0 = no Prometheus endpoint
 
     # Internal addresses (default: host + port)

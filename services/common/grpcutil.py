@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Callable, Iterable
@@ -149,7 +150,12 @@ def _finish_server_span(s: trace.Span, exc: BaseException | None,
     if isinstance(code, int):
         code = next((c for c in grpc.StatusCode if c.value[0] == code), None)
     if code is None:
-        code = grpc.StatusCode.OK if exc is None else grpc.StatusCode.UNKNOWN
+        if exc is None:
+            code = grpc.StatusCode.OK
+        elif isinstance(exc, asyncio.CancelledError):
+            code = grpc.StatusCode.CANCELLED  # the caller went away: not a server failure
+        else:
+            code = grpc.StatusCode.UNKNOWN
     s.set_attribute("rpc.grpc.status_code", code.value[0])
     if code in _SERVER_ERROR_CODES or (exc is not None and code == grpc.StatusCode.UNKNOWN):
         if exc is not None:

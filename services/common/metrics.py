@@ -4,9 +4,10 @@ Instruments are module-level so any service records with one line, e.g.
 `metrics.TURN_LATENCY.record(seconds, {"model": m})`. Until `setup_metrics` runs they are no-ops.
 The Prometheus names they export are listed in `PROMETHEUS_SERIES` (and docs/observability.md).
 
-JetStream queue depth: a service that consumes a stream calls
-`observe_consumer_pending(js, "TURNS", "orchestrator")` once; the returned observer polls the
-consumer's info in the background and feeds the `mnemo.jetstream.pending` gauges.
+JetStream queue depth: `run_service` starts `observe_service_queues` for the consumers of
+`SERVICE_QUEUES` (orchestrator: TURNS/orchestrator, memory: MESSAGES/recall-indexer) when metrics are
+served; other code can call `observe_consumer_pending(js, stream, consumer)`. An observer polls the
+consumer's info in the background and feeds the `mnemo.jetstream.*` gauges.
 """
 
 from __future__ import annotations

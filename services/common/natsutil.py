@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import nats
 from nats.aio.client import Client as NATS
@@ -102,13 +103,21 @@ async def ensure_kv(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
         return await js.create_key_value(config)
 
 
-async def ensure_jetstream(js: JetStreamContext) -> dict[str, KeyValue]:
-    """Create every stream and KV bucket if missing; return the buckets by name."""
+async def ensure_jetstream(js: JetStreamContext, replicas: int | None = None) -> dict[str, KeyValue]:
+    """Create every stream and KV bucket if missing; return the buckets by name.
+
+    `replicas` (default: MNEMO_JETSTREAM_REPLICAS, 1) is the JetStream replication factor: 3 on a
+    3-node cluster so that losing one server loses nothing.
+    """
+    if replicas is None:
+        from mnemo.common.config import get_settings
+
+        replicas = get_settings().jetstream_replicas
     for cfg in STREAMS:
-        await ensure_stream(js, cfg)
+        await ensure_stream(js, replace(cfg, num_replicas=replicas))
     buckets: dict[str, KeyValue] = {}
     for kv_cfg in KV_BUCKETS:
-        buckets[kv_cfg.bucket] = await ensure_kv(js, kv_cfg)
+        buckets[kv_cfg.bucket] = await ensure_kv(js, replace(kv_cfg, replicas=replicas))
     return buckets
 
 

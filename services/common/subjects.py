@@ -12,6 +12,7 @@ KV_LEASES = "mnemo_leases"
 KV_TENANTS = "mnemo_tenants"
 KV_TEMPLATES = "mnemo_templates"
 KV_CHECKPOINTS = "mnemo_checkpoints"
+KV_IDEMPOTENCY = "mnemo_idempotency"  # gateway: first acceptance of keyed turns (TTL = EVENTS retention)
 
 ORCHESTRATOR_CONSUMER = "orchestrator"
 RECALL_INDEXER_CONSUMER = "recall-indexer"

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
+from nats.errors import Error as NatsError
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -128,6 +129,12 @@ def create_app(ctx: GatewayContext, nats: Any = None) -> FastAPI:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(_error_body(exc), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(NatsError)
+    async def nats_error(request: Request, exc: NatsError) -> JSONResponse:
+        log.warning("NATS error on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+        return JSONResponse({"detail": f"the message bus is unavailable ({exc.__class__.__name__})"},
+                            status_code=503)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

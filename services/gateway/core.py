@@ -5,10 +5,10 @@ REST (rest_*.py) and gRPC (grpc_api.py) both call this; failures are ApiError.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
-
-import time
 
 import grpc
 
@@ -78,9 +78,8 @@ class Core:
         return public_agent(await self.get_state(tenant_id, agent_id))
 
     async def list_agents(self, tenant_id: str, page: int, page_size: int) -> agent_pb2.ListAgentsResponse:
-        resp = await self.call(self.memory.ListAgents, memory_pb2.ListAgentsRequest(
+        return await self.call(self.memory.ListAgents, memory_pb2.ListAgentsRequest(
             tenant_id=tenant_id, page=page, page_size=page_size))
-        return resp
 
     @staticmethod
     def list_view(resp: memory_pb2.ListAgentsResponse) -> list[agent_pb2.Agent]:
@@ -158,8 +157,17 @@ class Core:
     async def ingest_document(self, tenant_id: str, agent_id: str, filename: str, content_type: str,
                               tags: list[str], data: AsyncIterator[bytes]) -> memory_pb2.IngestProgress:
         """Stream a document to the memory service; the final progress report."""
-        ref = await self.owned(tenant_id, agent_id)  # 404 before reading the body
+        last = memory_pb2.IngestProgress()
+        async for progress in self.ingest_document_progress(tenant_id, agent_id, filename, content_type, tags,
+                                                            data):
+            last = progress
+        return last
 
+    async def ingest_document_progress(self, tenant_id: str, agent_id: str, filename: str, content_type: str,
+                                       tags: list[str],
+                                       data: AsyncIterator[bytes]) -> AsyncIterator[memory_pb2.IngestProgress]:
+        """Stream a document to the memory service, yielding its progress reports."""
+        ref = await self.owned(tenant_id, agent_id)  # 404 before reading the body
         body_error: list[BaseException] = []
 
         async def chunks() -> AsyncIterator[memory_pb2.DocumentChunk]:
@@ -173,17 +181,18 @@ class Core:
                 body_error.append(exc)
                 raise
 
-        last = memory_pb2.IngestProgress()
         try:
             async for progress in self.memory.IngestDocument(chunks(), timeout=3600.0):
-                last = progress
-        except grpc.aio.AioRpcError as exc:
+                yield progress
+        except (grpc.aio.AioRpcError, asyncio.CancelledError) as exc:
+            # A failing request body makes grpc cancel the call: report the body's error instead.
             if body_error:
                 raise body_error[0] from exc
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             raise ApiError.from_rpc(exc, "the memory service") from exc
         if body_error:
             raise body_error[0]
-        return last
 
     # ---- checkpoints, export / import ----
     async def create_checkpoint(self, tenant_id: str, agent_id: str, name: str) -> common_pb2.Checkpoint:
@@ -216,14 +225,24 @@ class Core:
         return rest()
 
     async def import_agent(self, tenant_id: str, data: AsyncIterator[bytes]) -> agent_pb2.Agent:
+        body_error: list[BaseException] = []
+
         async def chunks() -> AsyncIterator[memory_pb2.ImportChunk]:
             yield memory_pb2.ImportChunk(tenant_id=tenant_id)
-            async for piece in data:
-                if piece:
-                    yield memory_pb2.ImportChunk(data=piece)
+            try:
+                async for piece in data:
+                    if piece:
+                        yield memory_pb2.ImportChunk(data=piece)
+            except Exception as exc:  # e.g. BodyTooLarge
+                body_error.append(exc)
+                raise
         try:
             state = await self.memory.ImportAgent(chunks(), timeout=3600.0)
-        except grpc.aio.AioRpcError as exc:
+        except (grpc.aio.AioRpcError, asyncio.CancelledError) as exc:
+            if body_error:
+                raise body_error[0] from exc
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             raise ApiError.from_rpc(exc, "the memory service") from exc
         return public_agent(state)
 

@@ -50,7 +50,10 @@ async def authenticate(ctx: GatewayContext, authorization: str | None) -> Princi
     if scheme.lower() != "bearer" or not key.strip():
         raise ApiError(401, "malformed Authorization header: expected 'Bearer <key>'",
                        headers={"WWW-Authenticate": "Bearer"})
-    principal = await ctx.tenants.resolve(key.strip())
+    try:
+        principal = await ctx.tenants.resolve(key.strip())
+    except Exception as exc:  # the KV is unreachable: not the client's fault
+        raise ApiError(503, f"cannot check the API key right now ({exc.__class__.__name__})") from exc
     if principal is None:
         raise ApiError(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
     wait = ctx.limiter.acquire(principal.tenant_id)

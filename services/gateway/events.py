@@ -98,6 +98,17 @@ class TurnWaiter:
         self._seen.add(event.seq)
         self.queue.put_nowait(event)
 
+    def merge(self, history: list[common_pb2.Event]) -> None:
+        """Add past events and re-queue everything not yet taken in sequence order (no await here,
+        so no live event can slip in between)."""
+        pending: list[common_pb2.Event] = []
+        while not self.queue.empty():
+            pending.append(self.queue.get_nowait())
+        by_seq = {e.seq: e for e in [*history, *pending]}
+        self._seen.update(by_seq)
+        for seq in sorted(by_seq):
+            self.queue.put_nowait(by_seq[seq])
+
 
 class EventHub:
     """One ordered push consumer on every agent's events (deliver new), dispatching by turn id.

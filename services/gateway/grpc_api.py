@@ -208,8 +208,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                                        grpc_code=grpc.StatusCode.RESOURCE_EXHAUSTED)
                     yield chunk.data
 
-            yield await self.core.ingest_document(who.tenant_id, header.agent_id, header.filename or "document.txt",
-                                                  header.content_type, list(header.tags), data())
+            async for progress in self.core.ingest_document_progress(
+                    who.tenant_id, header.agent_id, header.filename or "document.txt", header.content_type,
+                    list(header.tags), data()):
+                yield progress
         except ApiError as exc:
             await context.abort(exc.grpc_code, _detail_text(exc.detail))
 
@@ -257,6 +259,20 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def PutTemplate(self, tenant: str, request: agent_pb2.PublicPutTemplateRequest, context: Any) -> Any:
         t = request.template
         return await self.core.put_template(tenant, t.kind, t.name, t.text, request.create_only)
+
+    # ---- queue editing ----
+    @unary
+    async def PopMessages(self, tenant: str, request: agent_pb2.PublicPopMessagesRequest, context: Any) -> Any:
+        if not 1 <= request.count <= 1000:
+            raise ApiError(400, "count: between 1 and 1000")
+        return await self.core.pop_messages(tenant, request.agent_id, request.count)
+
+    @unary
+    async def RewriteMessage(self, tenant: str, request: agent_pb2.PublicRewriteMessageRequest,
+                             context: Any) -> Any:
+        if not request.text:
+            raise ApiError(400, "text: required")
+        return await self.core.rewrite_message(tenant, request.agent_id, request.text, request.message_id)
 
     @unary
     async def DeleteTemplate(self, tenant: str, request: agent_pb2.PublicTemplateRef, context: Any) -> Any:

@@ -20,7 +20,6 @@ from mnemo.gateway.turns import SubmittedTurn
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-AgentId = Annotated[str, "agent id"]
 
 
 @router.post("", status_code=201, summary="Create an agent")

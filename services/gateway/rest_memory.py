@@ -19,7 +19,6 @@ router = APIRouter(prefix="/v1/agents", tags=["memory"])
 CHUNK = 256 * 1024
 Page = Annotated[int, Query(ge=1, le=1_000_000)]
 PageSize = Annotated[int, Query(ge=1, le=100)]
-Label = Annotated[str, "block label"]
 
 
 @router.get("/{agent_id}/memory", summary="Core memory: blocks, summary, counts")

@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
+from nats.js.api import KeyValueConfig, StorageType
 
 from mnemo.common import subjects
 from mnemo.common.config import Settings
 from mnemo.common.grpcutil import GrpcServer, client_channel
-from mnemo.common.natsutil import connect, ensure_jetstream
+from mnemo.common.natsutil import DAY, connect, ensure_jetstream, ensure_kv
 from mnemo.gateway.app import create_app
 from mnemo.gateway.core import Core
 from mnemo.gateway.deps import GatewayContext
@@ -27,6 +28,11 @@ from mnemo.gateway.turns import TurnRunner
 from mnemo.v1 import agent_pb2_grpc, memory_pb2_grpc
 
 log = logging.getLogger(__name__)
+
+# Keyed turns are remembered as long as their events are kept, so a late retry finds its turn.
+IDEMPOTENCY_BUCKET = KeyValueConfig(bucket=subjects.KV_IDEMPOTENCY, history=1, ttl=7 * DAY,
+                                    storage=StorageType.FILE,
+                                    description="gateway: when each idempotency-keyed turn was accepted")
 
 
 class _Uvicorn(uvicorn.Server):
@@ -67,6 +73,7 @@ class GatewayService:
         self.nc = await connect(settings.nats_servers, "mnemo-gateway")
         js = self.nc.jetstream()
         buckets = await ensure_jetstream(js)
+        idempotency = await ensure_kv(js, IDEMPOTENCY_BUCKET)
         tenants = TenantStore(buckets[subjects.KV_TENANTS], cache_ttl=options.key_cache_ttl)
         if options.local_bootstrap:
             self.api_key = await tenants.ensure_local_key(settings.home_dir / "api_key")
@@ -77,7 +84,7 @@ class GatewayService:
         health = HealthChecker({"memory": self.memory_target, "llm-proxy": self.llm_target,
                                 "orchestrator": self.orchestrator_target}, ttl=options.health_cache_ttl)
         self.context = GatewayContext(settings=settings, options=options, core=core,
-                                      turns=TurnRunner(js, self.hub), tenants=tenants,
+                                      turns=TurnRunner(js, self.hub, idempotency), tenants=tenants,
                                       limiter=RateLimiter(options.rate_per_second, options.rate_burst),
                                       health=health, js=js)
         self.app = create_app(self.context, self.nc)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
 
 from mnemo.common import subjects, telemetry
 from mnemo.common.ids import new_id, now_iso
@@ -39,16 +43,29 @@ class SubmittedTurn:
     agent_id: str
     duplicate: bool
     waiter: TurnWaiter
-    replay_task: asyncio.Task[None] | None = None
     events: list[common_pb2.Event] = field(default_factory=list)
 
 
 class TurnRunner:
     """Publishes TurnRequests (durable once acked) and streams their events from the hub."""
 
-    def __init__(self, js: JetStreamContext, hub: EventHub) -> None:
+    def __init__(self, js: JetStreamContext, hub: EventHub, idempotency_kv: KeyValue | None = None) -> None:
         self.js = js
         self.hub = hub
+        self.kv = idempotency_kv
+
+    async def _first_submitted_at(self, turn_id: str) -> float | None:
+        """When a keyed turn was first accepted (beyond JetStream's 120 s deduplication window)."""
+        if self.kv is None:
+            return None
+        try:
+            entry = await self.kv.get(f"idem.{turn_id}")
+        except KeyNotFoundError:
+            return None
+        try:
+            return float(json.loads(entry.value or b"{}")["at"])
+        except (ValueError, KeyError, TypeError):
+            return None
 
     async def submit(self, tenant_id: str, agent_id: str, message: str, *, role: str = "user",
                      max_steps: int = 0, idempotency_key: str | None = None) -> SubmittedTurn:
@@ -58,30 +75,37 @@ class TurnRunner:
                                          max_steps=max_steps)
         waiter = self.hub.register(turn_id)  # before publishing: no event can be missed
         try:
-            with telemetry.turn_scope(tenant_id, agent_id, turn_id):
-                headers = telemetry.inject({"Nats-Msg-Id": turn_id})
-                ack = await self.js.publish(subjects.turns_subject(tenant_id, agent_id),
-                                            request.SerializeToString(), headers=headers,
-                                            stream=subjects.TURNS_STREAM, timeout=10.0)
+            first_at = await self._first_submitted_at(turn_id) if idempotency_key else None
+            duplicate = first_at is not None
+            if not duplicate:
+                with telemetry.turn_scope(tenant_id, agent_id, turn_id):
+                    headers = telemetry.inject({"Nats-Msg-Id": turn_id})
+                    ack = await self.js.publish(subjects.turns_subject(tenant_id, agent_id),
+                                                request.SerializeToString(), headers=headers,
+                                                stream=subjects.TURNS_STREAM, timeout=10.0)
+                duplicate = bool(ack.duplicate)
+                if idempotency_key and self.kv is not None and not duplicate:
+                    await self.kv.put(f"idem.{turn_id}", json.dumps({"at": time.time()}).encode())
         except Exception as exc:
             self.hub.unregister(waiter)
             raise ApiError(503, f"the turn queue is unavailable: {exc.__class__.__name__}") from exc
-        turn = SubmittedTurn(turn_id, tenant_id, agent_id, bool(ack.duplicate), waiter)
+        turn = SubmittedTurn(turn_id, tenant_id, agent_id, duplicate, waiter)
         if turn.duplicate:
-            # The same turn was submitted before: its events may already be in the stream.
-            turn.replay_task = asyncio.create_task(self._replay_into(turn))
+            # The same turn was submitted before: its past events come from the stream, merged in
+            # sequence order with those the hub delivers meanwhile.
+            since = (datetime.fromtimestamp(first_at - 5.0, timezone.utc) if first_at is not None
+                     else recent_window_start(REPLAY_WINDOW_SECONDS))
+            try:
+                history = [e async for e in replay(self.js, tenant_id, agent_id, since=since, idle_timeout=5.0)
+                           if e is not None and e.turn_id == turn_id]
+            except Exception:
+                self.hub.unregister(waiter)
+                raise
+            waiter.merge(history)
         return turn
-
-    async def _replay_into(self, turn: SubmittedTurn) -> None:
-        async for event in replay(self.js, turn.tenant_id, turn.agent_id,
-                                  since=recent_window_start(REPLAY_WINDOW_SECONDS), idle_timeout=5.0):
-            if event is not None and event.turn_id == turn.turn_id:
-                turn.waiter.put(event)
 
     def close(self, turn: SubmittedTurn) -> None:
         self.hub.unregister(turn.waiter)
-        if turn.replay_task is not None and not turn.replay_task.done():
-            turn.replay_task.cancel()
 
     async def events(self, turn: SubmittedTurn, timeout: float | None) -> AsyncIterator[common_pb2.Event]:
         """The turn's events in order of arrival, until its final event or `timeout` seconds."""

@@ -190,7 +190,7 @@ class LLMEngine:
     async def chat(self, call: ChatCall, meta: CallMeta, deadline: float | None = None) -> ChatOutcome:
         """One chat completion, with every guarantee of the proxy."""
         route = self._prepare(call)
-        with telemetry.span(f"chat {route.model}", tracer="mnemo.llm_proxy", kind=SpanKind.CLIENT,
+        with telemetry.span(f"chat {route.model}", tracer="mnemo.llm-proxy", kind=SpanKind.CLIENT,
                             attributes=self._span_attrs("chat", route, meta, call.max_tokens)) as span:
             try:
                 prompt = self.check_context(call)
@@ -219,7 +219,7 @@ class LLMEngine:
         """Text deltas, then a StreamEnd with the complete (repaired) outcome. Retried only before
         the first delta was sent."""
         route = self._prepare(call)
-        with telemetry.span(f"chat {route.model}", tracer="mnemo.llm_proxy", kind=SpanKind.CLIENT,
+        with telemetry.span(f"chat {route.model}", tracer="mnemo.llm-proxy", kind=SpanKind.CLIENT,
                             attributes={**self._span_attrs("chat", route, meta, call.max_tokens),
                                         "mnemo.llm.stream": True}) as span:
             try:
@@ -276,7 +276,7 @@ class LLMEngine:
         attrs = {"gen_ai.operation.name": "embeddings", "gen_ai.system": system, "gen_ai.provider.name": system,
                  "gen_ai.request.model": name, "mnemo.tenant_id": meta.tenant_id,
                  "mnemo.agent_id": meta.agent_id, "mnemo.turn_id": meta.turn_id}
-        with telemetry.span(f"embeddings {name}", tracer="mnemo.llm_proxy", kind=SpanKind.CLIENT,
+        with telemetry.span(f"embeddings {name}", tracer="mnemo.llm-proxy", kind=SpanKind.CLIENT,
                             attributes=attrs) as span:
             started = time.perf_counter()
             try:

@@ -11,9 +11,10 @@ class LLMError(Exception):
     code = grpc.StatusCode.INTERNAL
     kind = "internal"
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, retryable: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.retryable = retryable   # worth another attempt (429, 408, 409, 5xx, connection failures)
 
 
 class InvalidRequest(LLMError):

@@ -18,7 +18,7 @@ T = TypeVar("T")
 
 def is_retryable(exc: BaseException) -> bool:
     """429, 408, 409, 5xx and connection failures are retried; other 4xx and timeouts are not."""
-    return isinstance(exc, LLMError) and bool(getattr(exc, "retryable", False))
+    return isinstance(exc, LLMError) and exc.retryable
 
 
 class CircuitBreaker:

@@ -35,6 +35,24 @@ def public(state: common_pb2.AgentState) -> common_pb2.AgentState:
     return out
 
 
+def check_config(config: common_pb2.AgentConfig) -> None:
+    """Reject negative sizes and fractions outside (0, 1]."""
+    if config.context_window < 0:
+        raise InvalidArgument("context_window must be >= 0")
+    lim = config.limits
+    for name in ("max_steps", "max_tokens_per_turn", "function_result_max_chars", "keep_last_messages",
+                 "reserved_completion_tokens"):
+        if getattr(lim, name) < 0:
+            raise InvalidArgument(f"limits.{name} must be >= 0")
+    for name in ("memory_warning_fraction", "compaction_trigger_fraction", "compaction_target_fraction"):
+        value = getattr(lim, name)
+        if value < 0 or value > 1:
+            raise InvalidArgument(f"limits.{name} must be between 0 and 1, got {value}")
+    if (lim.compaction_target_fraction and lim.compaction_trigger_fraction
+            and lim.compaction_target_fraction >= lim.compaction_trigger_fraction):
+        raise InvalidArgument("limits.compaction_target_fraction must be below compaction_trigger_fraction")
+
+
 def paginate(page: int, page_size: int, default_size: int = 10) -> tuple[int, int]:
     """Validated (page, page_size): 1-based page, size 1..100."""
     page = page or 1
@@ -75,8 +93,7 @@ class Agents:
             config.id = ids.new_id("agent")
         config.tenant_id = req.tenant_id
         config.created_at = ids.now_iso()
-        if config.context_window < 0:
-            raise InvalidArgument("context_window must be >= 0")
+        check_config(config)
         await self._fill_models(config)
         config.preset = config.preset or DEFAULT_PRESET
         if not config.name:
@@ -100,16 +117,14 @@ class Agents:
             raise AlreadyExists(f"agent {config.id} already exists") from None
 
     async def _fill_models(self, config: common_pb2.AgentConfig) -> None:
-        """Chat and embedding model defaults from the llm-proxy (settings when it is unreachable)."""
+        """Chat and embedding model defaults from the llm-proxy (UNAVAILABLE when it is unreachable)."""
         try:
             defaults = await self.llm.defaults()
         except Unavailable as exc:
             if config.model and config.embedding_model and config.embedding_dim:
-                return
-            log.warning("using settings defaults for a new agent: %s", exc)
-            config.model = config.model or self.settings.default_model
-            config.embedding_model = config.embedding_model or (self.settings.embedding_model or "")
-            return
+                return  # nothing to ask
+            # An agent must record its embedding model and dimension: refuse rather than guess.
+            raise Unavailable(f"cannot resolve the agent's default models: {exc}") from None
         config.model = config.model or defaults.chat_model
         if not config.embedding_model:
             config.embedding_model = defaults.embedding_model
@@ -157,8 +172,7 @@ class Agents:
                 raise FailedPrecondition(f"field {field!r} cannot be changed after creation")
             if field not in UPDATABLE:
                 raise InvalidArgument(f"unknown or read-only field {field!r} in update_mask")
-        if req.config.context_window < 0:
-            raise InvalidArgument("context_window must be >= 0")
+        check_config(req.config)
 
         def change(state: common_pb2.AgentState) -> None:
             for field in req.update_mask:

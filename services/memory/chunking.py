@@ -59,10 +59,14 @@ class Chunker:
         chunk = self._buf[:cut].strip()
         start = max(cut - self.overlap, 0)
         if self.overlap and start > 0:
-            # Start the overlap on a word boundary.
-            space = self._buf.find(" ", start, cut)
-            if space != -1:
-                start = space + 1
+            # Start the overlap at a sentence start when one is near, else on a word boundary.
+            sentence = _SENTENCE_END.search(self._buf, start, cut)
+            if sentence is not None and sentence.end() < cut - self.overlap // 4:
+                start = sentence.end()
+            else:
+                space = self._buf.find(" ", start, cut)
+                if space != -1:
+                    start = space + 1
         else:
             start = cut
         self._buf = self._buf[start:]

@@ -3,33 +3,33 @@
 from __future__ import annotations
 
 
-class MemoryError_(Exception):
+class MemoryServiceError(Exception):
     """Base of every expected failure (bad input, missing record, conflict)."""
 
     code = "UNKNOWN"
 
 
-class InvalidArgument(MemoryError_):
+class InvalidArgument(MemoryServiceError):
     code = "INVALID_ARGUMENT"
 
 
-class NotFound(MemoryError_):
+class NotFound(MemoryServiceError):
     code = "NOT_FOUND"
 
 
-class AlreadyExists(MemoryError_):
+class AlreadyExists(MemoryServiceError):
     code = "ALREADY_EXISTS"
 
 
-class FailedPrecondition(MemoryError_):
+class FailedPrecondition(MemoryServiceError):
     code = "FAILED_PRECONDITION"
 
 
-class Conflict(MemoryError_):
+class Conflict(MemoryServiceError):
     """A compare-and-set write lost against a newer revision."""
 
     code = "ABORTED"
 
 
-class Unavailable(MemoryError_):
+class Unavailable(MemoryServiceError):
     code = "UNAVAILABLE"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+import nats.errors
+import nats.js.errors
 from google.protobuf import empty_pb2
 
 from mnemo.common import subjects
@@ -16,14 +18,14 @@ from mnemo.common.grpcutil import GrpcServer
 from mnemo.common.natsutil import connect, ensure_jetstream
 from mnemo.common.telemetry import span
 from mnemo.memory.agents import Agents
-from mnemo.memory.commitlog import CommitLog
 from mnemo.memory.checkpoints import Checkpoints
+from mnemo.memory.commitlog import CommitLog
 from mnemo.memory.documents import DocumentIngest
-from mnemo.memory.errors import MemoryError_
+from mnemo.memory.errors import MemoryServiceError
 from mnemo.memory.llm_client import LLMClient
 from mnemo.memory.memories import Memories
 from mnemo.memory.recall import AgentModels, RecallIndexer
-from mnemo.memory.search.base import SearchBackend
+from mnemo.memory.search.base import DimensionMismatch, SearchBackend
 from mnemo.memory.store import AgentStore
 from mnemo.memory.templates import TemplateStore
 from mnemo.memory.transfer import Transfer
@@ -63,9 +65,8 @@ def rpc(op: str) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaita
                       attributes={"mnemo.tenant_id": tenant_id, "mnemo.agent_id": agent_id}) as s:
                 try:
                     result = await fn(self, request, context)
-                except MemoryError_ as exc:
-                    s.set_attribute("mnemo.error", exc.code)
-                    await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
+                except Exception as exc:  # noqa: BLE001 - every failure becomes a clear status
+                    await _abort(context, s, exc)
                 n = _count(result)
                 if n is not None:
                     s.set_attribute("mnemo.result_count", n)
@@ -74,9 +75,23 @@ def rpc(op: str) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaita
     return wrap
 
 
-async def _abort_stream(context: grpc.aio.ServicerContext, s: Any, exc: MemoryError_) -> None:
-    s.set_attribute("mnemo.error", exc.code)
-    await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
+def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    if isinstance(exc, MemoryServiceError):
+        return getattr(grpc.StatusCode, exc.code), str(exc)
+    if isinstance(exc, DimensionMismatch):
+        return grpc.StatusCode.FAILED_PRECONDITION, f"embedding dimension mismatch: {exc}"
+    if isinstance(exc, (nats.errors.TimeoutError, nats.errors.ConnectionClosedError, nats.errors.NoServersError,
+                        nats.js.errors.ServiceUnavailableError)):
+        return grpc.StatusCode.UNAVAILABLE, f"state store unavailable: {type(exc).__name__}"
+    log.exception("memory operation failed", exc_info=exc)
+    return grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})"
+
+
+async def _abort(context: grpc.aio.ServicerContext, s: Any, exc: BaseException) -> None:
+    """End the RPC with the status matching `exc` (domain errors carry their own)."""
+    code, details = _status_of(exc)
+    s.set_attribute("mnemo.error", code.name)
+    await context.abort(code, details)
 
 
 class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
@@ -145,8 +160,8 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
                         s.set_attribute("mnemo.agent_id", ingest.ref.agent_id)
                     last = progress
                     yield progress
-            except MemoryError_ as exc:
-                await _abort_stream(context, s, exc)
+            except Exception as exc:  # noqa: BLE001
+                await _abort(context, s, exc)
             if last is not None:
                 s.set_attribute("mnemo.result_count", last.passages)
                 s.set_attribute("mnemo.source_id", last.source_id)
@@ -172,16 +187,16 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
                 async for chunk in self.svc.transfer.export(request):
                     sent += len(chunk.data)
                     yield chunk
-            except MemoryError_ as exc:
-                await _abort_stream(context, s, exc)
+            except Exception as exc:  # noqa: BLE001
+                await _abort(context, s, exc)
             s.set_attribute("mnemo.bytes", sent)
 
     async def ImportAgent(self, request_iterator, context):  # type: ignore[no-untyped-def]
         with span("memory.import_agent", tracer="mnemo.memory") as s:
             try:
                 state = await self.svc.transfer.import_(request_iterator)
-            except MemoryError_ as exc:
-                await _abort_stream(context, s, exc)
+            except Exception as exc:  # noqa: BLE001
+                await _abort(context, s, exc)
             s.set_attribute("mnemo.tenant_id", state.config.tenant_id)
             s.set_attribute("mnemo.agent_id", state.config.id)
             s.set_attribute("mnemo.result_count", state.recall_count + state.archival_count)

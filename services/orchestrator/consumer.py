@@ -4,6 +4,7 @@ concurrency, per-agent arrival order and step leases (DESIGN.md §3)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any
@@ -24,7 +25,8 @@ from mnemo.v1 import common_pb2
 log = logging.getLogger(__name__)
 
 ORDER_RETRY_DELAY = 0.02   # nak delay while an earlier turn of the agent runs elsewhere
-FETCH_TIMEOUT = 1.0        # seconds a pull request waits for turns
+PULL_EXPIRES = 1.0         # seconds a pull request stays open
+MAX_BATCH = 64
 MAX_DELIVERIES = 20        # then the turn is reported failed and dropped
 _TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
               grpc.StatusCode.ABORTED, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNKNOWN,
@@ -44,6 +46,9 @@ class TurnConsumer:
         self._local: dict[str, asyncio.Event] = {}   # agent key -> set when its running turn ends
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._reserved = 0                       # slots held by the open pull request
+        self._request_done = asyncio.Event()     # no pull request open
+        self._request_done.set()
         self.psub: Any = None
 
     async def start(self) -> None:
@@ -58,16 +63,25 @@ class TurnConsumer:
                 await self.js.add_consumer(subjects.TURNS_STREAM, config)
             except Exception as exc:  # noqa: BLE001 - created concurrently by another replica
                 log.debug("consumer create: %s", exc)
-        self.psub = await self.js.pull_subscribe_bind(subjects.ORCHESTRATOR_CONSUMER,
-                                                      stream=subjects.TURNS_STREAM)
-        self._loop_task = asyncio.create_task(self._fetch_loop(), name="turn-fetch")
+        nc = self.js._nc  # noqa: SLF001 - the JetStream context's connection
+        self._nc = nc
+        self._inbox = nc.new_inbox()
+        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{subjects.TURNS_STREAM}.{subjects.ORCHESTRATOR_CONSUMER}"
+        self.psub = await nc.subscribe(self._inbox, cb=self._on_message)
+        self._loop_task = asyncio.create_task(self._pull_loop(), name="turn-pull")
 
     async def stop(self) -> None:
-        """Stop fetching; turns still running are interrupted and handed back (nak) for redelivery."""
+        """Stop pulling; turns still running are interrupted and handed back (nak) for redelivery."""
         self._stopping = True
         if self._loop_task:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
+        # Our last pull request must expire before we leave: a turn delivered to it afterwards
+        # would wait a whole ack_wait.
+        try:
+            await asyncio.wait_for(self._request_done.wait(), PULL_EXPIRES + 0.5)
+        except asyncio.TimeoutError:
+            pass
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -77,31 +91,55 @@ class TurnConsumer:
             except Exception:  # noqa: BLE001
                 pass
 
-    async def _fetch_loop(self) -> None:
+    async def _pull_loop(self) -> None:
+        """Keep one pull request open for as many turns as there are free slots. Turns are handled
+        the moment they arrive (a batch fetch would wait for the whole batch or its expiry)."""
         while not self._stopping:
-            await self._slots.acquire()
+            await self._request_done.wait()
+            await self._slots.acquire()  # at least one free slot
             free = 1
-            while free < 64 and not self._slots.locked():
+            while free < MAX_BATCH and not self._slots.locked():
                 await self._slots.acquire()
                 free += 1
+            self._reserved = free
+            self._request_done.clear()
+            req = {"batch": free, "expires": int(PULL_EXPIRES * 1e9)}
             try:
-                msgs = await self.psub.fetch(batch=free, timeout=FETCH_TIMEOUT)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                msgs = []
-            except asyncio.CancelledError:
-                for _ in range(free):
-                    self._slots.release()
-                raise
-            except Exception as exc:  # noqa: BLE001 - connection trouble: retry
-                log.warning("fetching turns failed: %s", exc)
-                msgs = []
+                await self._nc.publish(self._next_subject, json.dumps(req).encode(), reply=self._inbox)
+            except Exception as exc:  # noqa: BLE001 - connection trouble: retry shortly
+                log.warning("pull request failed: %s", exc)
+                self._end_request()
                 await asyncio.sleep(0.5)
-            for _ in range(free - len(msgs)):
-                self._slots.release()
-            for msg in msgs:
-                task = asyncio.create_task(self._handle(msg))
-                self._tasks.add(task)
-                task.add_done_callback(self._done)
+                continue
+            try:  # a lost request (e.g. NATS restarted) must not stall the loop
+                await asyncio.wait_for(self._request_done.wait(), PULL_EXPIRES + 2.0)
+            except asyncio.TimeoutError:
+                self._end_request()
+
+    def _end_request(self) -> None:
+        for _ in range(self._reserved):
+            self._slots.release()
+        self._reserved = 0
+        self._request_done.set()
+
+    async def _on_message(self, msg: Any) -> None:
+        if msg.headers and msg.headers.get("Status"):
+            # 404 no messages / 408 expired / 409 ...: this pull request is over.
+            self._end_request()
+            return
+        if self._reserved > 0:
+            self._reserved -= 1  # the slot now belongs to this turn's task
+        else:  # pragma: no cover - a delivery beyond what we asked for
+            await self._slots.acquire()
+        if self._reserved == 0:
+            self._request_done.set()
+        if self._stopping:
+            self._slots.release()
+            await msg.nak(delay=0.2)
+            return
+        task = asyncio.create_task(self._handle(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -119,16 +157,16 @@ class TurnConsumer:
         # Arrival order: wait for this replica's own earlier turn, nak for another replica's.
         while key in self._local:
             await self._local[key].wait()
-        try:
-            first = await self.js.get_msg(subjects.TURNS_STREAM, seq=1, subject=msg.subject, next=True)
-            if first.seq is not None and first.seq < seq:
-                await msg.nak(delay=ORDER_RETRY_DELAY)
-                return
-        except NotFoundError:
-            pass
-        lease = await self.leases.acquire(key)
-        if lease is None:
-            await msg.nak(delay=ORDER_RETRY_DELAY)
+        # Order check, lease and the agent's state in one round trip (the CommitStep CAS protects
+        # against a state read while an earlier holder was still finishing).
+        first_seq, lease, prefetched = await asyncio.gather(
+            self._first_pending(msg.subject), self.leases.acquire(key), self.runner.prefetch(turn))
+        if lease is None or (first_seq is not None and first_seq < seq):
+            if lease is not None:
+                await self.leases.release(lease)
+            # Backs off while an earlier turn of the agent runs on another replica.
+            waits = max(0, min(msg.metadata.num_delivered - 1, 5))
+            await msg.nak(delay=ORDER_RETRY_DELAY * 2 ** waits)
             return
         done = asyncio.Event()
         self._local[key] = done
@@ -141,7 +179,7 @@ class TurnConsumer:
             with span("orchestrator.turn", tracer="mnemo.orchestrator", parent=headers, attributes={
                     "mnemo.agent_id": turn.agent_id, "mnemo.tenant_id": turn.tenant_id,
                     "mnemo.turn_id": turn.turn_id}) as s:
-                stop = await self.runner.run(turn, seq, telemetry.inject())
+                stop = await self.runner.run(turn, seq, telemetry.inject(), prefetched)
                 s.set_attribute("mnemo.stop_reason", stop or "already_done")
             outcome = stop or "already_done"
             refresher.cancel()
@@ -162,10 +200,16 @@ class TurnConsumer:
             self._local.pop(key, None)
             done.set()
 
+    async def _first_pending(self, subject: str) -> int | None:
+        """Stream sequence of the oldest turn still queued for this agent."""
+        try:
+            first = await self.js.get_msg(subjects.TURNS_STREAM, seq=1, subject=subject, next=True)
+        except NotFoundError:
+            return None
+        return first.seq
+
     async def _hand_back(self, msg: Any, lease: Any) -> None:
-        # The delay outlives our last pull request: redelivered now, the turn could be routed to that
-        # stale request of this stopping replica and wait a whole ack_wait.
-        await asyncio.gather(msg.nak(delay=FETCH_TIMEOUT + 0.3), self.leases.release(lease),
+        await asyncio.gather(msg.nak(), self.leases.release(lease),
                              return_exceptions=True)
 
     async def _keep_alive(self, msg: Any, lease: Any) -> None:

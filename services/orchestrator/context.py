@@ -3,6 +3,7 @@ then the message queue, converted to chat messages and counted part by part."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,26 @@ def to_chat_message(d: dict[str, Any], m: common_pb2.Message | None = None) -> l
     return cm
 
 
+class RenderCache:
+    """Rendered chat messages by message id: a queue message is packed once, not at every step."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._items: OrderedDict[str, tuple[str, llm_pb2.ChatMessage]] = OrderedDict()
+        self._size = size
+
+    def chat_message(self, m: common_pb2.Message) -> llm_pb2.ChatMessage:
+        if not m.id:
+            return to_chat_message(chat_dict(m), m)
+        hit = self._items.get(m.id)
+        if hit is not None and hit[0] == m.text:
+            return hit[1]
+        cm = to_chat_message(chat_dict(m), m)
+        self._items[m.id] = (m.text, cm)
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return cm
+
+
 @dataclass
 class Assembled:
     """A request ready to send, with its token accounting."""
@@ -82,10 +103,10 @@ class Assembled:
         return (self.base_tokens + self.system_tokens + self.tools_tokens
                 + sum(self.queue_tokens) + sum(self.input_tokens))
 
-    def chat_messages(self) -> list[llm_pb2.ChatMessage]:
+    def chat_messages(self, cache: "RenderCache | None" = None) -> list[llm_pb2.ChatMessage]:
         out = [llm_pb2.ChatMessage(role="system", content=self.system_text)]
         for m in [*self.queue, *self.inputs]:
-            out.append(to_chat_message(chat_dict(m), m))
+            out.append(cache.chat_message(m) if cache is not None else to_chat_message(chat_dict(m), m))
         return out
 
     def openai_messages(self) -> list[dict[str, Any]]:

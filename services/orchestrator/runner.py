@@ -16,10 +16,11 @@ from mnemo.common.config import Settings
 from mnemo.common.telemetry import span
 from mnemo.orchestrator import compaction, packing
 from mnemo.orchestrator.catalog import ModelCatalog, PresetCache
-from mnemo.orchestrator.context import Assembled, ContextAssembler
+from mnemo.orchestrator.context import Assembled, ContextAssembler, RenderCache
 from mnemo.orchestrator.events import EventPublisher, StepEvents
+from mnemo.orchestrator.calls import run_calls
 from mnemo.orchestrator.executor import FunctionExecutor, StepMemory
-from mnemo.orchestrator.functions import TOOLS, FunctionError, fingerprint, parse_call
+from mnemo.orchestrator.functions import TOOLS
 from mnemo.orchestrator.limits import Limits, resolve_limits
 from mnemo.orchestrator.tokens import TokenCounter
 from mnemo.v1 import common_pb2, llm_pb2, llm_pb2_grpc, memory_pb2, memory_pb2_grpc
@@ -59,6 +60,13 @@ def _seconds_since(iso: str) -> float:
         return 0.0
 
 
+def _valid_time(value: str) -> str:
+    try:
+        return value if value and ids.parse_time(value) else ""
+    except ValueError:
+        return ""
+
+
 def _rpc_code(exc: grpc.aio.AioRpcError) -> str:
     return exc.code().name
 
@@ -75,15 +83,29 @@ class TurnRunner:
         self.publisher = publisher
         self.counter = counter or TokenCounter()
         self.assembler = ContextAssembler(self.counter)
+        self.render_cache = RenderCache()
         self.models = ModelCatalog(llm)
         self.presets = PresetCache(memory)
 
     # ---- the turn ----------------------------------------------------------------------------
-    async def run(self, turn: common_pb2.TurnRequest, seq: int, trace: Mapping[str, str]) -> str:
+    async def prefetch(self, turn: common_pb2.TurnRequest) -> common_pb2.AgentState | grpc.aio.AioRpcError:
+        """The agent's state for `run`, or the error reading it."""
+        try:
+            return await self.memory.GetContext(
+                common_pb2.AgentRef(tenant_id=turn.tenant_id, agent_id=turn.agent_id))
+        except grpc.aio.AioRpcError as exc:
+            return exc
+
+    async def run(self, turn: common_pb2.TurnRequest, seq: int, trace: Mapping[str, str],
+                  prefetched: common_pb2.AgentState | grpc.aio.AioRpcError | None = None) -> str:
         """Run (or resume) one turn; returns its stop reason ("" when it had already run)."""
         ref = common_pb2.AgentRef(tenant_id=turn.tenant_id, agent_id=turn.agent_id)
         try:
-            state = await self.memory.GetContext(ref)
+            if prefetched is None:
+                prefetched = await self.prefetch(turn)
+            if isinstance(prefetched, grpc.aio.AioRpcError):
+                raise prefetched
+            state = prefetched
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 await self._fail(turn, f"agent not available: {exc.details()}", _rpc_code(exc), trace)
@@ -141,7 +163,8 @@ class TurnRunner:
             if turn.role == "system":
                 out.append(common_pb2.Message(role="system", text=packing.system_alert(turn.message, now), **base))
             else:
-                out.append(common_pb2.Message(role="user", text=turn.message, **base))
+                out.append(common_pb2.Message(role="user", text=turn.message, turn_id=turn.turn_id, step=step,
+                                              created_at=_valid_time(turn.created_at) or now))
             return out
         last_msg = state.queue[-1] if state.queue else None
         if last_msg is not None and last_msg.role == "system":
@@ -238,7 +261,7 @@ class TurnRunner:
             totals.context_tokens, totals.context_window, totals.model = asm.prompt_tokens, window, model
             try:
                 response = await self._chat(llm_pb2.ChatRequest(
-                    model=model, messages=asm.chat_messages(), tools=TOOLS, tool_choice="auto",
+                    model=model, messages=asm.chat_messages(self.render_cache), tools=TOOLS, tool_choice="auto",
                     max_tokens=limits.reserved_completion_tokens, purpose="agent", **meta))
                 break
             except grpc.aio.AioRpcError as exc:
@@ -270,64 +293,14 @@ class TurnRunner:
                                      arguments=tc.arguments)
         if reply.content.strip():
             ev.add("inner_thought", inner_thought=common_pb2.InnerThought(text=reply.content))
-        results: list[common_pb2.Message] = []
-        heartbeat = False
-        paused = False
-        loop_detected = False
         executor = FunctionExecutor(self.memory, ref, f"{turn.turn_id}:{step}", mem,
                                     limits.function_result_max_chars)
-        recent = list(progress.recent_calls)
-        for i, tc in enumerate(assistant.tool_calls):
-            fp = fingerprint(tc.name, tc.arguments)
-            ok = True
-            if recent.count(fp) + 1 >= limits.loop_repeats:
-                ok, text, loop_detected = False, (
-                    f"not executed: {tc.name} was called with the same arguments {limits.loop_repeats} "
-                    "times in this turn (loop guard); the turn ends here"), True
-                ev.add("function_call", function_call=common_pb2.FunctionCall(
-                    name=tc.name, arguments=tc.arguments, call_id=tc.id))
-            else:
-                recent.append(fp)
-                try:
-                    call = parse_call(tc.id, tc.name, tc.arguments)
-                    heartbeat = heartbeat or call.heartbeat
-                    if call.name == "send_message":
-                        ev.add("assistant_message",
-                               assistant_message=common_pb2.AssistantMessage(text=call.args["message"]))
-                        text = "message sent"
-                    else:
-                        ev.add("function_call", function_call=common_pb2.FunctionCall(
-                            name=tc.name, arguments=tc.arguments, call_id=tc.id))
-                        if call.name == "pause_heartbeats":
-                            paused = True
-                            text = f"heartbeats paused for {call.args['minutes']} minutes"
-                        else:
-                            text = await executor.run(call, i)
-                except FunctionError as exc:
-                    ok, text = False, str(exc)
-                    heartbeat = True  # a failed call always gets another step to fix itself
-                    metrics.FUNCTION_ERRORS.add(1, {"function": tc.name if tc.name else "?"})
-                    if not any(e.function_call.call_id == tc.id for e in ev.events if e.type == "function_call"):
-                        ev.add("function_call", function_call=common_pb2.FunctionCall(
-                            name=tc.name, arguments=tc.arguments, call_id=tc.id))
-            if not (ok and tc.name == "send_message"):
-                ev.add("function_return", function_return=common_pb2.FunctionReturn(
-                    name=tc.name, status="ok" if ok else "error", result=text, call_id=tc.id))
-            results.append(common_pb2.Message(
-                role="tool", text=packing.function_result(ok, text, now), tool_call_id=tc.id,
-                name=tc.name, turn_id=turn.turn_id, step=step, created_at=now))
-        if response.tool_call_error and not assistant.tool_calls:
-            metrics.FUNCTION_ERRORS.add(1, {"function": "?"})
-            err = (f"your last reply could not be read as a function call: {response.tool_call_error}. "
-                   "Call one of the functions with valid JSON arguments.")
-            ev.add("system_alert", system_alert=common_pb2.SystemAlert(text=err))
-            results.append(common_pb2.Message(role="system", text=packing.system_alert(err, now),
-                                              turn_id=turn.turn_id, step=step, created_at=now))
-            heartbeat = True
-        if paused and all('"status": "OK"' in r.text for r in results if r.role == "tool"):
-            heartbeat = False
+        outcome_calls = await run_calls(assistant, response.tool_call_error, executor, ev,
+                                        list(progress.recent_calls), limits.loop_repeats, now)
+        results = outcome_calls.results
+        heartbeat, loop_detected = outcome_calls.heartbeat, outcome_calls.loop_detected
         del progress.recent_calls[:]
-        progress.recent_calls.extend(recent)
+        progress.recent_calls.extend(outcome_calls.recent)
 
         stop: str | None = None
         if loop_detected:

@@ -192,3 +192,21 @@ class PublicPutTemplateRequest(_message.Message):
     template: _common_pb2.Template
     create_only: bool
     def __init__(self, template: _Optional[_Union[_common_pb2.Template, _Mapping]] = ..., create_only: _Optional[bool] = ...) -> None: ...
+
+class PublicPopMessagesRequest(_message.Message):
+    __slots__ = ("agent_id", "count")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    count: int
+    def __init__(self, agent_id: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class PublicRewriteMessageRequest(_message.Message):
+    __slots__ = ("agent_id", "message_id", "text")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    message_id: str
+    text: str
+    def __init__(self, agent_id: _Optional[str] = ..., message_id: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...

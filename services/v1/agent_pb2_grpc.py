@@ -160,6 +160,16 @@ class AgentServiceStub:
                 request_serializer=mnemo_dot_v1_dot_agent__pb2.PublicTemplateRef.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.PopMessages = channel.unary_unary(
+                '/mnemo.v1.AgentService/PopMessages',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.PublicPopMessagesRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_memory__pb2.PopMessagesResponse.FromString,
+                _registered_method=True)
+        self.RewriteMessage = channel.unary_unary(
+                '/mnemo.v1.AgentService/RewriteMessage',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.PublicRewriteMessageRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_common__pb2.Message.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -314,6 +324,19 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PopMessages(self, request, context):
+        """Queue editing (the CLI's /pop and /rewrite).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RewriteMessage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -436,6 +459,16 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.DeleteTemplate,
                     request_deserializer=mnemo_dot_v1_dot_agent__pb2.PublicTemplateRef.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'PopMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.PopMessages,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.PublicPopMessagesRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_memory__pb2.PopMessagesResponse.SerializeToString,
+            ),
+            'RewriteMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.RewriteMessage,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.PublicRewriteMessageRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_common__pb2.Message.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1089,6 +1122,60 @@ class AgentService:
             '/mnemo.v1.AgentService/DeleteTemplate',
             mnemo_dot_v1_dot_agent__pb2.PublicTemplateRef.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PopMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/PopMessages',
+            mnemo_dot_v1_dot_agent__pb2.PublicPopMessagesRequest.SerializeToString,
+            mnemo_dot_v1_dot_memory__pb2.PopMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RewriteMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/RewriteMessage',
+            mnemo_dot_v1_dot_agent__pb2.PublicRewriteMessageRequest.SerializeToString,
+            mnemo_dot_v1_dot_common__pb2.Message.FromString,
             options,
             channel_credentials,
             insecure,

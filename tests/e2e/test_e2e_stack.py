@@ -3,6 +3,7 @@ a clean stop with nothing left behind; data surviving a restart."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import grpc
@@ -140,8 +141,11 @@ def test_stop_leaves_nothing_and_data_survives_restart(tmp_path: Path, scripted_
         with _client(second) as client:
             again = client.agents.get(agent.id)
             assert again.name == "durable"
-            hits = client.agents.recall(agent.id, "remember").hits
-            assert any("remember me" in h.message.text for h in hits)
+            # Recall is indexed asynchronously from the commit log: poll until it has caught up.
+            deadline = time.monotonic() + 30
+            while not any("remember me" in h.message.text for h in client.agents.recall(agent.id, "remember").hits):
+                assert time.monotonic() < deadline, "recall lost the conversation across the restart"
+                time.sleep(0.2)
     finally:
         assert second.stop() == 0
     assert second.alive_children() == []

@@ -191,3 +191,31 @@ async def test_keys_never_logged(module_stack: Stack, caplog: pytest.LogCaptureF
         await http.post("/v1/agents", json={"bad": 1})
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert module_stack.api_key not in text
+
+
+async def test_document_and_import_size_limit(module_stack: Stack, nats_url: str, tmp_path: Path) -> None:
+    gateway = GatewayService(Settings(nats_url=nats_url, home=tmp_path, http_port=0, grpc_port=0),
+                             memory_target=module_stack.memory.address,
+                             options=GatewayOptions(max_document_bytes=4096, local_bootstrap=False))
+    await gateway.start()
+    try:
+        agent_id = (await module_stack.create_agent())["id"]
+        async with httpx.AsyncClient(base_url=gateway.base_url,
+                                     headers={"Authorization": f"Bearer {module_stack.api_key}"}) as http:
+            r = await http.post(f"/v1/agents/{agent_id}/documents",
+                                files={"file": ("big.txt", b"a" * 10_000, "text/plain")})
+            assert r.status_code == 413
+
+            async def streamed() -> Any:  # no Content-Length: stopped while streaming to memory
+                for _ in range(10):
+                    yield b"word " * 200
+            r = await http.post(f"/v1/agents/{agent_id}/documents", params={"filename": "big.txt"},
+                                content=streamed(), headers={"Content-Type": "text/plain"})
+            assert r.status_code == 413, r.text
+            r = await http.post("/v1/agents/import", content=streamed(), headers={"Content-Type": "application/json"})
+            assert r.status_code == 413, r.text
+            r = await http.post(f"/v1/agents/{agent_id}/documents", params={"filename": "small.txt"},
+                                content=b"small enough", headers={"Content-Type": "text/plain"})
+            assert r.status_code == 201, r.text
+    finally:
+        await gateway.stop()

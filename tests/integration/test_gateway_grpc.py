@@ -150,3 +150,53 @@ async def test_health_and_reflection(module_stack: Stack) -> None:
         assert "mnemo.v1.AgentService" in names
     finally:
         await channel.close()
+
+
+async def test_documents_checkpoints_export_import_over_grpc(module_stack: Stack) -> None:
+    stub = module_stack.agent_stub()
+    auth = module_stack.grpc_auth()
+    agent = await _create(module_stack, stub)
+
+    async def chunks() -> Any:
+        yield agent_pb2.PublicDocumentChunk(header=agent_pb2.PublicDocumentHeader(
+            agent_id=agent.id, filename="tides.txt", content_type="text/plain"))
+        for i in range(3):
+            yield agent_pb2.PublicDocumentChunk(data=f"Tide table line {i}: high water at noon.\n".encode())
+    progress = [p async for p in stub.UploadDocument(chunks(), metadata=auth)]
+    assert progress[-1].done and progress[-1].passages >= 1 and progress[-1].source_id
+
+    checkpoint = await stub.CreateCheckpoint(agent_pb2.PublicCreateCheckpointRequest(agent_id=agent.id, name="c1"),
+                                             metadata=auth)
+    listed = await stub.ListCheckpoints(agent_pb2.GetAgentRequest(agent_id=agent.id), metadata=auth)
+    assert checkpoint.id in [c.id for c in listed.checkpoints]
+    await stub.UpdateMemoryBlock(agent_pb2.UpdateMemoryBlockRequest(agent_id=agent.id, label="human",
+                                                                    value="changed"), metadata=auth)
+    restored = await stub.RestoreCheckpoint(agent_pb2.PublicRestoreCheckpointRequest(
+        agent_id=agent.id, checkpoint_id=checkpoint.id), metadata=auth)
+    assert {b.label: b.value for b in restored.blocks}["human"] == "gH"
+
+    data = b"".join([c.data async for c in stub.ExportAgent(agent_pb2.GetAgentRequest(agent_id=agent.id),
+                                                             metadata=auth)])
+    assert data
+
+    async def export_chunks() -> Any:
+        for i in range(0, len(data), 1000):
+            yield memory_pb2.DataChunk(data=data[i:i + 1000])
+    imported = await stub.ImportAgent(export_chunks(), metadata=auth)
+    assert imported.id and imported.id != agent.id and imported.name == agent.name
+
+
+async def test_queue_editing_over_grpc(module_stack: Stack, scripted_llm: Any) -> None:
+    stub = module_stack.agent_stub()
+    auth = module_stack.grpc_auth()
+    agent = await _create(module_stack, stub)
+    _ = [e async for e in stub.SendMessage(agent_pb2.SendMessageRequest(agent_id=agent.id, message="hi"),
+                                           metadata=auth)]
+    rewritten = await stub.RewriteMessage(agent_pb2.PublicRewriteMessageRequest(agent_id=agent.id,
+                                                                                text="Better reply"), metadata=auth)
+    assert "Better reply" in str(rewritten)
+    popped = await stub.PopMessages(agent_pb2.PublicPopMessagesRequest(agent_id=agent.id, count=1), metadata=auth)
+    assert len(popped.removed) >= 1
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.PopMessages(agent_pb2.PublicPopMessagesRequest(agent_id=agent.id, count=0), metadata=auth)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

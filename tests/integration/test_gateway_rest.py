@@ -221,9 +221,13 @@ async def test_archival_and_recall_routes(module_stack: Stack, scripted_llm: Any
             res = await http.get(f"/v1/agents/{agent_id}/recall", params={"query": "beagle"})
             return res.status_code == 200 and any("beagle" in h["message"]["text"] for h in res.json()["hits"])
         await eventually(found, timeout=15, message="imported recall not searchable")
-        r = await http.get(f"/v1/agents/{agent_id}/recall",
-                           params={"start": "2024-05-01", "end": "2024-05-01", "role": "assistant"})
-        assert r.status_code == 200 and [h["message"]["text"] for h in r.json()["hits"]] == ["how lovely"]
+
+        async def by_date_and_role() -> bool:
+            res = await http.get(f"/v1/agents/{agent_id}/recall",
+                                 params={"start": "2024-05-01", "end": "2024-05-01", "role": "assistant"})
+            assert res.status_code == 200, res.text
+            return [h["message"]["text"] for h in res.json()["hits"]] == ["how lovely"]
+        await eventually(by_date_and_role, timeout=15, message="date/role filtered recall")
         r = await http.post(f"/v1/agents/{agent_id}/recall", json={"messages": [{"role": "robot", "text": "x"}]})
         assert r.status_code == 422
 
@@ -298,3 +302,40 @@ async def test_health_and_ready(module_stack: Stack) -> None:
         assert (await http.get("/readyz")).status_code == 200
         assert (await http.get("/docs")).status_code == 200
         assert (await http.get("/openapi.json")).status_code == 200
+
+
+async def test_healthz_names_the_failing_parts(module_stack: Stack, nats_url: str, tmp_path: Any) -> None:
+    from mnemo.common.config import Settings
+    from mnemo.gateway.options import GatewayOptions
+    from mnemo.gateway.server import GatewayService
+    from tests.helpers import free_port
+
+    gateway = GatewayService(Settings(nats_url=nats_url, home=tmp_path, http_port=0, grpc_port=0),
+                             memory_target=module_stack.memory.address, llm_target=module_stack.llm.address,
+                             orchestrator_target=f"127.0.0.1:{free_port()}",
+                             options=GatewayOptions(local_bootstrap=False))
+    await gateway.start()
+    try:
+        async with httpx.AsyncClient(base_url=gateway.base_url) as http:
+            r = await http.get("/healthz")
+            assert r.status_code == 503
+            assert r.json()["failing"] == ["orchestrator"]
+            assert (await http.get("/readyz")).status_code == 200
+    finally:
+        await gateway.stop()
+
+
+async def test_queue_pop_and_rewrite(module_stack: Stack, scripted_llm: Any) -> None:
+    agent_id = await _agent(module_stack)
+    async with module_stack.http() as http:
+        assert (await http.post(f"/v1/agents/{agent_id}/messages", json={"message": "hi"})).status_code == 200
+        r = await http.post(f"/v1/agents/{agent_id}/messages/rewrite", json={"text": "Rewritten reply"})
+        assert r.status_code == 200, r.text
+        assert "Rewritten reply" in json.dumps(r.json())
+        before = (await http.get(f"/v1/agents/{agent_id}")).json()["counts"]["queue"]
+        r = await http.post(f"/v1/agents/{agent_id}/messages/pop", json={"count": 1})
+        assert r.status_code == 200, r.text
+        assert len(r.json()["removed"]) >= 1
+        after = (await http.get(f"/v1/agents/{agent_id}")).json()["counts"]["queue"]
+        assert after == before - len(r.json()["removed"])
+        assert (await http.post(f"/v1/agents/{agent_id}/messages/pop", json={"count": 0})).status_code == 422

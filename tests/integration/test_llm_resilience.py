@@ -174,3 +174,15 @@ async def test_concurrency_cap_per_provider(scripted_llm, nats_url) -> None:
 def test_config_in_code_needs_no_environment() -> None:
     cfg = ProxyConfig(providers=[ProviderConfig(name="x", base_url="http://127.0.0.1:9/v1", api_key="k")])
     assert cfg.route("anything").name == "x"
+
+
+async def test_stream_retried_before_first_delta_and_errors_mapped(llm_stub, scripted_llm) -> None:  # noqa: F811
+    scripted_llm.push(error(503), {"content": "hello after retry"})
+    chunks = [c async for c in llm_stub.ChatStream(req(tools=()))]
+    assert "".join(c.delta for c in chunks) == "hello after retry"
+    assert len(scripted_llm.chat_requests()) == 2
+    scripted_llm.push(error(400, message="bad stream request"))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        async for _ in llm_stub.ChatStream(req(tools=())):
+            pass
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -33,6 +33,7 @@ async def test_usage_published_and_totals_survive_restart(scripted_llm, nats_url
         seen.append(json.loads(msg.data))
 
     sub = await nc.subscribe(subjects.usage_subject(tenant, "a1"), cb=on_msg)
+    await nc.flush()   # the server has our interest before the proxy publishes
     service = await start_llm_service(scripted_llm.base_url, nats_url)
     try:
         async with client_channel(service.address) as ch:
@@ -46,7 +47,7 @@ async def test_usage_published_and_totals_survive_restart(scripted_llm, nats_url
             await stub.Chat(tenant_req(tenant, "a1", tools=()))
             await stub.Chat(tenant_req(tenant, "a2", tools=()))
             await eventually(lambda: len(seen) == 2, message="usage records on NATS")
-            rec = seen[0]
+            rec = next(r for r in seen if r["prompt_tokens"] == 100)
             assert (rec["tenant"], rec["agent"], rec["model"], rec["provider"], rec["purpose"]) == \
                 (tenant, "a1", "gpt-4o-mini", "openai", "agent")
             assert (rec["prompt_tokens"], rec["completion_tokens"]) == (100, 7)

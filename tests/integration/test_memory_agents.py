@@ -270,3 +270,28 @@ async def test_bad_refs_are_invalid_argument(memory_stub):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await memory_stub.GetAgent(ref)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_invalid_config_is_refused(memory_stub):
+    bad = [common_pb2.AgentConfig(context_window=-1),
+           common_pb2.AgentConfig(limits=common_pb2.AgentLimits(memory_warning_fraction=1.5)),
+           common_pb2.AgentConfig(limits=common_pb2.AgentLimits(compaction_trigger_fraction=0.5,
+                                                                compaction_target_fraction=0.6)),
+           common_pb2.AgentConfig(id="bad id")]
+    for config in bad:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await create(memory_stub, config=config)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    state = await create(memory_stub, config=common_pb2.AgentConfig(id="my-agent-1"))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await create(memory_stub, config=common_pb2.AgentConfig(id="my-agent-1"))
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    ref = Ref(tenant_id="t1", agent_id=state.config.id)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await memory_stub.UpdateAgent(memory_pb2.UpdateAgentRequest(
+            ref=ref, update_mask=["embedding_dim"], config=common_pb2.AgentConfig(embedding_dim=3)))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await memory_stub.ListAgents(memory_pb2.ListAgentsRequest(tenant_id="t1", page_size=1000))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    await memory_stub.DeleteAgent(ref)

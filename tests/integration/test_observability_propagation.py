@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -15,6 +16,7 @@ from mnemo.common import telemetry
 from mnemo.common.grpcutil import GrpcServer, client_channel
 from mnemo.common.natsutil import connect
 from tests.fixtures_observability import by_name, span_exporter  # noqa: F401
+from tests.helpers import eventually
 
 
 def _identity(b: bytes) -> bytes:
@@ -36,6 +38,15 @@ async def _stream(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIte
             yield request + str(i).encode()
 
 
+_slow_started = asyncio.Event()
+
+
+async def _slow(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    _slow_started.set()
+    await asyncio.Event().wait()  # until the caller cancels
+    return b""
+
+
 async def _written(request: bytes, context: grpc.aio.ServicerContext) -> None:
     for i in range(2):
         with telemetry.span("echo.write", tracer="mnemo.echo"):
@@ -55,6 +66,7 @@ async def echo_target() -> AsyncIterator[str]:
         "Unary": grpc.unary_unary_rpc_method_handler(_unary, _identity, _identity),
         "Stream": grpc.unary_stream_rpc_method_handler(_stream, _identity, _identity),
         "Written": grpc.unary_stream_rpc_method_handler(_written, _identity, _identity),
+        "Slow": grpc.unary_unary_rpc_method_handler(_slow, _identity, _identity),
         "Bidi": grpc.stream_stream_rpc_method_handler(_bidi, _identity, _identity),
     }),))
     await server.start()
@@ -194,3 +206,23 @@ async def test_write_style_and_bidirectional_streams_are_traced(
         assert rpc.attributes["rpc.grpc.status_code"] == 0
         children = [s for s in spans if s.name == child]
         assert len(children) == 2 and all(c.parent.span_id == rpc.context.span_id for c in children)
+
+
+async def test_a_cancelled_call_is_not_a_server_error(
+        echo_target: str, span_exporter: InMemorySpanExporter) -> None:  # noqa: F811
+    _slow_started.clear()
+    async with client_channel(echo_target) as ch:
+        slow = ch.unary_unary("/test.Echo/Slow", request_serializer=_identity, response_deserializer=_identity)
+        call = slow(b"x")
+        await asyncio.wait_for(_slow_started.wait(), 10)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+        def ended() -> bool:
+            return any(s.name == "test.Echo/Slow" for s in span_exporter.get_finished_spans())
+
+        await eventually(ended, message="the cancelled RPC's server span never ended")
+    rpc = by_name(span_exporter.get_finished_spans(), "test.Echo/Slow")
+    assert rpc.status.status_code != StatusCode.ERROR
+    assert rpc.attributes["rpc.grpc.status_code"] == grpc.StatusCode.CANCELLED.value[0]

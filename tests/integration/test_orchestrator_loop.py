@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.fixtures_memory import llm_service, memory_service, memory_stub  # noqa: F401
+from tests.fixtures_observability import span_exporter  # noqa: F401
 from tests.fixtures_orchestrator import agent_factory, chat_llm, orchestrator, run_turn  # noqa: F401
 
 from mnemo.v1 import common_pb2
@@ -53,3 +54,33 @@ async def test_heartbeat_chain(orchestrator, agent_factory, scripted_llm, nc):
     assert second[-2]["role"] == "tool" and json.loads(second[-2]["content"])["status"] == "OK"
     assert json.loads(second[-1]["content"])["type"] == "heartbeat"
     assert "Likes tea" in second[0]["content"]
+
+
+async def test_turn_span_continues_the_submitters_trace(orchestrator, agent_factory, scripted_llm, nc,
+                                                        span_exporter):
+    from mnemo.common import ids, subjects, telemetry
+    from tests.fixtures_orchestrator import EventCollector
+
+    agent = await agent_factory()
+    js = nc.jetstream()
+    with telemetry.span("gateway.send_message") as parent:
+        headers = telemetry.inject()
+    trace_id = parent.get_span_context().trace_id
+    turn_id = ids.new_id("turn")
+    req = common_pb2.TurnRequest(turn_id=turn_id, tenant_id="t1", agent_id=agent.config.id, message="hi")
+    async with EventCollector(js, "t1", agent.config.id) as events:
+        await js.publish(subjects.turns_subject("t1", agent.config.id), req.SerializeToString(),
+                         headers={**headers, "Nats-Msg-Id": turn_id})
+        await events.wait_turn(turn_id)
+    from tests.helpers import eventually
+
+    # The turn span ends once the turn is acknowledged, just after its last events.
+    await eventually(lambda: any(s.name == "orchestrator.turn" for s in span_exporter.get_finished_spans()))
+    spans = span_exporter.get_finished_spans()
+    turn_span = next(s for s in spans if s.name == "orchestrator.turn")
+    step_span = next(s for s in spans if s.name == "orchestrator.step")
+    assert turn_span.context.trace_id == trace_id
+    assert turn_span.parent is not None and turn_span.parent.span_id == parent.get_span_context().span_id
+    assert step_span.parent.span_id == turn_span.context.span_id
+    assert turn_span.attributes["mnemo.turn_id"] == turn_id
+    assert step_span.attributes["mnemo.step"] == 1 and step_span.attributes["mnemo.agent_id"] == agent.config.id

@@ -100,3 +100,17 @@ def test_keys_are_random_and_hashed() -> None:
     a, b = new_key(), new_key()
     assert a != b and a.startswith("mk-") and len(a) >= 40
     assert hash_key(a) != a and len(hash_key(a)) == 64
+
+
+def test_waiter_merges_history_in_sequence_order() -> None:
+    from mnemo.gateway.events import TurnWaiter
+
+    waiter = TurnWaiter("turn-1")
+    live = [common_pb2.Event(type="turn_completed", seq=12), common_pb2.Event(type="usage", seq=11)]
+    for event in live:
+        waiter.put(event)
+    history = [common_pb2.Event(type="assistant_message", seq=10), common_pb2.Event(type="usage", seq=11)]
+    waiter.merge(history)
+    waiter.put(common_pb2.Event(type="usage", seq=10))  # a late duplicate is dropped
+    got = [waiter.queue.get_nowait().seq for _ in range(waiter.queue.qsize())]
+    assert got == [10, 11, 12]

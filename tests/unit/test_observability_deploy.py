@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from mnemo.common.metrics import PROMETHEUS_SERIES
+from tests.helpers import venv_bin
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -44,6 +45,13 @@ def test_docker_compose_config_validates() -> None:
     result = subprocess.run([*cli, "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True,
                             cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_compose_file_matches_the_compose_specification_schema() -> None:
+    pytest.importorskip("check_jsonschema")
+    result = subprocess.run([venv_bin("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_compose_stack_has_every_part_wired() -> None:
@@ -144,6 +152,9 @@ def test_kustomize_builds_complete_manifests(overlay: str) -> None:
         assert {"cpu", "memory"} <= set(container["resources"]["limits"])
         assert container["args"][:2] == ["python", "-m"]
         assert any(p["containerPort"] == 9464 for p in container["ports"])
+    validate = pytest.importorskip("kubernetes_validate")
+    for doc in docs:  # the Kubernetes OpenAPI schemas (bundled), unknown fields rejected
+        validate.validate(doc, validate.latest_version(), strict=True)
     [hpa] = [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",

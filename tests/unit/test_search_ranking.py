@@ -34,8 +34,8 @@ def test_date_words_and_index_text() -> None:
 
 
 def test_rrf_prefers_documents_ranked_well_in_both_lists() -> None:
-    fused = rrf([["a", "b", "c"], ["c", "b", "d"]])
-    assert fused[0][0] == "b" and {k for k, _ in fused} == {"a", "b", "c", "d"}
+    fused = rrf([["a", "b", "c"], ["d", "b", "e"]])
+    assert fused[0][0] == "b" and {k for k, _ in fused} == {"a", "b", "c", "d", "e"}
 
 
 def test_fuse_lets_meaning_beat_a_weak_word_match() -> None:

@@ -37,42 +37,29 @@ def _retry_after(headers: Any) -> float | None:
 
 
 def classify(exc: Exception, provider: str) -> errors.LLMError:
-    """An SDK exception as one of our typed errors (with `retryable` set)."""
-    err: errors.LLMError
+    """An SDK exception as one of our typed errors (retryable or not)."""
     if isinstance(exc, openai.APITimeoutError):
-        err = errors.Timeout(f"provider {provider!r} timed out")
-        err.retryable = False  # type: ignore[attr-defined]
-        return err
+        return errors.Timeout(f"provider {provider!r} timed out")
     if isinstance(exc, openai.APIConnectionError):
-        err = errors.ProviderUnavailable(f"provider {provider!r} unreachable: {exc}")
-        err.retryable = True  # type: ignore[attr-defined]
-        return err
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        body = exc.body if isinstance(exc.body, dict) else {}
-        code = str(body.get("code") or (body.get("error") or {}).get("code") or getattr(exc, "code", "") or "")
-        text = f"{exc.message}"
-        after = _retry_after(exc.response.headers if exc.response is not None else None)
-        if status == 429:
-            err = errors.RateLimited(f"provider {provider!r} rate limited: {text}", retry_after=after)
-            err.retryable = True  # type: ignore[attr-defined]
-        elif code == "context_length_exceeded" or (status in (400, 413) and any(
-                m in text.lower() for m in _OVERFLOW_MARKERS)):
-            err = errors.ContextOverflow(f"context_length_exceeded: {text}")
-            err.retryable = False  # type: ignore[attr-defined]
-        elif status in (408, 409) or status >= 500:
-            err = errors.ProviderError(f"provider {provider!r} error {status}: {text}", retry_after=after)
-            err.retryable = True  # type: ignore[attr-defined]
-        elif status in (401, 403):
-            err = errors.ProviderUnavailable(f"provider {provider!r} refused our credentials ({status})")
-            err.retryable = False  # type: ignore[attr-defined]
-        else:
-            err = errors.InvalidRequest(f"provider {provider!r} rejected the request ({status}): {text}")
-            err.retryable = False  # type: ignore[attr-defined]
-        return err
-    err = errors.ProviderError(f"provider {provider!r} failed: {exc}")
-    err.retryable = False  # type: ignore[attr-defined]
-    return err
+        return errors.ProviderUnavailable(f"provider {provider!r} unreachable: {exc}", retryable=True)
+    if not isinstance(exc, openai.APIStatusError):
+        return errors.ProviderError(f"provider {provider!r} failed: {exc}")
+    status = exc.status_code
+    body = exc.body if isinstance(exc.body, dict) else {}
+    code = str(body.get("code") or (body.get("error") or {}).get("code") or getattr(exc, "code", "") or "")
+    text = f"{exc.message}"
+    after = _retry_after(exc.response.headers if exc.response is not None else None)
+    if status == 429:
+        return errors.RateLimited(f"provider {provider!r} rate limited: {text}", retry_after=after, retryable=True)
+    if code == "context_length_exceeded" or (status in (400, 413) and any(
+            m in text.lower() for m in _OVERFLOW_MARKERS)):
+        return errors.ContextOverflow(f"context_length_exceeded: {text}")
+    if status in (408, 409) or status >= 500:
+        return errors.ProviderError(f"provider {provider!r} error {status}: {text}", retry_after=after,
+                                    retryable=True)
+    if status in (401, 403):
+        return errors.ProviderUnavailable(f"provider {provider!r} refused our credentials ({status})")
+    return errors.InvalidRequest(f"provider {provider!r} rejected the request ({status}): {text}")
 
 
 def _legacy_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

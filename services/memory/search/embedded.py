@@ -7,8 +7,13 @@ Design, and why it meets the figures:
   always name one agent, so the scan is over that agent's rows only: ~8 ms at 100k and ~50 ms at 1M
   passages of 384 dimensions on 2 cores, inside the p99 targets (25 ms / 100 ms) without an ANN
   index's build cost, approximations or filter problems.
-- Hybrid: reciprocal rank fusion of the BM25 list and the vector list (vector hits count when their
-  cosine reaches a threshold), so neither score scale has to be calibrated against the other.
+- Hybrid: score fusion (text.fuse): 0.5 x cosine + 0.5 x BM25 / (sum of the query terms' IDFs), over
+  the union of the best BM25 hits and the vector hits reaching a cosine threshold. Scaling BM25 by the
+  score a document matching every query term would get (not by the best hit's) keeps a match on one
+  common word from outranking a message that answers the question in other words ("what's my dog
+  called?" vs "we adopted a beagle named Biscuit"); rank fusion (RRF) lost that on both counts.
+- Recall messages are indexed with their neighbouring turns and their date words (columns weighted
+  below the message itself), derived and kept current by the shard when the caller gives no context.
 - Concurrency: all SQLite/numpy work runs in worker threads (asyncio.to_thread); each shard has its
   own lock, so agents never wait for each other. Open shards are cached (LRU) and closed when evicted.
 """
