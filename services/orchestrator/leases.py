@@ -25,12 +25,21 @@ class LeaseManager:
         self.kv = kv
         self.owner = owner
         self.ttl = ttl
+        # Revision of the delete marker this replica left per key: re-acquiring the same agent's
+        # lease is then one CAS write instead of create + read + update.
+        self._released: dict[str, int] = {}
 
     def _value(self) -> bytes:
         return f"{self.owner}|{int((time.time() + self.ttl) * 1000)}".encode()
 
     async def acquire(self, key: str) -> Lease | None:
         """Take the lease, or None when another live holder has it."""
+        marker = self._released.pop(key, None)
+        if marker is not None:
+            try:
+                return Lease(key, await self.kv.update(key, self._value(), last=marker))
+            except KeyWrongLastSequenceError:
+                pass  # someone else took (and maybe released) it since: the general path
         try:
             return Lease(key, await self.kv.create(key, self._value()))
         except KeyWrongLastSequenceError:
@@ -65,6 +74,12 @@ class LeaseManager:
 
     async def release(self, lease: Lease) -> None:
         try:
-            await self.kv.delete(lease.key, last=lease.revision)
+            ack = await self.kv._js.publish(  # noqa: SLF001 - KeyValue.delete() hides the marker's revision
+                f"{self.kv._pre}{lease.key}",  # noqa: SLF001
+                headers={"KV-Operation": "DEL", "Nats-Expected-Last-Subject-Sequence": str(lease.revision)})
         except Exception as exc:  # noqa: BLE001 - lost or expired: nothing to release
             log.debug("lease %s not released: %s", lease.key, exc)
+            return
+        self._released[lease.key] = ack.seq
+        if len(self._released) > 100_000:
+            self._released.clear()

@@ -273,7 +273,6 @@ class TurnRunner:
                 if stop == "error":
                     ev.add("turn_failed", turn_failed=common_pb2.TurnFailed(
                         error=f"model call failed: {exc.details()}", code=_rpc_code(exc)))
-                    progress.tokens_used += 0
                     req = finish(stop, inputs)
                     return await self._commit(req, ev, stop), state
                 self._completed_event(ev, stop, progress, totals, step)

@@ -84,3 +84,27 @@ async def test_turn_span_continues_the_submitters_trace(orchestrator, agent_fact
     assert step_span.parent.span_id == turn_span.context.span_id
     assert turn_span.attributes["mnemo.turn_id"] == turn_id
     assert step_span.attributes["mnemo.step"] == 1 and step_span.attributes["mnemo.agent_id"] == agent.config.id
+
+
+async def test_model_error_ends_the_turn_with_turn_failed(orchestrator, agent_factory, memory_stub,
+                                                          scripted_llm, nc):
+    agent = await agent_factory()
+    scripted_llm.push({"error": {"status": 400, "body": {"error": {
+        "message": "unsupported parameter", "type": "invalid_request_error", "code": "bad_param"}}}})
+    result = await run_turn(nc, "t1", agent.config.id, "hello")
+    assert result.final.type == "turn_failed" and "model call failed" in result.final.turn_failed.error
+    state = await memory_stub.GetContext(common_pb2.AgentRef(tenant_id="t1", agent_id=agent.config.id))
+    assert state.turn.completed and state.turn.stop_reason == "error"
+    assert state.queue[-1].role == "user"  # the user's message is kept; nothing half-done
+    # The agent is not stuck: the next turn runs normally.
+    assert (await run_turn(nc, "t1", agent.config.id, "again")).stop_reason == "end_turn"
+
+
+async def test_turn_for_another_tenants_agent_fails_cleanly(orchestrator, agent_factory, memory_stub,
+                                                             scripted_llm, nc):
+    agent = await agent_factory(tenant="t1")
+    result = await run_turn(nc, "t2", agent.config.id, "let me in")
+    assert result.final.type == "turn_failed" and result.final.turn_failed.code == "NOT_FOUND"
+    assert scripted_llm.chat_requests() == []
+    state = await memory_stub.GetContext(common_pb2.AgentRef(tenant_id="t1", agent_id=agent.config.id))
+    assert not any(m.text == "let me in" for m in state.queue)
