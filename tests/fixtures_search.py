@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, venv_bin, wait_port
+from tests.helpers import free_port, stop_process, venv_bin, wait_port
 
 
 class NoidaElasticsearch:
@@ -39,13 +39,7 @@ class NoidaElasticsearch:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
 

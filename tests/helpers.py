@@ -40,6 +40,17 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"port {port} did not open")
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    """Terminate a server process we started, killing it if it does not exit within `timeout`."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class NatsServer:
     """A real nats-server with JetStream on a free port; can be stopped and restarted in place."""
 
@@ -62,13 +73,7 @@ class NatsServer:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
     def restart(self) -> None:

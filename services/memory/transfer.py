@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
@@ -20,6 +20,7 @@ from mnemo.memory.agents import Agents, public
 from mnemo.memory.errors import InvalidArgument
 from mnemo.memory.memories import Memories, to_passage
 from mnemo.memory.recall import to_message
+from mnemo.memory.search.base import Page
 from mnemo.memory.steps import ROLES, fill_message
 from mnemo.memory.store import check_ref
 from mnemo.v1 import common_pb2, memory_pb2
@@ -35,6 +36,22 @@ def _json(msg: Any) -> str:
     return json.dumps(MessageToDict(msg, preserving_proto_field_name=True), ensure_ascii=False)
 
 
+async def _array_items(fetch: Callable[[int], Awaitable[Page[Any]]],
+                       convert: Callable[[Any], Any]) -> AsyncIterator[str]:
+    """The items of a JSON array (comma-separated, without brackets): every hit of the pages
+    `fetch(offset)` returns, newest first, converted to its proto message."""
+    first = True
+    offset = 0
+    while True:
+        page = await fetch(offset)
+        for hit in page.hits:
+            yield ("" if first else ", ") + _json(convert(hit.doc))
+            first = False
+        offset += len(page.hits)
+        if not page.hits or offset >= page.total:
+            break
+
+
 class Transfer:
     def __init__(self, agents: Agents, memories: Memories) -> None:
         self.agents = agents
@@ -48,27 +65,13 @@ class Transfer:
         size = len(buf[0])
 
         async def parts() -> AsyncIterator[str]:
-            first = True
-            offset = 0
-            while True:
-                page = await backend.search_messages(ref.tenant_id, ref.agent_id, offset=offset, limit=PAGE)
-                for hit in page.hits:
-                    yield ("" if first else ", ") + _json(to_message(hit.doc))
-                    first = False
-                offset += len(page.hits)
-                if not page.hits or offset >= page.total:
-                    break
+            async for part in _array_items(lambda offset: backend.search_messages(
+                    ref.tenant_id, ref.agent_id, offset=offset, limit=PAGE), to_message):
+                yield part
             yield '], "archival": ['
-            first = True
-            offset = 0
-            while True:
-                page_p = await backend.search_passages(ref.tenant_id, ref.agent_id, offset=offset, limit=PAGE)
-                for hit_p in page_p.hits:
-                    yield ("" if first else ", ") + _json(to_passage(hit_p.doc))
-                    first = False
-                offset += len(page_p.hits)
-                if not page_p.hits or offset >= page_p.total:
-                    break
+            async for part in _array_items(lambda offset: backend.search_passages(
+                    ref.tenant_id, ref.agent_id, offset=offset, limit=PAGE), to_passage):
+                yield part
             yield "]}\n"
 
         async for part in parts():

@@ -65,6 +65,20 @@ class DimensionMismatch(ValueError):
     """A vector's dimension differs from the one the agent's index was created with."""
 
 
+def batch_dim(dims: set[int]) -> int | None:
+    """The one vector dimension of a write batch (None without vectors); DimensionMismatch if mixed."""
+    if len(dims) > 1:
+        raise DimensionMismatch(f"one batch mixes vector dimensions {sorted(dims)}")
+    return next(iter(dims), None)
+
+
+def check_dim(dim: int, current: int | None, kind: str) -> None:
+    """DimensionMismatch unless `dim` is the dimension `current` the agent's `kind` index was created with."""
+    if dim != current:
+        raise DimensionMismatch(
+            f"vector dimension {dim} does not match this agent's {kind} index (dimension {current})")
+
+
 class SearchBackend(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...

@@ -1,79 +1,49 @@
 """The Elasticsearch search backend (official async client, elasticsearch 9.x).
 
-Layout: index templates with explicit, strict mappings; one recall and one archival index per vector
-dimension (`<prefix>-recall-d384`, `<prefix>-archival-d384`; `-d0` holds documents written before an
-agent has any vector), so a dense_vector field never mixes dimensions. The dimension of each agent's
-recall and archival vectors is recorded in `<prefix>-meta` on first use; a write or query with
-another dimension raises DimensionMismatch before reaching the index.
+Layout: index templates with explicit, strict mappings (elastic_docs.py); one recall and one archival
+index per vector dimension (`<prefix>-recall-d384`, `<prefix>-archival-d384`; `-d0` holds documents
+written before an agent has any vector), so a dense_vector field never mixes dimensions. The
+dimension of each agent's recall and archival vectors is recorded in `<prefix>-meta` on first use
+(elastic_dims.py); a write or query with another dimension raises DimensionMismatch before reaching
+the index.
 
 Every query carries term filters on tenant_id AND agent_id. Hybrid search runs a BM25 query and a
-filtered kNN query and fuses them client-side with reciprocal rank fusion (works on any licence, and
-on ES-API emulators without the `rrf` retriever). Writes are bulk (helpers.async_bulk) with
-refresh=wait_for, so a write is searchable when the call returns. Transient errors are retried by the
-client (retry_on_timeout, retry_on_status) and, for start-up, by tenacity.
+filtered kNN query and fuses them client-side (elastic_hybrid.py). Writes are bulk
+(helpers.async_bulk) with refresh=wait_for, so a write is searchable when the call returns.
+Transient errors are retried by the client (retry_on_timeout, retry_on_status) and, for start-up,
+by tenacity.
 """
 
 from __future__ import annotations
 
-import hashlib
-from datetime import datetime, timezone
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
 
-import numpy as np
-from elasticsearch import AsyncElasticsearch, NotFoundError, helpers
+from elasticsearch import AsyncElasticsearch, helpers
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from mnemo.memory.search.base import DimensionMismatch, Hit, Page, PassageDoc, RecallDoc
-from mnemo.memory.search.shard import DEFAULT_MIN_SIMILARITY, MESSAGE_WEIGHTS, VECTOR_WEIGHT
-from mnemo.memory.search import text as ranking
-from mnemo.memory.search.text import date_words, neighbour_context, query_terms
+from mnemo.memory.search.base import Hit, Page, PassageDoc, RecallDoc
+from mnemo.memory.search.elastic_dims import KINDS, AgentDims
+from mnemo.memory.search.elastic_docs import (ARCHIVAL_FIELDS, META_FIELDS, RECALL_FIELDS, doc_key, iso,
+                                              passage_doc, passage_source, recall_doc, recall_source)
+from mnemo.memory.search.elastic_hybrid import hybrid_search
+from mnemo.memory.search.text import DEFAULT_MIN_SIMILARITY, MESSAGE_WEIGHTS, neighbour_context
 from mnemo.memory.search.vectors import normalize
-
-_COMMON = {
-    "tenant_id": {"type": "keyword"},
-    "agent_id": {"type": "keyword"},
-    "doc_id": {"type": "keyword"},
-    "text": {"type": "text", "analyzer": "standard"},
-    "created_at": {"type": "date"},
-}
-RECALL_FIELDS = {
-    **_COMMON,
-    "role": {"type": "keyword"},
-    "context": {"type": "text", "analyzer": "standard"},
-    "auto_context": {"type": "boolean"},
-    "dates": {"type": "text", "analyzer": "standard"},
-    "turn_id": {"type": "keyword"},
-    "extra": {"type": "object", "enabled": False},
-}
-ARCHIVAL_FIELDS = {
-    **_COMMON,
-    "tags": {"type": "keyword"},
-    "source_id": {"type": "keyword"},
-    "position": {"type": "integer"},
-    "metadata": {"type": "object", "enabled": False},
-}
-META_FIELDS = {"tenant_id": {"type": "keyword"}, "agent_id": {"type": "keyword"},
-               "kind": {"type": "keyword"}, "dim": {"type": "integer"}}
-
 
 # Messages read on each side of a written span to re-derive neighbour contexts (context reaches 1).
 CONTEXT_REACH = 2
 
-
-def _iso(when: datetime) -> str:
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).isoformat()
+Doc = TypeVar("Doc", RecallDoc, PassageDoc)
+Found = tuple[list[tuple[dict[str, Any], float]], int]
 
 
-def _parse(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _doc_key(tenant_id: str, agent_id: str, doc_id: str) -> str:
-    """The Elasticsearch _id: unique per tenant and agent (ids are only unique within an agent)."""
-    key = f"{tenant_id}/{agent_id}/{doc_id}"
-    return key if len(key.encode()) <= 500 else hashlib.sha256(key.encode()).hexdigest()
+def _by_agent(docs: list[Doc]) -> dict[tuple[str, str], list[Doc]]:
+    """`docs` grouped by (tenant_id, agent_id), in order."""
+    groups: dict[tuple[str, str], list[Doc]] = {}
+    for d in docs:
+        groups.setdefault((d.tenant_id, d.agent_id), []).append(d)
+    return groups
 
 
 class ElasticsearchBackend:
@@ -87,7 +57,7 @@ class ElasticsearchBackend:
         self.es = client or AsyncElasticsearch(
             url, node_class="httpxasync", request_timeout=30, retry_on_timeout=True, max_retries=3,
             retry_on_status=(429, 502, 503, 504))
-        self._dims: dict[tuple[str, str, str], int | None] = {}
+        self.dims = AgentDims(self.es, self.meta_index)
         self._indices: set[str] = set()
 
     # -- set-up -----------------------------------------------------------------------------------
@@ -135,53 +105,30 @@ class ElasticsearchBackend:
                     raise
         self._indices.add(name)
 
-    # -- dimensions -------------------------------------------------------------------------------
-
-    async def _agent_dim(self, tenant_id: str, agent_id: str, kind: str) -> int | None:
-        key = (tenant_id, agent_id, kind)
-        if self._dims.get(key):
-            return self._dims[key]
-        try:
-            doc = await self.es.get(index=self.meta_index, id=_doc_key(tenant_id, agent_id, kind))
-            dim = int(doc["_source"]["dim"])
-        except NotFoundError:
-            dim = None
-        self._dims[key] = dim
-        return dim
-
-    async def _claim_dim(self, tenant_id: str, agent_id: str, kind: str, dims: set[int]) -> int | None:
-        if len(dims) > 1:
-            raise DimensionMismatch(f"one batch mixes vector dimensions {sorted(dims)}")
-        current = await self._agent_dim(tenant_id, agent_id, kind)
-        if not dims:
-            return current
-        (dim,) = dims
-        if current is None:
-            try:
-                await self.es.index(index=self.meta_index, id=_doc_key(tenant_id, agent_id, kind),
-                                    document={"tenant_id": tenant_id, "agent_id": agent_id, "kind": kind,
-                                              "dim": dim}, op_type="create", refresh="wait_for")
-                current = dim
-            except Exception as exc:  # another writer claimed it first: compare with theirs
-                if "version_conflict" not in str(exc):
-                    raise
-                self._dims.pop((tenant_id, agent_id, kind), None)
-                current = await self._agent_dim(tenant_id, agent_id, kind)
-            self._dims[(tenant_id, agent_id, kind)] = current
-        if dim != current:
-            raise DimensionMismatch(
-                f"vector dimension {dim} does not match this agent's {kind} index (dimension {current})")
-        return current
-
-    # -- shared query parts -----------------------------------------------------------------------
+    # -- shared by recall and archival ------------------------------------------------------------
 
     @staticmethod
     def _scope(tenant_id: str, agent_id: str) -> list[dict[str, Any]]:
         return [{"term": {"tenant_id": tenant_id}}, {"term": {"agent_id": agent_id}}]
 
-    async def _write(self, kind: str, actions: list[dict[str, Any]]) -> None:
+    async def _put(self, kind: str, tenant_id: str, agent_id: str, docs: list[Doc],
+                   source: Callable[[Doc], dict[str, Any]]) -> None:
+        """Write one agent's `docs` (`source` gives each one's `_source`) with their vectors, into the
+        index of the agent's dimension, keeping one copy per id."""
+        vecs = [None if d.vector is None else normalize(d.vector) for d in docs]
+        dim = await self.dims.claim(tenant_id, agent_id, kind, {len(v) for v in vecs if v is not None})
+        index = self._index(kind, dim)
+        await self._ensure_index(index, dim=dim)
+        actions: list[dict[str, Any]] = []
+        for d, v in zip(docs, vecs, strict=True):
+            src = source(d)
+            if v is not None:
+                src["vector"] = v.tolist()
+            actions.append({"_op_type": "index", "_index": index, "_id": doc_key(tenant_id, agent_id, d.id),
+                            "_source": src})
         if actions:
             await helpers.async_bulk(self.es, actions, refresh="wait_for", max_retries=3)
+        await self._remove_elsewhere(kind, index, [a["_id"] for a in actions])
 
     async def _remove_elsewhere(self, kind: str, keep_index: str, keys: list[str]) -> None:
         """Keep one copy per id: a doc re-written with another dimension leaves its old index."""
@@ -191,58 +138,19 @@ class ElasticsearchBackend:
                             "must_not": [{"term": {"_index": keep_index}}]}},
             ignore_unavailable=True, allow_no_indices=True)
 
-    async def _hybrid(self, kind: str, dim: int | None, filters: list[dict[str, Any]], query: str,
-                      fields: list[str], vector: list[float] | None, offset: int,
-                      limit: int) -> tuple[list[tuple[dict[str, Any], float]], int]:
-        depth = max(50, 2 * (offset + limit))
-        chosen = query_terms(query)
-        if not chosen and vector is None:
-            return [], 0  # nothing searchable in the query
-        text_query = {"multi_match": {"query": " ".join(chosen), "fields": fields, "operator": "or",
-                                      "type": "most_fields"}}
-        sources: dict[str, dict[str, Any]] = {}
-        word_hits: list[tuple[str, float]] = []
-        total = 0
-        if chosen:
-            words = await self.es.search(
-                index=self._pattern(kind), query={"bool": {"must": [text_query], "filter": filters}},
-                size=depth, track_total_hits=True, ignore_unavailable=True, allow_no_indices=True)
-            sources = {h["_id"]: h["_source"] for h in words["hits"]["hits"]}
-            word_hits = [(h["_id"], float(h["_score"] or 0.0)) for h in words["hits"]["hits"]]
-            total = int(words["hits"]["total"]["value"])
-        word_ids = {i for i, _ in word_hits}
-        vec_hits: list[tuple[str, float]] = []
-        cosines: dict[str, float] = {}
-        if vector is not None and dim:
-            qv = normalize(vector, dim)
-            knn = await self.es.search(
-                index=self._index(kind, dim), knn={
-                    "field": "vector", "query_vector": qv.tolist(), "k": depth,
-                    "num_candidates": max(100, 2 * depth), "similarity": self.min_similarity,
-                    "filter": {"bool": {"filter": filters}}},
-                size=depth, ignore_unavailable=True)
-            for h in knn["hits"]["hits"]:
-                vec_hits.append((h["_id"], 2.0 * float(h["_score"]) - 1.0))  # cosine _score = (1 + cos) / 2
-                sources.setdefault(h["_id"], h["_source"])
-            for i, _ in word_hits:  # cosine of word hits, for score fusion (vectors come back in _source)
-                stored = sources[i].get("vector")
-                if stored:
-                    cosines[i] = float(np.asarray(stored, dtype=np.float32) @ qv)
-            only_vec = [i for i, _ in vec_hits if i not in word_ids]
-            if only_vec and not chosen:
-                total += len(only_vec)
-            elif only_vec:
-                both = await self.es.count(
-                    index=self._pattern(kind), ignore_unavailable=True, allow_no_indices=True,
-                    query={"bool": {"must": [text_query], "filter": [*filters, {"ids": {"values": only_vec}}]}})
-                total += len(only_vec) - int(both["count"])
-        elif vector is not None and dim is None:
-            pass  # the agent has no vectors yet: words alone
-        fused = ranking.fuse(word_hits, vec_hits, cosines, VECTOR_WEIGHT)[offset: offset + limit]
-        return [(sources[i], s) for i, s in fused], total
+    async def _find(self, kind: str, tenant_id: str, agent_id: str, filters: list[dict[str, Any]], query: str,
+                    fields: list[str], vector: list[float] | None, offset: int, limit: int) -> Found:
+        """Hybrid search when `query` has text, else the newest documents."""
+        offset, limit = max(0, offset), max(0, limit)
+        if not query.strip():
+            return await self._newest(kind, filters, offset, limit)
+        dim = await self.dims.get(tenant_id, agent_id, kind)
+        return await hybrid_search(
+            self.es, words_index=self._pattern(kind), vectors_index=self._index(kind, dim), dim=dim,
+            filters=filters, query=query, fields=fields, vector=vector, min_similarity=self.min_similarity,
+            offset=offset, limit=limit)
 
-    async def _newest(self, kind: str, filters: list[dict[str, Any]], offset: int,
-                      limit: int) -> tuple[list[tuple[dict[str, Any], float]], int]:
+    async def _newest(self, kind: str, filters: list[dict[str, Any]], offset: int, limit: int) -> Found:
         res = await self.es.search(
             index=self._pattern(kind), query={"bool": {"filter": filters}},
             sort=[{"created_at": "desc"}, {"doc_id": "desc"}], from_=offset, size=limit,
@@ -257,30 +165,11 @@ class ElasticsearchBackend:
     # -- recall -----------------------------------------------------------------------------------
 
     async def index_messages(self, docs: list[RecallDoc]) -> None:
-        groups: dict[tuple[str, str], list[RecallDoc]] = {}
-        for d in docs:
-            groups.setdefault((d.tenant_id, d.agent_id), []).append(d)
-        for (tenant_id, agent_id), group in groups.items():
-            vecs = [None if d.vector is None else normalize(d.vector) for d in group]
-            dim = await self._claim_dim(tenant_id, agent_id, "recall", {len(v) for v in vecs if v is not None})
-            index = self._index("recall", dim)
-            await self._ensure_index(index, dim=dim)
+        for (tenant_id, agent_id), group in _by_agent(docs).items():
             ordered = sorted(group, key=lambda d: (d.created_at, d.id))
             texts = [d.text for d in ordered]
             contexts = {d.id: d.context or neighbour_context(texts, i) for i, d in enumerate(ordered)}
-            actions: list[dict[str, Any]] = []
-            for d, v in zip(group, vecs, strict=True):
-                src: dict[str, Any] = {
-                    "tenant_id": tenant_id, "agent_id": agent_id, "doc_id": d.id, "role": d.role,
-                    "text": d.text, "context": contexts[d.id], "auto_context": not d.context,
-                    "dates": date_words(d.created_at), "created_at": _iso(d.created_at),
-                    "turn_id": d.turn_id, "extra": d.extra}
-                if v is not None:
-                    src["vector"] = v.tolist()
-                actions.append({"_op_type": "index", "_index": index,
-                                "_id": _doc_key(tenant_id, agent_id, d.id), "_source": src})
-            await self._write("recall", actions)
-            await self._remove_elsewhere("recall", index, [a["_id"] for a in actions])
+            await self._put("recall", tenant_id, agent_id, group, lambda d: recall_source(d, contexts[d.id]))
             if any(not d.context for d in group):
                 await self._refresh_contexts(tenant_id, agent_id, ordered[0].created_at, ordered[-1].created_at)
 
@@ -297,11 +186,11 @@ class ElasticsearchBackend:
         common = {"index": self._pattern("recall"), "ignore_unavailable": True, "allow_no_indices": True,
                   "source_excludes": ["vector"]}
         span = await self.es.search(**common, query={"bool": {"filter": [*scope, {"range": {"created_at": {
-            "gte": _iso(first), "lte": _iso(last)}}}]}}, sort=sort_asc, size=10_000)
+            "gte": iso(first), "lte": iso(last)}}}]}}, sort=sort_asc, size=10_000)
         before = await self.es.search(**common, query={"bool": {"filter": [*scope, {"range": {"created_at": {
-            "lt": _iso(first)}}}]}}, sort=sort_desc, size=CONTEXT_REACH)
+            "lt": iso(first)}}}]}}, sort=sort_desc, size=CONTEXT_REACH)
         after = await self.es.search(**common, query={"bool": {"filter": [*scope, {"range": {"created_at": {
-            "gt": _iso(last)}}}]}}, sort=sort_asc, size=CONTEXT_REACH)
+            "gt": iso(last)}}}]}}, sort=sort_asc, size=CONTEXT_REACH)
         hits = [*reversed(before["hits"]["hits"]), *span["hits"]["hits"], *after["hits"]["hits"]]
         texts = [h["_source"]["text"] for h in hits]
         updates = []
@@ -316,12 +205,6 @@ class ElasticsearchBackend:
         if updates:
             await helpers.async_bulk(self.es, updates, refresh="wait_for", max_retries=3)
 
-    def _recall_doc(self, src: dict[str, Any]) -> RecallDoc:
-        return RecallDoc(id=src["doc_id"], tenant_id=src["tenant_id"], agent_id=src["agent_id"],
-                         role=src["role"], text=src["text"], created_at=_parse(src["created_at"]),
-                         turn_id=src.get("turn_id", ""), extra=src.get("extra") or {},
-                         context="" if src.get("auto_context") else src.get("context", ""))
-
     async def search_messages(self, tenant_id: str, agent_id: str, *, query: str = "",
                               vector: list[float] | None = None, start: datetime | None = None,
                               end: datetime | None = None, role: str | None = None,
@@ -330,21 +213,16 @@ class ElasticsearchBackend:
         if start is not None or end is not None:
             rng: dict[str, str] = {}
             if start is not None:
-                rng["gte"] = _iso(start)
+                rng["gte"] = iso(start)
             if end is not None:
-                rng["lte"] = _iso(end)
+                rng["lte"] = iso(end)
             filters.append({"range": {"created_at": rng}})
         if role:
             filters.append({"term": {"role": role}})
-        offset, limit = max(0, offset), max(0, limit)
-        if query.strip():
-            dim = await self._agent_dim(tenant_id, agent_id, "recall")
-            w = MESSAGE_WEIGHTS
-            fields = [f"text^{w[0]}", f"context^{w[1]}", f"dates^{w[2]}"]
-            found, total = await self._hybrid("recall", dim, filters, query, fields, vector, offset, limit)
-        else:
-            found, total = await self._newest("recall", filters, offset, limit)
-        return Page(hits=[Hit(doc=self._recall_doc(s), score=sc) for s, sc in found], total=total)
+        w = MESSAGE_WEIGHTS
+        fields = [f"text^{w[0]}", f"context^{w[1]}", f"dates^{w[2]}"]
+        found, total = await self._find("recall", tenant_id, agent_id, filters, query, fields, vector, offset, limit)
+        return Page(hits=[Hit(doc=recall_doc(s), score=sc) for s, sc in found], total=total)
 
     async def count_messages(self, tenant_id: str, agent_id: str) -> int:
         return await self._count("recall", tenant_id, agent_id)
@@ -352,33 +230,8 @@ class ElasticsearchBackend:
     # -- archival ---------------------------------------------------------------------------------
 
     async def insert_passages(self, docs: list[PassageDoc]) -> None:
-        groups: dict[tuple[str, str], list[PassageDoc]] = {}
-        for d in docs:
-            groups.setdefault((d.tenant_id, d.agent_id), []).append(d)
-        for (tenant_id, agent_id), group in groups.items():
-            vecs = [None if d.vector is None else normalize(d.vector) for d in group]
-            dim = await self._claim_dim(tenant_id, agent_id, "archival",
-                                        {len(v) for v in vecs if v is not None})
-            index = self._index("archival", dim)
-            await self._ensure_index(index, dim=dim)
-            actions = []
-            for d, v in zip(group, vecs, strict=True):
-                src: dict[str, Any] = {
-                    "tenant_id": tenant_id, "agent_id": agent_id, "doc_id": d.id, "text": d.text,
-                    "created_at": _iso(d.created_at), "tags": list(d.tags), "source_id": d.source_id,
-                    "position": d.position, "metadata": d.metadata}
-                if v is not None:
-                    src["vector"] = v.tolist()
-                actions.append({"_op_type": "index", "_index": index,
-                                "_id": _doc_key(tenant_id, agent_id, d.id), "_source": src})
-            await self._write("archival", actions)
-            await self._remove_elsewhere("archival", index, [a["_id"] for a in actions])
-
-    def _passage_doc(self, src: dict[str, Any]) -> PassageDoc:
-        return PassageDoc(id=src["doc_id"], tenant_id=src["tenant_id"], agent_id=src["agent_id"],
-                          text=src["text"], created_at=_parse(src["created_at"]), tags=src.get("tags") or [],
-                          source_id=src.get("source_id", ""), position=int(src.get("position", 0)),
-                          metadata=src.get("metadata") or {})
+        for (tenant_id, agent_id), group in _by_agent(docs).items():
+            await self._put("archival", tenant_id, agent_id, group, passage_source)
 
     async def search_passages(self, tenant_id: str, agent_id: str, *, query: str = "",
                               vector: list[float] | None = None, tags: list[str] | None = None,
@@ -386,19 +239,15 @@ class ElasticsearchBackend:
         filters = self._scope(tenant_id, agent_id)
         for tag in sorted(set(tags or [])):
             filters.append({"term": {"tags": tag}})
-        offset, limit = max(0, offset), max(0, limit)
-        if query.strip():
-            dim = await self._agent_dim(tenant_id, agent_id, "archival")
-            found, total = await self._hybrid("archival", dim, filters, query, ["text"], vector, offset, limit)
-        else:
-            found, total = await self._newest("archival", filters, offset, limit)
-        return Page(hits=[Hit(doc=self._passage_doc(s), score=sc) for s, sc in found], total=total)
+        found, total = await self._find("archival", tenant_id, agent_id, filters, query, ["text"], vector,
+                                        offset, limit)
+        return Page(hits=[Hit(doc=passage_doc(s), score=sc) for s, sc in found], total=total)
 
     async def delete_passage(self, tenant_id: str, agent_id: str, passage_id: str) -> bool:
         res = await self.es.delete_by_query(
             index=self._pattern("archival"), refresh=True, conflicts="proceed", ignore_unavailable=True,
             allow_no_indices=True, query={"bool": {"filter": [
-                *self._scope(tenant_id, agent_id), {"ids": {"values": [_doc_key(tenant_id, agent_id, passage_id)]}}]}})
+                *self._scope(tenant_id, agent_id), {"ids": {"values": [doc_key(tenant_id, agent_id, passage_id)]}}]}})
         return int(res.get("deleted", 0)) > 0
 
     async def count_passages(self, tenant_id: str, agent_id: str) -> int:
@@ -408,8 +257,7 @@ class ElasticsearchBackend:
 
     async def delete_agent(self, tenant_id: str, agent_id: str) -> None:
         scope = {"bool": {"filter": self._scope(tenant_id, agent_id)}}
-        await self.es.delete_by_query(index=f"{self._pattern('recall')},{self._pattern('archival')},"
-                                      f"{self.meta_index}", query=scope, refresh=True, conflicts="proceed",
+        indices = ",".join([*(self._pattern(kind) for kind in KINDS), self.meta_index])
+        await self.es.delete_by_query(index=indices, query=scope, refresh=True, conflicts="proceed",
                                       ignore_unavailable=True, allow_no_indices=True)
-        for kind in ("recall", "archival"):
-            self._dims.pop((tenant_id, agent_id, kind), None)
+        self.dims.forget(tenant_id, agent_id)

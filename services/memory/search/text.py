@@ -104,6 +104,12 @@ def rrf(ranked_lists: Sequence[Sequence[K]], k: int = RRF_K,
 # Hybrid fusion: "rrf" (ranks only) or "convex" (alpha * cosine + (1 - alpha) * BM25 / best BM25).
 FUSION = "convex"
 ALPHA = 0.5
+# Vector weight relative to BM25 in the fusion.
+VECTOR_WEIGHT = 1.0
+# Cosine similarity a vector hit needs to count as a match without any matching word.
+DEFAULT_MIN_SIMILARITY = 0.3
+# BM25 weights of a recall message's fields: the message itself, its neighbouring turns, its date words.
+MESSAGE_WEIGHTS = (1.0, 0.4, 0.4)
 
 
 def bm25_idf(total_docs: int, docs_with_term: int) -> float:
