@@ -3,9 +3,13 @@ on onnxruntime + `tokenizers`; batched, mean pooling over the attention mask, L2
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib.util
+import os
 import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +17,11 @@ import numpy as np
 MODEL_NAME = "all-minilm-l6-v2"
 DIM = 384
 MAX_TOKENS = 256
+# Niceness of the threads running the model for the service: embedding is mostly background work
+# (recall indexing of committed messages), so under load the turn hot path of every process on the
+# machine gets the cores first. Threads onnxruntime creates inherit it (the session loads there).
+BACKGROUND_NICE = 10
+CACHE_SIZE = 4096  # texts whose vectors are kept (repeated queries, re-indexed messages)
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 
 
@@ -40,16 +49,28 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-class LocalEmbedder:
-    """Thread-safe, lazily loaded; `embed(texts)` returns an (n, 384) float32 array."""
+def _lower_priority() -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+    except (OSError, AttributeError):  # not permitted / not Linux: normal priority
+        pass
 
-    def __init__(self, threads: int = 0, batch: int = 64) -> None:
+
+class LocalEmbedder:
+    """Thread-safe, lazily loaded; `embed(texts)` returns an (n, 384) float32 array; `embed_async`
+    runs it on the embedder's own low-priority threads; vectors of recent texts are cached."""
+
+    def __init__(self, threads: int = 0, batch: int = 64, cache_size: int = CACHE_SIZE) -> None:
         self.threads = threads
         self.batch = batch
         self._session = None
         self._tokenizer = None
         self._inputs: tuple[str, ...] = ()
         self._lock = threading.Lock()
+        self._cache: OrderedDict[str, tuple[np.ndarray, int]] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
 
     def load(self) -> None:
         if self._session is not None:
@@ -83,7 +104,7 @@ class LocalEmbedder:
         self.load()
         return sum(len(e.ids) for e in self._tokenizer.encode_batch(texts, add_special_tokens=True))  # type: ignore[union-attr]
 
-    def _run(self, texts: list[str]) -> tuple[np.ndarray, int]:
+    def _run(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
         encodings = self._tokenizer.encode_batch(texts)  # type: ignore[union-attr]
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
@@ -94,23 +115,47 @@ class LocalEmbedder:
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32), int(mask.sum())
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32), mask.sum(axis=1).tolist()
 
     def embed(self, texts: list[str]) -> tuple[np.ndarray, int]:
         """Vectors of `texts` (in order) and the number of tokens processed."""
         self.load()
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32), 0
-        # Batches of similar length pad less: sort, run, restore the order.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         tokens = 0
-        for start in range(0, len(order), self.batch):
-            idx = order[start:start + self.batch]
-            vecs, n = self._run([texts[i] for i in idx])
-            out[idx] = vecs
-            tokens += n
+        missing: dict[str, list[int]] = {}  # distinct uncached text -> its positions
+        with self._cache_lock:
+            for i, text in enumerate(texts):
+                hit = self._cache.get(text)
+                if hit is None:
+                    missing.setdefault(text, []).append(i)
+                else:
+                    self._cache.move_to_end(text)
+                    out[i] = hit[0]
+                    tokens += hit[1]
+        todo = list(missing)
+        # Batches of similar length pad less: sort, run, restore the order.
+        todo.sort(key=len)
+        for start in range(0, len(todo), self.batch):
+            chunk = todo[start:start + self.batch]
+            vecs, counts = self._run(chunk)
+            with self._cache_lock:
+                for text, vec, n in zip(chunk, vecs, counts):
+                    for i in missing[text]:
+                        out[i] = vec
+                        tokens += n
+                    self._cache[text] = (vec.copy(), n)  # a copy: a view would pin the whole batch
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
         return out, tokens
+
+    async def embed_async(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        """`embed` off the event loop, on this embedder's own low-priority threads."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed",
+                                                initializer=_lower_priority)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.embed, texts)
 
 
 _shared: LocalEmbedder | None = None

@@ -281,7 +281,7 @@ class LLMEngine:
             started = time.perf_counter()
             try:
                 if info.provider == "local":
-                    vectors_np, used = await asyncio.to_thread(self.embedder.embed, texts)
+                    vectors_np, used = await self.embedder.embed_async(texts)
                     vectors, dim, provider = vectors_np.tolist(), LOCAL_DIM, "local"
                 else:
                     route = self.route(name)

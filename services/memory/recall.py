@@ -1,7 +1,8 @@
 """Recall memory: the indexer (commit log → search backend) and search / import over it.
 
 The indexer is a durable pull consumer on the MESSAGES stream shared by every memory replica: it
-fetches batches, embeds their texts through the llm-proxy (one batched call per model), upserts
+fetches batches, embeds the user and assistant texts through the llm-proxy (one batched call per
+model; function returns and system events are indexed by words only), upserts
 them by message id, then acks. A crash before the ack means redelivery, and the upsert by id means
 a redelivered message is never indexed twice. Steps never wait for it.
 """
@@ -49,6 +50,17 @@ def searchable_text(msg: common_pb2.Message) -> str:
         else:
             parts.append(f"{call.name}({call.arguments})")
     return "\n".join(parts)
+
+
+# Roles whose texts carry meaning worth a vector. Function returns and system events (heartbeats,
+# logins, alerts) are JSON written by the orchestrator: indexed by their words, never embedded (the
+# embedding was most of the indexer's cost per turn).
+EMBEDDED_ROLES = frozenset({"user", "assistant"})
+
+
+def needs_meaning(doc: RecallDoc) -> bool:
+    """Whether recall search needs `doc`'s meaning (a vector) and not only its words."""
+    return doc.role in EMBEDDED_ROLES and bool(doc.text.strip())
 
 
 def to_doc(tenant_id: str, agent_id: str, msg: common_pb2.Message) -> RecallDoc:
@@ -158,13 +170,15 @@ class RecallIndexer:
                 for m in msgs:
                     await _quietly(m.nak(delay=2.0))
 
-    def _embedding_texts(self, docs: list[RecallDoc]) -> list[str]:
-        """What each message is embedded as: itself, its neighbouring turns and its date
-        (search.recall_index_text), neighbours taken from the batch and the agent's previous message."""
+    def _embedding_texts(self, docs: list[RecallDoc]) -> list[str | None]:
+        """What each message is embedded as (None: indexed by words only, see `needs_meaning`): itself,
+        its neighbouring conversational turns and its date (search.recall_index_text), neighbours taken
+        from the batch and the agent's previous conversational message."""
         by_agent: dict[tuple[str, str], list[int]] = {}
         for i, d in enumerate(docs):
-            by_agent.setdefault((d.tenant_id, d.agent_id), []).append(i)
-        out = [""] * len(docs)
+            if needs_meaning(d):
+                by_agent.setdefault((d.tenant_id, d.agent_id), []).append(i)
+        out: list[str | None] = [None] * len(docs)
         for key, positions in by_agent.items():
             positions.sort(key=lambda i: docs[i].created_at)
             prev = self._last_text.get(key)
@@ -202,12 +216,18 @@ class RecallIndexer:
                 by_model.setdefault(model, []).append(doc)
             docs: list[RecallDoc] = []
             for (model, dim), group in by_model.items():
-                try:
-                    vectors = await self.llm.embed(self._embedding_texts(group), model=model, expected_dim=dim)
-                except (FailedPrecondition, InvalidArgument) as exc:
-                    # Permanent (unknown model, wrong dimension): index the words rather than block the log.
-                    log.warning("recall indexing %d messages without vectors: %s", len(group), exc)
-                    vectors = [None] * len(group)  # type: ignore[list-item]
+                texts = self._embedding_texts(group)
+                wanted = [i for i, t in enumerate(texts) if t is not None]
+                vectors: list[list[float] | None] = [None] * len(group)
+                if wanted:
+                    try:
+                        found = await self.llm.embed([texts[i] for i in wanted], model=model,  # type: ignore[misc]
+                                                     expected_dim=dim)
+                        for i, v in zip(wanted, found):
+                            vectors[i] = v
+                    except (FailedPrecondition, InvalidArgument) as exc:
+                        # Permanent (unknown model, wrong dimension): index the words rather than block the log.
+                        log.warning("recall indexing %d messages without vectors: %s", len(group), exc)
                 for d, v in zip(group, vectors):
                     d.vector = v
                 docs.extend(group)

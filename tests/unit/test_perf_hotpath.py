@@ -1,0 +1,76 @@
+"""Hot-path performance choices that must not change behaviour: what the recall indexer embeds, the
+local embedder's cache, and the bulky chat fields the openai provider hands to the SDK untransformed."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+
+from mnemo.llm_proxy.config import ProviderConfig
+from mnemo.llm_proxy.embeddings import LocalEmbedder
+from mnemo.llm_proxy.providers.base import ChatCall
+from mnemo.llm_proxy.providers.openai_provider import OpenAIProvider
+from mnemo.memory.recall import RecallIndexer, needs_meaning
+from mnemo.memory.search.base import RecallDoc
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+
+
+def doc(i: int, role: str, text: str, agent: str = "a1") -> RecallDoc:
+    return RecallDoc(id=f"m{i}", tenant_id="t", agent_id=agent, role=role, text=text,
+                     created_at=T0 + timedelta(seconds=i))
+
+
+def test_only_conversation_is_embedded_with_conversational_neighbours() -> None:
+    docs = [doc(0, "user", "my dog is called Biscuit"),
+            doc(1, "assistant", "thinking\nBiscuit is a lovely name"),
+            doc(2, "tool", '{"status": "OK", "message": "None", "time": "..."}'),
+            doc(3, "system", '{"type": "heartbeat", "reason": "..."}'),
+            doc(4, "user", "   "),
+            doc(5, "user", "we walk him every morning")]
+    assert [needs_meaning(d) for d in docs] == [True, True, False, False, False, True]
+    indexer = RecallIndexer(js=None, backend=None, llm=None, models=None)  # type: ignore[arg-type]
+    texts = indexer._embedding_texts(docs)
+    assert texts[2] is None and texts[3] is None and texts[4] is None
+    first, second, last = texts[0], texts[1], texts[5]
+    assert first is not None and second is not None and last is not None
+    assert first.startswith("my dog is called Biscuit\n") and "Biscuit is a lovely name" in first
+    assert "we walk him every morning" in second and "Biscuit is a lovely name" in last
+    assert all("status" not in t and "heartbeat" not in t for t in (first, second, last))
+    assert "March 2026" in first
+    # The next batch of the same agent starts from the last conversational message.
+    nxt = indexer._embedding_texts([doc(6, "tool", "{}"), doc(7, "assistant", "He sounds happy")])
+    assert nxt[0] is None and nxt[1] is not None and "we walk him every morning" in nxt[1]
+
+
+def test_embedder_cache_changes_nothing_but_the_work() -> None:
+    texts = ["hello world", "a longer sentence about cats and dogs", "hello world", "short"]
+    cached, uncached = LocalEmbedder(cache_size=2), LocalEmbedder(cache_size=0)
+    a, n = cached.embed(texts)
+    b, m = uncached.embed(texts)
+    assert a.shape == (4, 384) and n == m > 0
+    assert np.allclose(a, b, atol=1e-6) and np.allclose(a[0], a[2])
+    assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    again, n2 = cached.embed(["short", "a longer sentence about cats and dogs"])  # from the cache
+    assert np.allclose(again, a[[3, 1]], atol=1e-6) and n2 == sum(uncached.embed([t])[1] for t in texts[1::2])
+    assert len(cached._cache) == 2  # bounded
+    assert len(uncached._cache) == 0
+
+
+async def test_embed_async_matches_embed() -> None:
+    emb = LocalEmbedder(cache_size=0)
+    a, n = await emb.embed_async(["the cello is a beautiful instrument"])
+    b, m = emb.embed(["the cello is a beautiful instrument"])
+    assert n == m and np.allclose(a, b, atol=1e-6)
+
+
+def test_bulky_chat_fields_skip_the_sdk_transform() -> None:
+    provider = OpenAIProvider(ProviderConfig(name="p", base_url="http://127.0.0.1:9/v1", api_key="k"))
+    tools = [{"type": "function", "function": {"name": "send_message", "parameters": {"type": "object"}}}]
+    messages = [{"role": "user", "content": "hi"}]
+    args = provider._create_args(ChatCall(model="m", messages=messages, tools=tools, tool_choice="send_message",
+                                          max_tokens=10))
+    assert args["messages"] == [] and args["model"] == "m" and args["max_tokens"] == 10
+    assert args["extra_body"] == {"messages": messages, "tools": tools, "tool_choice": {
+        "type": "function", "function": {"name": "send_message"}}}
