@@ -60,11 +60,29 @@ def _choose_template(console: Console, kind: str, templates: list[Template], giv
     return Prompt.ask(f"Select {kind}", choices=names, default=names[0], console=console), None
 
 
+def _choose_model(client: Mnemo, console: Console) -> str | None:
+    """A chat model the server offers (GET /v1/models), its default model preselected; free text
+    (or the server's default) when the list cannot be had."""
+    try:
+        listing = client.models.list()
+        names = [m["name"] for m in listing.get("models", []) if not m.get("embedding")]
+        default = listing.get("default_model") or (names[0] if names else "")
+    except MnemoError as exc:
+        console.print(f"(cannot list the models: {escape(str(exc))})", style="dim")
+        names, default = [], ""
+    if not names:
+        return Prompt.ask("Select model ('default' = the server's)", default="default", console=console)
+    if default not in names:
+        names.insert(0, default)
+    console.print("models: " + ", ".join(f"{n} (default)" if n == default else n for n in names))
+    return Prompt.ask("Select model", choices=names, default=default, console=console, show_choices=False)
+
+
 def create_agent(client: Mnemo, console: Console, opts: RunOptions) -> Agent:
     ask = _interactive(opts)
     model = opts.model
     if model is None and ask:
-        model = Prompt.ask("Select model ('default' = the server's)", default="default", console=console)
+        model = _choose_model(client, console)
     if model in ("", "default"):
         model = None
     persona_name, persona_text = _choose_template(console, "persona", client.personas.list(), opts.persona, ask)

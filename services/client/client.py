@@ -12,7 +12,7 @@ from mnemo.client._config import default_api_key, default_base_url
 from mnemo.client._sse import event_from_sse, events_from_json
 from mnemo.client.errors import APIConnectionError, StreamError, error_from_response
 from mnemo.client.models import Event
-from mnemo.client.resources import Admin, Agents, Templates
+from mnemo.client.resources import Admin, Agents, Models, Templates
 
 DEFAULT_TIMEOUT = httpx.Timeout(300.0, connect=5.0)
 STREAM_TIMEOUT = httpx.Timeout(connect=5.0, read=None, write=30.0, pool=5.0)
@@ -27,6 +27,7 @@ class _Base:
         self.personas = Templates(self, "persona")
         self.humans = Templates(self, "human")
         self.admin = Admin(self)
+        self.models = Models(self)
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}

@@ -206,6 +206,15 @@ class Templates(_Resource):
         return self._c._request("DELETE", f"{self._path}/{name}", cast=lambda _: None)
 
 
+class Models(_Resource):
+    """/v1/models: the models agents can use."""
+
+    def list(self) -> Any:
+        """{"models": [{"name", "provider", "context_window", "max_output_tokens", ...}],
+        "default_model", "default_embedding_model"}."""
+        return self._c._request("GET", "/v1/models")
+
+
 class Admin(_Resource):
     """/v1/admin: tenants and keys (needs the admin key as the client's key)."""
 

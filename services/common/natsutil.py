@@ -117,7 +117,9 @@ async def ensure_jetstream(js: JetStreamContext, replicas: int | None = None) ->
         await ensure_stream(js, replace(cfg, num_replicas=replicas))
     buckets: dict[str, KeyValue] = {}
     for kv_cfg in KV_BUCKETS:
-        buckets[kv_cfg.bucket] = await ensure_kv(js, replace(kv_cfg, replicas=replicas))
+        # Direct gets (no JSON API round trip, no base64) on one server only: on a cluster a
+        # follower could answer a direct get with a value older than the last acknowledged write.
+        buckets[kv_cfg.bucket] = await ensure_kv(js, replace(kv_cfg, replicas=replicas, direct=replicas == 1))
     return buckets
 
 

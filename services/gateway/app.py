@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mnemo.common import metrics, telemetry
-from mnemo.gateway import rest_admin, rest_agents, rest_memory, rest_openai
+from mnemo.gateway import rest_admin, rest_agents, rest_memory, rest_models, rest_openai
 from mnemo.gateway.deps import GatewayContext
 from mnemo.gateway.errors import ApiError, BodyTooLarge
 
@@ -148,6 +148,7 @@ def create_app(ctx: GatewayContext, nats: Any = None) -> FastAPI:
     app.include_router(rest_admin.template_router("persona"))
     app.include_router(rest_admin.template_router("human"))
     app.include_router(rest_openai.router)
+    app.include_router(rest_models.router)
 
     options = ctx.options
 

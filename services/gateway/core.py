@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import grpc
@@ -18,6 +19,7 @@ from mnemo.gateway.errors import ApiError
 from mnemo.v1 import agent_pb2, common_pb2, memory_pb2, memory_pb2_grpc
 
 T = TypeVar("T")
+M = TypeVar("M")
 MEMORY_TIMEOUT = 30.0
 TEMPLATE_KINDS = ("persona", "human")
 
@@ -26,6 +28,41 @@ def check_agent_id(agent_id: str) -> None:
     """An id that cannot exist is simply not found (never a 500, never a subject injection)."""
     if not is_token(agent_id):
         raise ApiError(404, f"agent {agent_id!r} not found")
+
+
+class _Upload:
+    """A request body streamed to the memory service in a client-streaming call.
+
+    A failing body (e.g. BodyTooLarge) makes grpc cancel the call: the body's own error is reported
+    then, not the cancellation.
+    """
+
+    def __init__(self, data: AsyncIterator[bytes]) -> None:
+        self.data = data
+        self.error: BaseException | None = None
+
+    async def messages(self, first: M, wrap: Callable[[bytes], M]) -> AsyncIterator[M]:
+        """`first`, then each non-empty piece of the body as `wrap(piece)`."""
+        yield first
+        try:
+            async for piece in self.data:
+                if piece:
+                    yield wrap(piece)
+        except Exception as exc:  # reported by reporting(), not as a gRPC error
+            self.error = exc
+            raise
+
+    @contextmanager
+    def reporting(self) -> Iterator[None]:
+        """Around the call: the body's error if it failed, else the call's as an ApiError."""
+        try:
+            yield
+        except (grpc.aio.AioRpcError, asyncio.CancelledError) as exc:
+            if self.error is not None:
+                raise self.error from exc
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise ApiError.from_rpc(exc, "the memory service") from exc
 
 
 class Core:
@@ -168,31 +205,15 @@ class Core:
                                        data: AsyncIterator[bytes]) -> AsyncIterator[memory_pb2.IngestProgress]:
         """Stream a document to the memory service, yielding its progress reports."""
         ref = await self.owned(tenant_id, agent_id)  # 404 before reading the body
-        body_error: list[BaseException] = []
-
-        async def chunks() -> AsyncIterator[memory_pb2.DocumentChunk]:
-            yield memory_pb2.DocumentChunk(header=memory_pb2.DocumentHeader(
-                ref=ref, filename=filename, content_type=content_type, tags=tags))
-            try:
-                async for piece in data:
-                    if piece:
-                        yield memory_pb2.DocumentChunk(data=piece)
-            except Exception as exc:  # e.g. BodyTooLarge: reported below, not as a gRPC error
-                body_error.append(exc)
-                raise
-
-        try:
-            async for progress in self.memory.IngestDocument(chunks(), timeout=3600.0):
+        body = _Upload(data)
+        header = memory_pb2.DocumentChunk(header=memory_pb2.DocumentHeader(
+            ref=ref, filename=filename, content_type=content_type, tags=tags))
+        with body.reporting():
+            async for progress in self.memory.IngestDocument(
+                    body.messages(header, lambda piece: memory_pb2.DocumentChunk(data=piece)), timeout=3600.0):
                 yield progress
-        except (grpc.aio.AioRpcError, asyncio.CancelledError) as exc:
-            # A failing request body makes grpc cancel the call: report the body's error instead.
-            if body_error:
-                raise body_error[0] from exc
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            raise ApiError.from_rpc(exc, "the memory service") from exc
-        if body_error:
-            raise body_error[0]
+        if body.error is not None:
+            raise body.error
 
     # ---- checkpoints, export / import ----
     async def create_checkpoint(self, tenant_id: str, agent_id: str, name: str) -> common_pb2.Checkpoint:
@@ -225,25 +246,11 @@ class Core:
         return rest()
 
     async def import_agent(self, tenant_id: str, data: AsyncIterator[bytes]) -> agent_pb2.Agent:
-        body_error: list[BaseException] = []
-
-        async def chunks() -> AsyncIterator[memory_pb2.ImportChunk]:
-            yield memory_pb2.ImportChunk(tenant_id=tenant_id)
-            try:
-                async for piece in data:
-                    if piece:
-                        yield memory_pb2.ImportChunk(data=piece)
-            except Exception as exc:  # e.g. BodyTooLarge
-                body_error.append(exc)
-                raise
-        try:
-            state = await self.memory.ImportAgent(chunks(), timeout=3600.0)
-        except (grpc.aio.AioRpcError, asyncio.CancelledError) as exc:
-            if body_error:
-                raise body_error[0] from exc
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            raise ApiError.from_rpc(exc, "the memory service") from exc
+        body = _Upload(data)
+        with body.reporting():
+            state = await self.memory.ImportAgent(body.messages(
+                memory_pb2.ImportChunk(tenant_id=tenant_id), lambda piece: memory_pb2.ImportChunk(data=piece)),
+                timeout=3600.0)
         return public_agent(state)
 
     # ---- templates ----

@@ -15,6 +15,7 @@ from mnemo.common.config import Settings
 from mnemo.gateway.core import Core
 from mnemo.gateway.errors import ApiError
 from mnemo.gateway.health import HealthChecker
+from mnemo.gateway.models import ModelLister
 from mnemo.gateway.options import GatewayOptions
 from mnemo.gateway.ratelimit import RateLimiter
 from mnemo.gateway.tenants import Principal, TenantStore
@@ -35,9 +36,16 @@ class GatewayContext:
     limiter: RateLimiter
     health: HealthChecker
     js: JetStreamContext
+    models: ModelLister | None = None   # None: no llm-proxy configured (GET /v1/models is 503)
 
 
-def gateway(request: Request) -> GatewayContext:
+def context_of(request: Request) -> GatewayContext:
+    """The GatewayContext of the app serving `request`."""
+    return request.app.state.gateway
+
+
+async def gateway(request: Request) -> GatewayContext:
+    # async on purpose: FastAPI runs a plain-def dependency in its thread pool on every request.
     return request.app.state.gateway
 
 
@@ -67,7 +75,7 @@ async def authenticate(ctx: GatewayContext, authorization: str | None) -> Princi
 async def require_tenant(request: Request,
                          creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
     header = f"{creds.scheme} {creds.credentials}" if creds else request.headers.get("authorization")
-    return await authenticate(gateway(request), header)
+    return await authenticate(context_of(request), header)
 
 
 def check_admin(ctx: GatewayContext, key: str | None) -> None:
@@ -80,7 +88,7 @@ def check_admin(ctx: GatewayContext, key: str | None) -> None:
 
 async def require_admin(request: Request,
                         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-    check_admin(gateway(request), creds.credentials if creds else None)
+    check_admin(context_of(request), creds.credentials if creds else None)
 
 
 Tenant = Annotated[Principal, Depends(require_tenant)]

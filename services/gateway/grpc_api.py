@@ -274,6 +274,13 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             raise ApiError(400, "text: required")
         return await self.core.rewrite_message(tenant, request.agent_id, request.text, request.message_id)
 
+    # ---- models ----
+    @unary
+    async def ListModels(self, tenant: str, request: empty_pb2.Empty, context: Any) -> Any:
+        if self.ctx.models is None:
+            raise ApiError(503, "no llm-proxy is configured")
+        return await self.ctx.models.list()
+
     @unary
     async def DeleteTemplate(self, tenant: str, request: agent_pb2.PublicTemplateRef, context: Any) -> Any:
         await self.core.delete_template(tenant, request.kind, request.name)

@@ -21,11 +21,12 @@ from mnemo.gateway.deps import GatewayContext
 from mnemo.gateway.events import EventHub
 from mnemo.gateway.grpc_api import AgentServicer
 from mnemo.gateway.health import HealthChecker
+from mnemo.gateway.models import ModelLister
 from mnemo.gateway.options import GatewayOptions
 from mnemo.gateway.ratelimit import RateLimiter
 from mnemo.gateway.tenants import TenantStore
 from mnemo.gateway.turns import TurnRunner
-from mnemo.v1 import agent_pb2_grpc, memory_pb2_grpc
+from mnemo.v1 import agent_pb2_grpc, llm_pb2_grpc, memory_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class GatewayService:
         self.hub: EventHub | None = None
         self.grpc: GrpcServer | None = None
         self._channel: Any = None
+        self._llm_channel: Any = None
         self._http: _Uvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
 
@@ -80,13 +82,15 @@ class GatewayService:
         self.hub = EventHub(js)
         await self.hub.start()  # before serving: every turn's waiter sees all its events
         self._channel = client_channel(self.memory_target)
+        self._llm_channel = client_channel(self.llm_target)
         core = Core(memory_pb2_grpc.MemoryServiceStub(self._channel))
         health = HealthChecker({"memory": self.memory_target, "llm-proxy": self.llm_target,
                                 "orchestrator": self.orchestrator_target}, ttl=options.health_cache_ttl)
         self.context = GatewayContext(settings=settings, options=options, core=core,
                                       turns=TurnRunner(js, self.hub, idempotency), tenants=tenants,
                                       limiter=RateLimiter(options.rate_per_second, options.rate_burst),
-                                      health=health, js=js)
+                                      health=health, js=js,
+                                      models=ModelLister(llm_pb2_grpc.LLMServiceStub(self._llm_channel)))
         self.app = create_app(self.context, self.nc)
 
         self.grpc = GrpcServer("gateway", settings.host, settings.grpc_port)
@@ -125,6 +129,9 @@ class GatewayService:
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
+        if self._llm_channel is not None:
+            await self._llm_channel.close()
+            self._llm_channel = None
         if self.nc is not None:
             try:
                 await self.nc.drain()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from mnemo.llm_proxy import errors
@@ -29,17 +30,24 @@ def message_dict(m: llm_pb2.ChatMessage) -> dict[str, Any]:
 
 
 def tool_dict(t: llm_pb2.Tool) -> dict[str, Any]:
-    if not t.name:
+    """The OpenAI form of a tool schema. Shared between calls (the same tools come with every turn of
+    an agent): treat it as read-only."""
+    return _tool_dict(t.name, t.description, t.parameters_json)
+
+
+@lru_cache(maxsize=1024)
+def _tool_dict(name: str, description: str, parameters_json: str) -> dict[str, Any]:
+    if not name:
         raise errors.InvalidRequest("a tool has no name")
     try:
-        params = json.loads(t.parameters_json) if t.parameters_json else {"type": "object", "properties": {}}
+        params = json.loads(parameters_json) if parameters_json else {"type": "object", "properties": {}}
     except ValueError as exc:
-        raise errors.InvalidRequest(f"tool {t.name!r}: parameters_json is not valid JSON: {exc}") from None
+        raise errors.InvalidRequest(f"tool {name!r}: parameters_json is not valid JSON: {exc}") from None
     if not isinstance(params, dict):
-        raise errors.InvalidRequest(f"tool {t.name!r}: parameters_json must be a JSON object")
-    fn: dict[str, Any] = {"name": t.name, "parameters": params}
-    if t.description:
-        fn["description"] = t.description
+        raise errors.InvalidRequest(f"tool {name!r}: parameters_json must be a JSON object")
+    fn: dict[str, Any] = {"name": name, "parameters": params}
+    if description:
+        fn["description"] = description
     return {"type": "function", "function": fn}
 
 

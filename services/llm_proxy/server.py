@@ -173,6 +173,12 @@ class LlmProxyService:
                  ", ".join(f"{p.name}({p.kind})" for p in self.config.providers), self.engine.default_model)
 
     async def stop(self) -> None:
+        """Prompt: calls still waiting for or running on a local model fail with UNAVAILABLE at once
+        (nobody waits for llama.cpp to finish); remote calls get the grace period."""
+        for provider in self.engine.providers.values():
+            abort = getattr(provider, "abort_pending", None)
+            if abort is not None:
+                abort()
         await self.server.stop(1.0)
         await self.meter.stop()
         await self.engine.close()

@@ -136,17 +136,35 @@ def _content_text(content: Any) -> str:
     return str(content)
 
 
-def _message_tokens(tok: str, m: dict[str, Any]) -> int:
-    n = TOKENS_PER_MESSAGE + _count(tok, m.get("role") or "") + _count(tok, _content_text(m.get("content")))
-    if m.get("name"):
-        n += TOKENS_PER_NAME + _count(tok, m["name"])
-    for call in m.get("tool_calls") or ():
-        fn = call.get("function") or call
-        n += TOKENS_PER_MESSAGE + _count(tok, fn.get("name") or "") + _count(tok, fn.get("arguments") or "")
+def _message_key(m: dict[str, Any]) -> tuple[Any, ...]:
+    """What a message's token count depends on: role, content text, name, tool / function calls."""
+    calls = m.get("tool_calls")
+    call_key: tuple[tuple[str, str], ...] = ()
+    if calls:
+        fns = [c.get("function") or c for c in calls]
+        call_key = tuple((fn.get("name") or "", fn.get("arguments") or "") for fn in fns)
     fc = m.get("function_call")
-    if fc:
-        n += TOKENS_PER_MESSAGE + _count(tok, fc.get("name") or "") + _count(tok, fc.get("arguments") or "")
+    fc_key = (fc.get("name") or "", fc.get("arguments") or "") if fc else None
+    return (m.get("role") or "", _content_text(m.get("content")), m.get("name") or "", call_key, fc_key)
+
+
+@lru_cache(maxsize=50_000)
+def _message_tokens_cached(tok: str, key: tuple[Any, ...]) -> int:
+    # Long queues repeat every earlier message on each call: one lookup per message instead of
+    # one tiktoken lookup per field keeps a call's cost proportional to its new messages.
+    role, content, name, calls, fc = key
+    n = TOKENS_PER_MESSAGE + _count(tok, role) + _count(tok, content)
+    if name:
+        n += TOKENS_PER_NAME + _count(tok, name)
+    for fn_name, args in calls:
+        n += TOKENS_PER_MESSAGE + _count(tok, fn_name) + _count(tok, args)
+    if fc is not None:
+        n += TOKENS_PER_MESSAGE + _count(tok, fc[0]) + _count(tok, fc[1])
     return n
+
+
+def _message_tokens(tok: str, m: dict[str, Any]) -> int:
+    return _message_tokens_cached(tok, _message_key(m))
 
 
 # OpenAI cookbook ("How to count tokens ... with tools"): per-function, per-property and enum costs.

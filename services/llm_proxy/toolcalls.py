@@ -91,6 +91,10 @@ def validate_calls(raw_calls: list[tuple[str, str, str]], tool_names: list[str],
     errors: list[str] = []
     repairs: list[str] = []
     for call_id, name, arguments in raw_calls:
+        if not name.strip():
+            why = "output was cut off (max_tokens reached)" if truncated else "no function name in the output"
+            errors.append(f"no valid function call: {why}: {arguments[:200]!r}")
+            continue
         matched = _match_name(name, tool_names) if tool_names else name
         if not matched:
             errors.append(f"unknown function {name!r}; available: {', '.join(tool_names)}")
@@ -167,22 +171,79 @@ def parse_output(content: str, raw_calls: list[tuple[str, str, str]], tool_names
 
 # ---- constrained output for models without reliable native tool calling ----------------------
 
-def call_schema(tools: list[dict[str, Any]], choice: str = "auto") -> dict[str, Any]:
+DEFAULT_MAX_ITEMS = 8      # arrays without maxItems, in constrained output
+
+
+def bound_schema(schema: Any, max_chars: int) -> Any:
+    """A copy of `schema` where every string has a maxLength <= `max_chars` and every array a
+    maxItems, so that any instance (and so the constrained output) is of bounded size."""
+    if isinstance(schema, list):
+        return [bound_schema(s, max_chars) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: bound_schema(v, max_chars) if k in ("items", "anyOf", "oneOf", "allOf", "additionalProperties")
+           else v for k, v in schema.items()}
+    if isinstance(schema.get("properties"), dict):
+        out["properties"] = {k: bound_schema(v, max_chars) for k, v in schema["properties"].items()}
+    types = schema.get("type")
+    types = types if isinstance(types, list) else [types]
+    if "string" in types and "enum" not in schema and "const" not in schema:
+        out["maxLength"] = min(int(schema.get("maxLength", max_chars)), max_chars)
+        out["minLength"] = min(int(schema.get("minLength", 0)), out["maxLength"])
+    if "array" in types:
+        out["maxItems"] = min(int(schema.get("maxItems", DEFAULT_MAX_ITEMS)), DEFAULT_MAX_ITEMS)
+    return out
+
+
+def max_instance_chars(schema: Any) -> int:
+    """An upper bound on the length of a compact JSON instance of a bounded schema (bound_schema)."""
+    if not isinstance(schema, dict):
+        return 8
+    if "const" in schema:
+        return len(json.dumps(schema["const"], ensure_ascii=False))
+    if "enum" in schema:
+        return max((len(json.dumps(v, ensure_ascii=False)) for v in schema["enum"]), default=4)
+    for key in ("anyOf", "oneOf"):
+        if isinstance(schema.get(key), list):
+            return max((max_instance_chars(s) for s in schema[key]), default=8)
+    types = schema.get("type")
+    types = types if isinstance(types, list) else [types]
+    sizes = []
+    if "object" in types or "properties" in schema:
+        props = schema.get("properties") or {}
+        sizes.append(2 + sum(len(k) + 4 + max_instance_chars(v) for k, v in props.items()))
+    if "array" in types:
+        sizes.append(2 + int(schema.get("maxItems", DEFAULT_MAX_ITEMS)) * (max_instance_chars(schema.get("items")) + 1))
+    if "string" in types:
+        sizes.append(2 + 2 * int(schema.get("maxLength", 64)))  # escapes may double a character
+    if "number" in types or "integer" in types:
+        sizes.append(24)
+    if "boolean" in types or "null" in types:
+        sizes.append(5)
+    return max(sizes, default=32)
+
+
+def call_schema(tools: list[dict[str, Any]], choice: str = "auto",
+                max_string_chars: int | None = None) -> dict[str, Any]:
     """A JSON schema whose instances are `{"thought"?: str, "name": <tool>, "arguments": <its schema>}`.
 
     The call is mandatory (an agent always calls a function); the optional `thought` carries text.
-    `choice` names a single tool to force it.
+    `choice` names a single tool to force it. `max_string_chars` bounds every string (and arrays)
+    so the output's size is bounded (max_instance_chars) and can always close.
     """
     options = []
+    thought_chars = 300 if max_string_chars is None else min(300, max_string_chars)
     for t in tools:
         fn = t.get("function", t)
         if choice not in ("auto", "required", "", "none") and fn["name"] != choice:
             continue
         params = fn.get("parameters") or {"type": "object", "properties": {}}
+        if max_string_chars is not None:
+            params = bound_schema(params, max_string_chars)
         options.append({
             "type": "object",
             "properties": {
-                "thought": {"type": "string", "maxLength": 300},
+                "thought": {"type": "string", "maxLength": thought_chars},
                 "name": {"const": fn["name"]},
                 "arguments": params,
             },
@@ -234,6 +295,8 @@ def local_messages(call: Any, with_tools: bool) -> list[dict[str, str]]:
 def constrained_call(text: str) -> tuple[str, list[tuple[str, str, str]]]:
     """Constrained output `{"thought"?, "name", "arguments"}` → (thought, [(id, name, arguments)]).
     Output cut short is passed on as a call with raw arguments, for the repair / error path."""
+    if not text.strip():  # nothing at all came out: still a (failed) call, so the error is reported
+        return "", [("", "", "")]
     try:
         obj = json.loads(text)
     except ValueError:

@@ -40,6 +40,17 @@ class Totals:
     calls: int = 0
 
 
+ACK_TIMEOUT = 5.0
+
+
+def _subject(rec: UsageRecord) -> str:
+    return subjects.usage_subject(rec.tenant or "_", rec.agent)
+
+
+def _payload(rec: UsageRecord) -> bytes:
+    return json.dumps(asdict(rec)).encode()
+
+
 class UsageMeter:
     """Publishes usage records and keeps running totals from the USAGE stream."""
 
@@ -50,7 +61,12 @@ class UsageMeter:
         self.js: Any = None
         self.sub: Any = None
         self.totals: dict[tuple[str, str, str], Totals] = defaultdict(Totals)
-        self._pending: set[asyncio.Task[None]] = set()
+        # Records waiting for the flusher: (record, trace headers captured at record time).
+        self._buffer: list[tuple[UsageRecord, dict[str, str]]] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._flusher: asyncio.Task[None] | None = None
         self._connect_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -104,26 +120,62 @@ class UsageMeter:
             log.warning("usage metering: bad record skipped: %s", exc)
 
     def record(self, rec: UsageRecord) -> None:
-        """Publish without making the caller wait (JetStream ack awaited in the background)."""
+        """Publish without making the caller wait: records are batched by a background flusher that
+        publishes them without waiting for each ack (publish_async), then checks every ack."""
+        from mnemo.common import telemetry
+
         rec.ts = rec.ts or ids.now_iso()
         if self.js is None:
             log.warning("usage metering: NATS not connected; record lost: tenant=%s model=%s tokens=%d/%d",
                         rec.tenant, rec.model, rec.prompt_tokens, rec.completion_tokens)
             return
-        task = asyncio.get_running_loop().create_task(self._publish(rec))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        # A Nats-Msg-Id makes the one retry of an unacknowledged record safe (the stream dedupes it).
+        headers = {**telemetry.inject(), "Nats-Msg-Id": ids.new_id("usage")}
+        self._buffer.append((rec, headers))
+        self._idle.clear()
+        self._wake.set()
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
 
-    async def _publish(self, rec: UsageRecord) -> None:
-        from mnemo.common import telemetry
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._buffer:
+                batch, self._buffer = self._buffer, []
+                await self._publish_batch(batch)
+            self._idle.set()
 
-        try:
-            await self.js.publish(subjects.usage_subject(rec.tenant or "_", rec.agent),
-                                  json.dumps(asdict(rec)).encode(), headers=telemetry.inject() or None,
-                                  timeout=5)
-        except Exception as exc:  # noqa: BLE001 - metering must never fail a call
-            log.warning("usage metering: publish failed (%s); record lost: tenant=%s model=%s",
-                        exc, rec.tenant, rec.model)
+    async def _publish_batch(self, batch: list[tuple[UsageRecord, dict[str, str]]],
+                             ack_timeout: float = ACK_TIMEOUT) -> None:
+        sent: list[tuple[UsageRecord, dict[str, str], asyncio.Future[Any]]] = []
+        failed: list[tuple[UsageRecord, dict[str, str]]] = []
+        for rec, headers in batch:
+            try:
+                fut = await self.js.publish_async(_subject(rec), _payload(rec), wait_stall=ack_timeout,
+                                                  headers=headers)
+                sent.append((rec, headers, fut))
+            except Exception:  # noqa: BLE001 - retried below
+                failed.append((rec, headers))
+        if sent:
+            await asyncio.wait([f for _, _, f in sent], timeout=ack_timeout)
+        for rec, headers, fut in sent:
+            if not fut.done():
+                fut.cancel()   # frees its slot in the client's pending-publish window
+                failed.append((rec, headers))
+            elif fut.cancelled() or fut.exception() is not None:
+                failed.append((rec, headers))
+        for rec, headers in failed:   # one blocking retry each, same Nats-Msg-Id
+            try:
+                await self.js.publish(_subject(rec), _payload(rec), headers=headers, timeout=ack_timeout)
+            except Exception as exc:  # noqa: BLE001 - metering must never fail a call
+                log.warning("usage metering: publish failed (%s); record lost: tenant=%s model=%s",
+                            exc, rec.tenant, rec.model)
+
+    async def flush(self, timeout: float = 10.0) -> None:
+        """Wait until every record given so far has been published (or given up on)."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
 
     def query(self, tenant: str, agent: str = "") -> list[tuple[str, str, str, Totals]]:
         return [(t, a, m, v) for (t, a, m), v in sorted(self.totals.items())
@@ -134,8 +186,11 @@ class UsageMeter:
             self._connect_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._connect_task
-        if self._pending:
-            await asyncio.wait(list(self._pending), timeout=5)
+        await self.flush()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._flusher
         if self.sub is not None:
             with contextlib.suppress(Exception):
                 await self.sub.unsubscribe()

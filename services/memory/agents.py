@@ -135,14 +135,16 @@ class Agents:
     async def get(self, tenant_id: str, agent_id: str) -> common_pb2.AgentState:
         state = await self.store.get(tenant_id, agent_id)
         await self._true_counts(state)
-        return public(state)
+        del state.commit_outbox[:]   # a fresh read nobody else holds: strip it rather than copy it
+        return state
 
     async def get_context(self, tenant_id: str, agent_id: str) -> common_pb2.AgentState:
         """The state for a step; re-publishes the last commit's messages if not known published."""
         state = await self.store.get(tenant_id, agent_id)
         await self.commitlog.publish_outbox(state)
         await self._true_counts(state)
-        return public(state)
+        del state.commit_outbox[:]
+        return state
 
     async def _true_counts(self, state: common_pb2.AgentState) -> None:
         """Documents and API inserts do not pass through steps: the index has the true archival count."""

@@ -12,6 +12,8 @@ import logging
 from collections import OrderedDict
 
 from nats.js import JetStreamContext
+from nats.js.errors import NoKeysError, NotFoundError
+from nats.js.kv import KeyValue
 
 from mnemo.common import subjects, telemetry
 from mnemo.v1 import common_pb2
@@ -41,7 +43,7 @@ class CommitLog:
 
     def confirm(self, state: common_pb2.AgentState) -> None:
         key = subjects.agent_key(state.config.tenant_id, state.config.id)
-        self._confirmed[key] = state.revision
+        self._confirmed[key] = max(state.revision, self._confirmed.get(key, 0))
         self._confirmed.move_to_end(key)
         while len(self._confirmed) > _CONFIRMED_MAX:
             self._confirmed.popitem(last=False)
@@ -51,10 +53,52 @@ class CommitLog:
         if not state.commit_outbox:
             return
         key = subjects.agent_key(state.config.tenant_id, state.config.id)
-        if self._confirmed.get(key) == state.revision:
+        if self._confirmed.get(key, 0) >= state.revision:
             return
-        await self.publish(state.config.tenant_id, state.config.id, list(state.commit_outbox))
+        if not await self.is_published(state):
+            await self.publish(state.config.tenant_id, state.config.id, list(state.commit_outbox))
         self.confirm(state)
+
+    async def is_published(self, state: common_pb2.AgentState) -> bool:
+        """Whether the outbox's last message is the last one of the agent's log (messages are
+        published in order, so then all of them are): saves a duplicate after the dedup window."""
+        tenant_id, agent_id = state.config.tenant_id, state.config.id
+        try:
+            last = await self.js.get_last_msg(subjects.MESSAGES_STREAM, subjects.messages_subject(tenant_id, agent_id))
+        except NotFoundError:
+            return False
+        return (last.headers or {}).get("Nats-Msg-Id") == log_id(tenant_id, agent_id, state.commit_outbox[-1].id)
+
+    async def recover(self, agents: KeyValue) -> int:
+        """Start-up pass: publish the pending outbox of every agent in the `agents` bucket, so that
+        an agent never touched again after a crash still gets its last messages into recall.
+        Returns how many agents' outboxes were checked."""
+        checked = 0
+        try:
+            watcher = await agents.watch(">", ignore_deletes=True)
+        except NoKeysError:
+            return 0
+        try:
+            async for entry in watcher:
+                if entry is None:  # the initial values are all delivered
+                    break
+                if entry.operation is not None or not entry.value:
+                    continue
+                try:
+                    state = common_pb2.AgentState.FromString(entry.value)
+                except Exception:  # noqa: BLE001 - not an agent state: not ours to repair
+                    log.warning("commit-log recovery skips an unreadable state %s", entry.key)
+                    continue
+                if not state.commit_outbox:
+                    continue
+                state.revision = entry.revision
+                await self.publish_outbox(state)
+                checked += 1
+        except NoKeysError:
+            pass
+        finally:
+            await watcher.stop()
+        return checked
 
     def forget(self, tenant_id: str, agent_id: str) -> None:
         self._confirmed.pop(subjects.agent_key(tenant_id, agent_id), None)

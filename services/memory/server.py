@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -279,6 +280,8 @@ class MemoryService:
         self.nc: Any = None
         self.grpc: GrpcServer | None = None
         self.address = ""
+        self._recovery: asyncio.Task[None] | None = None
+        self.recovered_outboxes: int | None = None  # agents checked by the start-up pass, once done
 
     async def start(self) -> None:
         self.nc = await connect(self.settings.nats_servers, "mnemo-memory")
@@ -308,9 +311,33 @@ class MemoryService:
                       "mnemo.v1.MemoryService")
         await self.grpc.start()
         self.address = self.grpc.address
+        # In the background: readiness does not wait for a scan of every agent.
+        self._recovery = asyncio.create_task(self._recover_commit_log(buckets[subjects.KV_AGENTS]),
+                                             name="commit-log-recovery")
         log.info("memory service listening on %s", self.address)
 
+    async def _recover_commit_log(self, agents_kv: Any) -> None:
+        """Re-publish the commit outboxes a crash may have left unpublished (retried until done)."""
+        delay = 0.5
+        while True:
+            try:
+                checked = await self.commitlog.recover(agents_kv)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - NATS unavailable: try again
+                log.warning("commit-log recovery failed, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            self.recovered_outboxes = checked
+            log.info("commit-log recovery: %d agents with a pending outbox checked", checked)
+            return
+
     async def stop(self) -> None:
+        if self._recovery is not None:
+            self._recovery.cancel()
+            await asyncio.gather(self._recovery, return_exceptions=True)
+            self._recovery = None
         if self.grpc is not None:
             await self.grpc.stop(grace=1.0)
             self.grpc = None

@@ -13,12 +13,14 @@ import grpc
 import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
+from nats.js.errors import NoStreamResponseError, NotFoundError
+from opentelemetry.trace import Status, StatusCode
 
 from mnemo.common import metrics, subjects, telemetry
+from mnemo.common.natsutil import ensure_jetstream
 from mnemo.common.telemetry import span
 from mnemo.orchestrator.events import StepEvents
-from mnemo.orchestrator.leases import LeaseManager
+from mnemo.orchestrator.leases import Lease, LeaseManager
 from mnemo.orchestrator.runner import TurnRunner
 from mnemo.v1 import common_pb2
 
@@ -28,6 +30,7 @@ ORDER_RETRY_DELAY = 0.02   # nak delay while an earlier turn of the agent runs e
 PULL_EXPIRES = 1.0         # seconds a pull request stays open
 MAX_BATCH = 64
 MAX_DELIVERIES = 20        # then the turn is reported failed and dropped
+MAX_BACKOFF = 2.0          # seconds between pull attempts while JetStream is unreachable
 _TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
               grpc.StatusCode.ABORTED, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNKNOWN,
               grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED}
@@ -50,8 +53,12 @@ class TurnConsumer:
         self._request_done = asyncio.Event()     # no pull request open
         self._request_done.set()
         self.psub: Any = None
+        self._backoff = 0.0                      # > 0 while JetStream does not answer pulls
+        self._restore_lock = asyncio.Lock()
+        self._restored_at = 0.0
 
-    async def start(self) -> None:
+    async def _ensure_consumer(self) -> None:
+        """Create the durable pull consumer unless it exists (idempotent, any replica)."""
         config = ConsumerConfig(
             durable_name=subjects.ORCHESTRATOR_CONSUMER, ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait, max_deliver=-1, filter_subject="mnemo.turns.>",
@@ -63,6 +70,32 @@ class TurnConsumer:
                 await self.js.add_consumer(subjects.TURNS_STREAM, config)
             except Exception as exc:  # noqa: BLE001 - created concurrently by another replica
                 log.debug("consumer create: %s", exc)
+
+    async def _restore_streams(self) -> None:
+        """Re-create what a NATS restart can lose (the memory-stored leases bucket), idempotently."""
+        async with self._restore_lock:
+            if time.monotonic() - self._restored_at < 1.0:
+                return  # a concurrent turn just did it
+            try:
+                await ensure_jetstream(self.js)
+                self._restored_at = time.monotonic()
+            except Exception as exc:  # noqa: BLE001 - still recovering: the next retry tries again
+                log.warning("JetStream not restored yet: %s", exc)
+
+    async def _recover(self) -> None:
+        """JetStream did not answer our pull (NATS restarting, consumer lost): wait, then make sure
+        the consumer exists again before the next pull."""
+        await asyncio.sleep(self._backoff)
+        try:
+            await self._ensure_consumer()
+        except Exception as exc:  # noqa: BLE001 - still down: back off further
+            log.warning("turn consumer not reachable yet: %s", exc)
+            self._backoff = min(MAX_BACKOFF, self._backoff * 2)
+            return
+        self._backoff = 0.0
+
+    async def start(self) -> None:
+        await self._ensure_consumer()
         nc = self.js._nc  # noqa: SLF001 - the JetStream context's connection
         self._nc = nc
         self._inbox = nc.new_inbox()
@@ -96,6 +129,9 @@ class TurnConsumer:
         the moment they arrive (a batch fetch would wait for the whole batch or its expiry)."""
         while not self._stopping:
             await self._request_done.wait()
+            if self._backoff:
+                await self._recover()
+                continue
             await self._slots.acquire()  # at least one free slot
             free = 1
             while free < MAX_BATCH and not self._slots.locked():
@@ -109,12 +145,13 @@ class TurnConsumer:
             except Exception as exc:  # noqa: BLE001 - connection trouble: retry shortly
                 log.warning("pull request failed: %s", exc)
                 self._end_request()
-                await asyncio.sleep(0.5)
+                self._backoff = max(self._backoff, 0.5)
                 continue
             try:  # a lost request (e.g. NATS restarted) must not stall the loop
                 await asyncio.wait_for(self._request_done.wait(), PULL_EXPIRES + 2.0)
             except asyncio.TimeoutError:
                 self._end_request()
+                self._backoff = max(self._backoff, 0.1)
 
     def _end_request(self) -> None:
         for _ in range(self._reserved):
@@ -123,8 +160,12 @@ class TurnConsumer:
         self._request_done.set()
 
     async def _on_message(self, msg: Any) -> None:
-        if msg.headers and msg.headers.get("Status"):
+        status = msg.headers.get("Status") if msg.headers else None
+        if status:
             # 404 no messages / 408 expired / 409 ...: this pull request is over.
+            # 503 no responders: JetStream is not (yet) there; back off instead of spinning.
+            if status == "503":
+                self._backoff = max(0.1, self._backoff)
             self._end_request()
             return
         if self._reserved > 0:
@@ -157,16 +198,43 @@ class TurnConsumer:
         # Arrival order: wait for this replica's own earlier turn, nak for another replica's.
         while key in self._local:
             await self._local[key].wait()
+        # The turn span comes first: the state read below already belongs to the turn's trace.
+        with span("orchestrator.turn", tracer="mnemo.orchestrator", parent=dict(msg.headers or {}),
+                  attributes={"mnemo.agent_id": turn.agent_id, "mnemo.tenant_id": turn.tenant_id,
+                              "mnemo.turn_id": turn.turn_id}) as turn_span:
+            await self._claim_and_run(msg, turn, seq, key, turn_span)
+
+    async def _claim_and_run(self, msg: Any, turn: common_pb2.TurnRequest, seq: int, key: str,
+                             turn_span: Any) -> None:
+        """Order check, lease, state read; then run the turn (or hand it back for later)."""
         # Order check, lease and the agent's state in one round trip (the CommitStep CAS protects
         # against a state read while an earlier holder was still finishing).
-        first_seq, lease, prefetched = await asyncio.gather(
-            self._first_pending(msg.subject), self.leases.acquire(key), self.runner.prefetch(turn))
+        results = await asyncio.gather(
+            self._first_pending(msg.subject), self.leases.acquire(key), self.runner.prefetch(turn),
+            return_exceptions=True)
+        # (prefetch returns its gRPC error as a value: run() reports it or retries it)
+        failure = next((r for r in results if isinstance(r, BaseException)
+                        and not isinstance(r, grpc.aio.AioRpcError)), None)
+        if failure is not None:  # NATS restarting or unreachable: hand the turn back for later
+            if isinstance(results[1], Lease):
+                await self.leases.release(results[1])
+            if isinstance(failure, NoStreamResponseError):
+                await self._restore_streams()
+            delay = min(10.0, 0.2 * 2 ** min(msg.metadata.num_delivered, 6))
+            log.warning("turn %s postponed (%r), retrying in %.1fs", turn.turn_id, failure, delay)
+            await _quietly(msg.nak(delay=delay))
+            turn_span.set_attribute("mnemo.deferred", "unavailable")
+            if not _is_transient(failure):
+                raise failure
+            return
+        first_seq, lease, prefetched = results
         if lease is None or (first_seq is not None and first_seq < seq):
             if lease is not None:
                 await self.leases.release(lease)
             # Backs off while an earlier turn of the agent runs on another replica.
             waits = max(0, min(msg.metadata.num_delivered - 1, 5))
             await msg.nak(delay=ORDER_RETRY_DELAY * 2 ** waits)
+            turn_span.set_attribute("mnemo.deferred", "order")
             return
         done = asyncio.Event()
         self._local[key] = done
@@ -175,12 +243,8 @@ class TurnConsumer:
         metrics.TURNS_IN_FLIGHT.add(1)
         outcome = "error"
         try:
-            headers = dict(msg.headers or {})
-            with span("orchestrator.turn", tracer="mnemo.orchestrator", parent=headers, attributes={
-                    "mnemo.agent_id": turn.agent_id, "mnemo.tenant_id": turn.tenant_id,
-                    "mnemo.turn_id": turn.turn_id}) as s:
-                stop = await self.runner.run(turn, seq, telemetry.inject(), prefetched)
-                s.set_attribute("mnemo.stop_reason", stop or "already_done")
+            stop = await self.runner.run(turn, seq, telemetry.inject(), prefetched)
+            turn_span.set_attribute("mnemo.stop_reason", stop or "already_done")
             outcome = stop or "already_done"
             refresher.cancel()
             # Double ack: the turn is gone from the work queue before the agent's next turn checks order.
@@ -191,6 +255,8 @@ class TurnConsumer:
             raise
         except Exception as exc:  # noqa: BLE001
             refresher.cancel()
+            turn_span.record_exception(exc)
+            turn_span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
             await self._on_error(msg, turn, exc)
             await self.leases.release(lease)
         finally:
@@ -220,12 +286,10 @@ class TurnConsumer:
 
     async def _on_error(self, msg: Any, turn: common_pb2.TurnRequest, exc: Exception) -> None:
         deliveries = msg.metadata.num_delivered
-        transient = (isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _TRANSIENT) or \
-            isinstance(exc, (nats.errors.Error, asyncio.TimeoutError, ConnectionError))
-        if transient and deliveries < MAX_DELIVERIES:
+        if _is_transient(exc) and deliveries < MAX_DELIVERIES:
             delay = min(10.0, 0.2 * 2 ** deliveries)
             log.warning("turn %s failed (%s), retrying in %.1fs", turn.turn_id, exc, delay)
-            await msg.nak(delay=delay)
+            await _quietly(msg.nak(delay=delay))  # if the nak is lost, ack_wait redelivers
             return
         log.exception("turn %s failed", turn.turn_id, exc_info=exc)
         code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else "INTERNAL"
@@ -234,5 +298,19 @@ class TurnConsumer:
         try:
             await self.runner.publisher.publish(ev.events, {})
         finally:
-            await msg.term()
+            await _quietly(msg.term())
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Worth retrying: a dependency or NATS briefly unavailable (restart, reconnect, timeout)."""
+    return (isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _TRANSIENT) or \
+        isinstance(exc, (nats.errors.Error, asyncio.TimeoutError, ConnectionError))
+
+
+async def _quietly(coro: Any) -> None:
+    """Await an ack/nak/term whose loss JetStream repairs by itself (redelivery after ack_wait)."""
+    try:
+        await coro
+    except Exception as exc:  # noqa: BLE001
+        log.debug("ack not delivered: %s", exc)
 

@@ -6,6 +6,7 @@ import warnings
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from mnemo.v1 import agent_pb2 as mnemo_dot_v1_dot_agent__pb2
 from mnemo.v1 import common_pb2 as mnemo_dot_v1_dot_common__pb2
+from mnemo.v1 import llm_pb2 as mnemo_dot_v1_dot_llm__pb2
 from mnemo.v1 import memory_pb2 as mnemo_dot_v1_dot_memory__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -169,6 +170,11 @@ class AgentServiceStub:
                 '/mnemo.v1.AgentService/RewriteMessage',
                 request_serializer=mnemo_dot_v1_dot_agent__pb2.PublicRewriteMessageRequest.SerializeToString,
                 response_deserializer=mnemo_dot_v1_dot_common__pb2.Message.FromString,
+                _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/mnemo.v1.AgentService/ListModels',
+                request_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_llm__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
 
 
@@ -337,6 +343,13 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListModels(self, request, context):
+        """The models the llm-proxy serves (name, provider, context window...) and the defaults.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -469,6 +482,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.RewriteMessage,
                     request_deserializer=mnemo_dot_v1_dot_agent__pb2.PublicRewriteMessageRequest.FromString,
                     response_serializer=mnemo_dot_v1_dot_common__pb2.Message.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                    response_serializer=mnemo_dot_v1_dot_llm__pb2.ListModelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1176,6 +1194,33 @@ class AgentService:
             '/mnemo.v1.AgentService/RewriteMessage',
             mnemo_dot_v1_dot_agent__pb2.PublicRewriteMessageRequest.SerializeToString,
             mnemo_dot_v1_dot_common__pb2.Message.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/ListModels',
+            google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            mnemo_dot_v1_dot_llm__pb2.ListModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -73,5 +73,12 @@ async def test_turns_survive_a_nats_restart(private_nats: NatsServer, scripted_l
             second = r.json()["turn_id"]
             events = await _wait_completed(http, agent_id, second, timeout=60)
             assert [e["text"] for e in events if e["type"] == "assistant_message"] == ["after the restart"]
+
+            # The recall indexer kept consuming the commit log across the restart.
+            async def indexed() -> bool:
+                r = await http.get(f"/v1/agents/{agent_id}/recall", params={"query": "second"})
+                return r.status_code == 200 and any(
+                    h["message"]["text"] == "second" for h in r.json()["hits"])
+            await eventually(indexed, timeout=60, interval=0.25, message="messages after the restart not in recall")
     finally:
         await runner.stop()

@@ -55,6 +55,15 @@ class EmbeddedBackend:
         self.min_similarity = min_similarity
         self._shards: OrderedDict[tuple[str, str], AgentShard] = OrderedDict()
         self._cache_lock = threading.Lock()
+        # Passage counts per agent (read on every GetContext). This process owns the shard files, so
+        # its own inserts / deletes are the only changes; a generation per agent keeps a count read
+        # concurrently with a change from being cached stale.
+        self._passage_counts: dict[tuple[str, str], int] = {}
+        self._passage_gen: dict[tuple[str, str], int] = {}
+
+    def _passages_changed(self, key: tuple[str, str]) -> None:
+        self._passage_counts.pop(key, None)
+        self._passage_gen[key] = self._passage_gen.get(key, 0) + 1
 
     async def start(self) -> None:
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
@@ -135,7 +144,11 @@ class EmbeddedBackend:
 
     async def insert_passages(self, docs: list[PassageDoc]) -> None:
         for (tenant_id, agent_id), group in _by_agent(docs).items():
-            await self._run(tenant_id, agent_id, True, lambda s, g=group: s.insert_passages(g), None)
+            self._passages_changed((tenant_id, agent_id))
+            try:
+                await self._run(tenant_id, agent_id, True, lambda s, g=group: s.insert_passages(g), None)
+            finally:
+                self._passages_changed((tenant_id, agent_id))
 
     async def search_passages(self, tenant_id: str, agent_id: str, *, query: str = "",
                               vector: list[float] | None = None, tags: list[str] | None = None,
@@ -147,14 +160,30 @@ class EmbeddedBackend:
         return Page(hits=[Hit(doc=d, score=sc) for d, sc in hits], total=total)
 
     async def delete_passage(self, tenant_id: str, agent_id: str, passage_id: str) -> bool:
-        return await self._run(tenant_id, agent_id, False, lambda s: s.delete_passage(passage_id), False)
+        self._passages_changed((tenant_id, agent_id))
+        try:
+            return await self._run(tenant_id, agent_id, False, lambda s: s.delete_passage(passage_id), False)
+        finally:
+            self._passages_changed((tenant_id, agent_id))
 
     async def count_passages(self, tenant_id: str, agent_id: str) -> int:
-        return await self._run(tenant_id, agent_id, False, lambda s: s.count_passages(), 0)
+        key = (tenant_id, agent_id)
+        cached = self._passage_counts.get(key)
+        if cached is not None:
+            return cached
+        gen = self._passage_gen.get(key, 0)
+        n = await self._run(tenant_id, agent_id, False, lambda s: s.count_passages(), 0)
+        if self._passage_gen.get(key, 0) == gen:
+            if len(self._passage_counts) >= 100_000:
+                self._passage_counts.clear()
+            self._passage_counts[key] = n
+        return n
 
     # -- whole agent ------------------------------------------------------------------------------
 
     async def delete_agent(self, tenant_id: str, agent_id: str) -> None:
+        self._passages_changed((tenant_id, agent_id))
+
         def work() -> None:
             with self._cache_lock:
                 shard = self._shards.pop((tenant_id, agent_id), None)
@@ -168,6 +197,9 @@ class EmbeddedBackend:
 
     async def delete_tenant(self, tenant_id: str) -> None:
         """Remove every agent index of a tenant."""
+        for key in [k for k in {*self._passage_counts, *self._passage_gen} if k[0] == tenant_id]:
+            self._passages_changed(key)
+
         def work() -> None:
             with self._cache_lock:
                 keys = [k for k in self._shards if k[0] == tenant_id]

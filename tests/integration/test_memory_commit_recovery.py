@@ -1,0 +1,64 @@
+"""The memory service's start-up pass: commit outboxes left unpublished by a crash (CAS written,
+publish lost) reach the commit log and recall without the agent ever being touched again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mnemo.common import subjects
+from mnemo.memory.server import MemoryService
+from mnemo.v1 import common_pb2, memory_pb2
+from tests.fixtures_memory import llm_service, llm_target_of, memory_service, memory_settings, memory_stub  # noqa: F401
+from tests.helpers import eventually
+
+
+async def _log_count(nc: Any, subject: str) -> int:
+    info = await nc.jetstream().stream_info(subjects.MESSAGES_STREAM, subjects_filter=subject)
+    return (info.state.subjects or {}).get(subject, 0)
+
+
+async def _start_replica(nats_url: str, home: Path, llm: Any) -> MemoryService:
+    replica = MemoryService(memory_settings(nats_url, home), llm_target=llm_target_of(llm), run_indexer=False)
+    await replica.start()
+    await eventually(lambda: replica.recovered_outboxes is not None, timeout=30,
+                     message="start-up recovery pass did not finish")
+    return replica
+
+
+async def test_startup_pass_publishes_outboxes_of_untouched_agents(
+        memory_stub, memory_service, llm_service, nc, nats_url: str, tmp_path: Path) -> None:  # noqa: F811
+    state = await memory_stub.CreateAgent(memory_pb2.CreateAgentRequest(tenant_id="crashscan"))
+    agent_id = state.config.id
+    # What a crashed CommitStep leaves behind: the state written with its outbox, nothing published.
+    stored = await memory_service.store.get("crashscan", agent_id)
+    lost = [common_pb2.Message(id=f"msg-lost-{i}", role="user", text=f"written but never published {i}",
+                               created_at="2024-02-02T00:00:00Z") for i in range(2)]
+    stored.queue.extend(lost)
+    stored.commit_outbox.extend(lost)
+    stored.last_step_id = "c:1"
+    await memory_service.store.put(stored, stored.revision)
+    subject = subjects.messages_subject("crashscan", agent_id)
+    assert await _log_count(nc, subject) == 0
+
+    # A memory replica starting up repairs the log; nobody reads the agent.
+    replica = await _start_replica(nats_url, tmp_path / "replica-1", llm_service)
+    try:
+        assert replica.recovered_outboxes >= 1
+        assert await _log_count(nc, subject) == 2
+    finally:
+        await replica.stop()
+
+    # ... and recall gets the messages (the first service's indexer reads the log).
+    ref = common_pb2.AgentRef(tenant_id="crashscan", agent_id=agent_id)
+
+    async def indexed() -> bool:
+        return (await memory_stub.SearchRecall(memory_pb2.SearchRecallRequest(ref=ref))).total == 2
+    await eventually(indexed, timeout=30, message="recovered messages not indexed")
+
+    # Another start-up pass finds them published already: no duplicates in the log.
+    replica = await _start_replica(nats_url, tmp_path / "replica-2", llm_service)
+    try:
+        assert await _log_count(nc, subject) == 2
+    finally:
+        await replica.stop()
