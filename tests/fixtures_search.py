@@ -14,7 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, stop_process, venv_bin, wait_port
+from tests.helpers import free_port, stop_process, wait_port
+
+
+def noida_binary() -> str:
+    """The noida-db executable itself: its console script is a wrapper that would orphan the
+    server when terminated."""
+    from importlib.resources import files
+
+    path = files("noida_db").joinpath("noida-db")
+    os.chmod(str(path), 0o755)
+    return str(path)
 
 
 class NoidaElasticsearch:
@@ -32,7 +42,7 @@ class NoidaElasticsearch:
     def start(self) -> "NoidaElasticsearch":
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [venv_bin("noida-db"), "start", "--data-dir", str(self.data_dir), "--only", "elasticsearch",
+            [noida_binary(), "start", "--data-dir", str(self.data_dir), "--only", "elasticsearch",
              "--elasticsearch-port", str(self.port)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.data_dir / "noida.log", "ab"))
         wait_port(self.port, timeout=30)
