@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime, timezone
 
 # NATS subject tokens and KV keys: tenant and agent ids must fit in one token.
-_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def new_id(prefix: str) -> str:
@@ -17,7 +17,7 @@ def new_id(prefix: str) -> str:
 
 def is_token(value: str) -> bool:
     """True when `value` can be used as one NATS subject token / KV key part."""
-    return bool(_TOKEN_RE.match(value))
+    return bool(_TOKEN_RE.fullmatch(value))  # fullmatch: "$" would accept a trailing newline
 
 
 def now_iso() -> str:

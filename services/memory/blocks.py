@@ -9,11 +9,11 @@ from mnemo.v1 import common_pb2
 
 DEFAULT_LIMIT = 2000
 MAX_LIMIT = 100_000
-_LABEL_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_LABEL_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def check_label(label: str) -> None:
-    if not _LABEL_RE.match(label):
+    if not _LABEL_RE.fullmatch(label):
         raise InvalidArgument(f"invalid block label {label!r}: 1-64 characters of [A-Za-z0-9_-]")
 
 

@@ -34,3 +34,11 @@ async def test_grpc_server_health_and_reflection() -> None:
         assert not await check_health(server.address)
     finally:
         await server.stop(0)
+
+
+def test_subject_tokens_refuse_separators_and_trailing_newlines() -> None:
+    from mnemo.common.ids import is_token, new_id
+
+    assert is_token(new_id("agent")) and is_token("local") and is_token("a" * 64)
+    for bad in ["", "K\n", "a.b", "a b", "a*", "a>", "a" * 65, "ü"]:
+        assert not is_token(bad), bad
