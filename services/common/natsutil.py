@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import nats
@@ -15,8 +16,10 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, NoKeysError, NotFoundError
 from nats.js.kv import KeyValue
+
+KvEntry = KeyValue.Entry
 
 from mnemo.common import subjects
 
@@ -101,6 +104,28 @@ async def ensure_kv(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
         return await js.key_value(config.bucket)
     except Exception:  # noqa: BLE001 - BucketNotFoundError and friends
         return await js.create_key_value(config)
+
+
+async def live_entries(kv: KeyValue, keys: str, *, meta_only: bool = False) -> AsyncIterator[KvEntry]:
+    """The current (not deleted) entries of `kv` whose keys match the filter `keys`, then stop.
+
+    A watcher delivers the existing values followed by a None marker; an empty match raises
+    NoKeysError in nats-py, which here is simply no entries.
+    """
+    try:
+        watcher = await kv.watch(keys, ignore_deletes=True, meta_only=meta_only)
+    except NoKeysError:
+        return
+    try:
+        async for entry in watcher:
+            if entry is None:
+                break
+            if entry.operation is None and (meta_only or entry.value):
+                yield entry
+    except NoKeysError:
+        pass
+    finally:
+        await watcher.stop()
 
 
 async def ensure_jetstream(js: JetStreamContext, replicas: int | None = None) -> dict[str, KeyValue]:

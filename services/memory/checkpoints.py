@@ -12,10 +12,11 @@ from __future__ import annotations
 import base64
 import json
 
-from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from mnemo.common import ids
+from mnemo.common.natsutil import live_entries
 from mnemo.memory.agents import Agents, public
 from mnemo.memory.errors import InvalidArgument, NotFound
 from mnemo.v1 import common_pb2, memory_pb2
@@ -57,18 +58,9 @@ class Checkpoints:
     async def list(self, tenant_id: str, agent_id: str) -> memory_pb2.ListCheckpointsResponse:
         await self.agents.store.get(tenant_id, agent_id)
         found: list[common_pb2.Checkpoint] = []
-        watcher = await self.kv.watch(f"{tenant_id}.{agent_id}.*", ignore_deletes=True)
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    break
-                if entry.operation is None and entry.value:
-                    record = json.loads(entry.value)
-                    found.append(common_pb2.Checkpoint.FromString(base64.b64decode(record["checkpoint"])))
-        except NoKeysError:
-            pass
-        finally:
-            await watcher.stop()
+        async for entry in live_entries(self.kv, f"{tenant_id}.{agent_id}.*"):
+            record = json.loads(entry.value)
+            found.append(common_pb2.Checkpoint.FromString(base64.b64decode(record["checkpoint"])))
         found.sort(key=lambda c: (c.created_at, c.id), reverse=True)
         return memory_pb2.ListCheckpointsResponse(checkpoints=found)
 
@@ -97,17 +89,6 @@ class Checkpoints:
 
     async def delete_all(self, tenant_id: str, agent_id: str) -> None:
         """Remove every checkpoint of the agent (DeleteAgent)."""
-        watcher = await self.kv.watch(f"{tenant_id}.{agent_id}.*", ignore_deletes=True, meta_only=True)
-        keys: list[str] = []
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    break
-                if entry.operation is None:
-                    keys.append(entry.key)
-        except NoKeysError:
-            pass
-        finally:
-            await watcher.stop()
+        keys = [e.key async for e in live_entries(self.kv, f"{tenant_id}.{agent_id}.*", meta_only=True)]
         for key in keys:
             await self.kv.purge(key)

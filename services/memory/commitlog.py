@@ -12,10 +12,11 @@ import logging
 from collections import OrderedDict
 
 from nats.js import JetStreamContext
-from nats.js.errors import NoKeysError, NotFoundError
+from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
 from mnemo.common import subjects, telemetry
+from mnemo.common.natsutil import live_entries
 from mnemo.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -74,30 +75,17 @@ class CommitLog:
         an agent never touched again after a crash still gets its last messages into recall.
         Returns how many agents' outboxes were checked."""
         checked = 0
-        try:
-            watcher = await agents.watch(">", ignore_deletes=True)
-        except NoKeysError:
-            return 0
-        try:
-            async for entry in watcher:
-                if entry is None:  # the initial values are all delivered
-                    break
-                if entry.operation is not None or not entry.value:
-                    continue
-                try:
-                    state = common_pb2.AgentState.FromString(entry.value)
-                except Exception:  # noqa: BLE001 - not an agent state: not ours to repair
-                    log.warning("commit-log recovery skips an unreadable state %s", entry.key)
-                    continue
-                if not state.commit_outbox:
-                    continue
-                state.revision = entry.revision
-                await self.publish_outbox(state)
-                checked += 1
-        except NoKeysError:
-            pass
-        finally:
-            await watcher.stop()
+        async for entry in live_entries(agents, ">"):
+            try:
+                state = common_pb2.AgentState.FromString(entry.value)
+            except Exception:  # noqa: BLE001 - not an agent state: not ours to repair
+                log.warning("commit-log recovery skips an unreadable state %s", entry.key)
+                continue
+            if not state.commit_outbox:
+                continue
+            state.revision = entry.revision
+            await self.publish_outbox(state)
+            checked += 1
         return checked
 
     def forget(self, tenant_id: str, agent_id: str) -> None:

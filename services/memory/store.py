@@ -5,10 +5,11 @@ The KV revision is the agent's compare-and-set revision (AgentState.revision is 
 
 from __future__ import annotations
 
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from mnemo.common import ids, subjects
+from mnemo.common.natsutil import live_entries
 from mnemo.memory.errors import Conflict, InvalidArgument, NotFound
 from mnemo.v1 import common_pb2
 
@@ -70,16 +71,5 @@ class AgentStore:
     async def list_ids(self, tenant_id: str) -> list[str]:
         """Agent ids of one tenant (key filter `<tenant>.*`), sorted."""
         check_ref(tenant_id)
-        watcher = await self.kv.watch(f"{tenant_id}.*", ignore_deletes=True, meta_only=True)
-        found: list[str] = []
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    break
-                if entry.operation is None:
-                    found.append(entry.key.split(".", 1)[1])
-        except NoKeysError:
-            pass
-        finally:
-            await watcher.stop()
-        return sorted(found)
+        return sorted([e.key.split(".", 1)[1]
+                       async for e in live_entries(self.kv, f"{tenant_id}.*", meta_only=True)])

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from importlib import resources
 
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from mnemo.common import ids
+from mnemo.common.natsutil import live_entries
 from mnemo.memory.errors import AlreadyExists, InvalidArgument, NotFound
 from mnemo.memory.store import check_ref
 from mnemo.v1 import common_pb2
@@ -65,18 +66,9 @@ class TemplateStore:
         for k, n in sorted(_SHIPPED):
             if not kind or k == kind:
                 by_key[(k, n)] = shipped(k, n)  # type: ignore[assignment]
-        watcher = await self.kv.watch(f"{tenant_id}.{kind or '*'}.*", ignore_deletes=True)
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    break
-                if entry.operation is None and entry.value:
-                    t = common_pb2.Template.FromString(entry.value)
-                    by_key[(t.kind, t.name)] = t
-        except NoKeysError:
-            pass
-        finally:
-            await watcher.stop()
+        async for entry in live_entries(self.kv, f"{tenant_id}.{kind or '*'}.*"):
+            t = common_pb2.Template.FromString(entry.value)
+            by_key[(t.kind, t.name)] = t
         return [by_key[k] for k in sorted(by_key)]
 
     async def put(self, tenant_id: str, template: common_pb2.Template, create_only: bool = False) -> common_pb2.Template:
