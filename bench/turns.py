@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import statistics
 import subprocess
 import sys
@@ -91,7 +92,25 @@ async def sequential(client: httpx.AsyncClient, n: int) -> None:
           f"p95 {pct(lat, .95) * 1000:.1f} ms, mean {statistics.mean(lat) * 1000:.1f} ms")
 
 
-async def concurrent(client: httpx.AsyncClient, stack: Stack, agents: int, turns: int) -> None:
+def start_profilers(procs: list[psutil.Process], out: Path) -> list[subprocess.Popen[bytes]]:
+    """py-spy (collapsed stacks, one file per Python process) for the duration of (b)."""
+    out.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).with_name("py-spy")
+    return [subprocess.Popen([str(spy), "record", "--nonblocking", "--format", "raw", "--rate", "250",
+                              "-p", str(p.pid), "-o", str(out / f"{_name(p)}.txt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for p in procs if "python" in p.name() and _name(p) != "mnemo up"]
+
+
+def stop_profilers(spies: list[subprocess.Popen[bytes]]) -> None:
+    for s in spies:
+        s.send_signal(signal.SIGINT)
+    for s in spies:
+        s.wait(timeout=60)
+
+
+async def concurrent(client: httpx.AsyncClient, stack: Stack, agents: int, turns: int,
+                     profile: Path | None = None) -> None:
     ids = [await create_agent(client, f"bench-{i}") for i in range(agents)]
     lat: list[float] = []
     errors: list[str] = []
@@ -104,11 +123,13 @@ async def concurrent(client: httpx.AsyncClient, stack: Stack, agents: int, turns
                 errors.append(str(exc)[:200])
 
     procs = stack_processes(stack)
+    spies = start_profilers(procs, profile) if profile else []
     cpu0 = cpu_seconds(procs)
     began = time.perf_counter()
     await asyncio.gather(*(drive(a) for a in ids))
     wall = time.perf_counter() - began
     cpu1 = cpu_seconds(procs)
+    stop_profilers(spies)
     per = {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1}
     cpu = sum(per.values())
     done = len(lat)
@@ -128,7 +149,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> None:
     limits = httpx.Limits(max_connections=args.agents + 10, max_keepalive_connections=args.agents + 10)
     async with httpx.AsyncClient(base_url=stack.base_url, headers=headers, timeout=60, limits=limits) as client:
         await sequential(client, args.sequential)
-        await concurrent(client, stack, args.agents, args.turns)
+        await concurrent(client, stack, args.agents, args.turns, args.profile)
 
 
 def main() -> None:
@@ -136,6 +157,8 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=200)
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--turns", type=int, default=10)
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write py-spy collapsed stacks of every service during (b) into this folder")
     args = parser.parse_args()
     port = free_port()
     llm = subprocess.Popen([sys.executable, "-m", "tests.scripted_llm", str(port)], env=ENV_BASE,

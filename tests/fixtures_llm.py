@@ -7,6 +7,8 @@ Usage in a test module:
 
 from __future__ import annotations
 
+import uuid
+
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,7 +31,20 @@ def scripted_config(base_url: str, **overrides: Any) -> ProxyConfig:
 
 
 def llm_settings(nats_url: str | None = None, **overrides: Any) -> Settings:
+    overrides.setdefault("rpc_group", new_rpc_group())
     return Settings(llm_port=0, nats_url=nats_url or "nats://127.0.0.1:1", **overrides)
+
+
+def new_rpc_group() -> str:
+    """A NATS RPC group of one test's services: services of other tests on the session NATS never
+    answer their calls."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+def rpc_group_of(service: Any) -> str:
+    """The RPC group of a started service (a fresh one for a bare gRPC address)."""
+    settings = getattr(service, "settings", None)
+    return settings.rpc_group if settings is not None else new_rpc_group()
 
 
 async def start_llm_service(base_url: str, nats_url: str | None = None, config: ProxyConfig | None = None,

@@ -18,7 +18,7 @@ from mnemo.common.grpcutil import client_channel
 from mnemo.memory.server import MemoryService
 from mnemo.v1 import memory_pb2_grpc
 
-from tests.fixtures_llm import llm_service  # noqa: F401  (re-exported for test modules)
+from tests.fixtures_llm import llm_service, rpc_group_of  # noqa: F401  (re-exported for test modules)
 
 
 def memory_settings(nats_url: str, home: Path, **overrides: Any) -> Settings:
@@ -33,7 +33,8 @@ def llm_target_of(llm: Any) -> str:
 @pytest.fixture
 async def memory_service(nats_url: str, llm_service: Any, tmp_path: Path) -> AsyncIterator[MemoryService]:  # noqa: F811
     """A running MemoryService (embedded search index under tmp_path) on the session nats-server."""
-    service = MemoryService(memory_settings(nats_url, tmp_path / "memory-home"),
+    service = MemoryService(memory_settings(nats_url, tmp_path / "memory-home",
+                                            rpc_group=rpc_group_of(llm_service)),
                             llm_target=llm_target_of(llm_service))
     await service.start()
     yield service

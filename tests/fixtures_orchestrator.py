@@ -109,8 +109,8 @@ def orchestrator_settings(nats_url: str, **overrides: Any) -> Settings:
 async def orchestrator(nats_url: str, memory_service: Any, chat_llm: str,
                        scripted_llm: Any) -> AsyncIterator[OrchestratorService]:
     """A running OrchestratorService wired to `memory_service` and the scripted model."""
-    service = OrchestratorService(orchestrator_settings(nats_url), memory_target=memory_service.address,
-                                  llm_target=chat_llm)
+    service = OrchestratorService(orchestrator_settings(nats_url, rpc_group=memory_service.settings.rpc_group),
+                                  memory_target=memory_service.address, llm_target=chat_llm)
     await service.start()
     yield service
     await service.stop()
@@ -126,6 +126,7 @@ async def orchestrator_factory(nats_url: str, memory_service: Any, chat_llm: str
     async def make(**overrides: Any) -> OrchestratorService:
         url = overrides.pop("nats_url", nats_url)
         memory_target = overrides.pop("memory_target", memory_service.address)
+        overrides.setdefault("rpc_group", memory_service.settings.rpc_group)
         service = OrchestratorService(orchestrator_settings(url, **overrides), memory_target=memory_target,
                                       llm_target=chat_llm)
         await service.start()

@@ -116,17 +116,19 @@ class StackRunner:
         try:
             llm = await _start_llm_proxy(self.nats_url, self.scripted_llm.base_url)
             self.started.append(llm)
-            memory = MemoryService(Settings(nats_url=self.nats_url, home=self.home / "memory", memory_port=0),
-                                   llm_target=llm.address)
+            group = llm.settings.rpc_group
+            memory = MemoryService(Settings(nats_url=self.nats_url, home=self.home / "memory", memory_port=0,
+                                            rpc_group=group), llm_target=llm.address)
             await memory.start()
             self.started.append(memory)
-            orchestrator = OrchestratorService(Settings(nats_url=self.nats_url, orchestrator_port=0),
+            orchestrator = OrchestratorService(Settings(nats_url=self.nats_url, orchestrator_port=0,
+                                                        rpc_group=group),
                                                memory_target=memory.address, llm_target=llm.address)
             await orchestrator.start()
             self.started.append(orchestrator)
             gateway = GatewayService(
                 Settings(nats_url=self.nats_url, home=self.home / "gateway", http_port=0, grpc_port=0,
-                         admin_key=ADMIN_KEY),
+                         admin_key=ADMIN_KEY, rpc_group=group),
                 memory_target=memory.address, llm_target=llm.address,
                 orchestrator_target=orchestrator.address, options=self.options)
             await gateway.start()

@@ -58,7 +58,8 @@ def nats_spec(settings: Settings, home: Path) -> ProcessSpec:
     return ProcessSpec(
         name="nats",
         argv=[nats_server_binary(), "-a", settings.host, "-p", str(settings.nats_port), "-js",
-              "-sd", str(data)],
+              "-sd", str(data),
+              *(["-m", str(settings.nats_monitor_port)] if settings.nats_monitor_port else [])],
         log_path=home / "logs" / "nats.log",
         health=tcp_health(settings.host, settings.nats_port),
         ports=[settings.nats_port],

@@ -26,12 +26,19 @@ class Settings(BaseSettings):
     llm_port: int = 50062
     orchestrator_port: int = 50063
     nats_port: int = 4233
+    nats_monitor_port: int = Field(default=0, ge=0, le=65535,
+                                   description="embedded nats-server's HTTP monitoring port (0 = off)")
     jetstream_replicas: int = Field(default=1, ge=1, le=5, description="JetStream replicas (3 on a cluster)")
     metrics_port: int = 0  # 0 = no Prometheus endpoint
 
     # Internal addresses (default: host + port)
     memory_addr: str | None = None
     llm_addr: str | None = None
+    # Internal unary calls (orchestrator, gateway, memory -> memory, llm-proxy): over NATS
+    # request-reply with gRPC as the fallback, or over gRPC only.
+    rpc_transport: Literal["nats", "grpc"] = "nats"
+    rpc_group: str = Field(default="default", pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                           description="services answering each other's NATS calls share this group")
 
     # Models
     default_model: str = "gpt-4o-mini"

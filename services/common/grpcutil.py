@@ -132,7 +132,7 @@ def _traced_stream(inner: Callable[..., Any], start: Callable[[], tuple[trace.Sp
 
 # Server-side gRPC codes that mean the server failed (OTel RPC semantic conventions); any other
 # non-OK code (INVALID_ARGUMENT, NOT_FOUND, ...) is the caller's mistake, not a server span error.
-_SERVER_ERROR_CODES = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED,
+SERVER_ERROR_CODES = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED,
                        grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.INTERNAL,
                        grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS}
 
@@ -157,7 +157,7 @@ def _finish_server_span(s: trace.Span, exc: BaseException | None,
         else:
             code = grpc.StatusCode.UNKNOWN
     s.set_attribute("rpc.grpc.status_code", code.value[0])
-    if code in _SERVER_ERROR_CODES or (exc is not None and code == grpc.StatusCode.UNKNOWN):
+    if code in SERVER_ERROR_CODES or (exc is not None and code == grpc.StatusCode.UNKNOWN):
         if exc is not None:
             s.record_exception(exc)
         details = ""

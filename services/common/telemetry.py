@@ -90,15 +90,21 @@ def setup_telemetry(service_name: str, extra_processors: list[SpanProcessor] | N
             for processor in extra_processors or []:
                 _provider.add_span_processor(processor)
         return
-    _configured = True
     if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        _configured = True
         return
+    processors = [*_exporters(), *(extra_processors or [])]
+    if not processors:
+        # Nothing would see a span: keep the API's no-op provider (spans cost next to nothing;
+        # incoming trace context still flows downstream). A later call with processors installs.
+        return
+    _configured = True
     name = os.environ.get("OTEL_SERVICE_NAME", service_name)
     # Resource.create also merges OTEL_RESOURCE_ATTRIBUTES; the sampler comes from OTEL_TRACES_SAMPLER.
     provider = TracerProvider(resource=Resource.create({"service.name": name, "service.namespace": "mnemo"}))
     default_service = name.removeprefix("mnemo-")
     provider.add_span_processor(MnemoAttributesProcessor(default_service))
-    for processor in [*_exporters(), *(extra_processors or [])]:
+    for processor in processors:
         provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
     _provider = provider

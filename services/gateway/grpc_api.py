@@ -121,7 +121,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             raise ApiError(400, "role: must be user or system")
         if len(request.idempotency_key) > 200 or request.max_steps < 0:
             raise ApiError(400, "idempotency_key: at most 200 characters; max_steps: not negative")
-        await self.core.get_state(tenant, request.agent_id)
+        await self.core.owned(tenant, request.agent_id)
         turn = await self.ctx.turns.submit(tenant, request.agent_id, request.message,
                                            role=request.role or "user", max_steps=request.max_steps,
                                            idempotency_key=request.idempotency_key or None)

@@ -61,7 +61,7 @@ async def _submit(ctx: GatewayContext, tenant_id: str, agent_id: str, body: Mess
                       "string_too_long")
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
         raise invalid("Idempotency-Key", "must be 1 to 200 characters")
-    await ctx.core.get_state(tenant_id, agent_id)  # 404 for unknown and other tenants' agents
+    await ctx.core.owned(tenant_id, agent_id)  # 404 for unknown and other tenants' agents (cached)
     turn = await ctx.turns.submit(tenant_id, agent_id, body.message, role=body.role, max_steps=body.max_steps,
                                   idempotency_key=idempotency_key)
     span = trace.get_current_span()

@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 
+from mnemo.common import natsrpc
 from mnemo.common.config import Settings
 from mnemo.common.grpcutil import GrpcServer
 from mnemo.llm_proxy import config as proxy_config
@@ -159,12 +160,21 @@ class LlmProxyService:
     def __init__(self, settings: Settings, config: proxy_config.ProxyConfig | None = None) -> None:
         self.settings = settings
         self.config = config if config is not None else proxy_config.from_settings(settings)
-        self.meter = UsageMeter(settings.nats_servers)
+        self.meter = UsageMeter(settings.nats_servers, on_connect=self._serve_on_nats)
         self.engine = LLMEngine(self.config, self.meter)
+        self.servicer = LLMServicer(self.engine, self.meter)
         self.server = GrpcServer("llm-proxy", settings.host, settings.llm_port)
-        self.server.add(llm_pb2_grpc.add_LLMServiceServicer_to_server, LLMServicer(self.engine, self.meter),
-                        "mnemo.v1.LLMService")
+        self.server.add(llm_pb2_grpc.add_LLMServiceServicer_to_server, self.servicer, "mnemo.v1.LLMService")
         self.address = self.server.address
+        self.rpc: natsrpc.NatsRpcServer | None = None
+
+    async def _serve_on_nats(self, nc: Any) -> None:
+        """Once NATS is reachable: answer internal calls there too (gRPC serves from the start)."""
+        if self.settings.rpc_transport != "nats" or self.rpc is not None:
+            return
+        self.rpc = natsrpc.NatsRpcServer(nc, self.settings.rpc_group, natsrpc.LLM,
+                                         llm_pb2.DESCRIPTOR.services_by_name["LLMService"], self.servicer)
+        await self.rpc.start()
 
     async def start(self) -> None:
         await self.meter.start()
@@ -179,6 +189,9 @@ class LlmProxyService:
             abort = getattr(provider, "abort_pending", None)
             if abort is not None:
                 abort()
+        if self.rpc is not None:
+            await self.rpc.stop()
+            self.rpc = None
         await self.server.stop(1.0)
         await self.meter.stop()
         await self.engine.close()

@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -54,8 +55,10 @@ def _payload(rec: UsageRecord) -> bytes:
 class UsageMeter:
     """Publishes usage records and keeps running totals from the USAGE stream."""
 
-    def __init__(self, nats_url: str | None, connect_timeout: float = 2.0) -> None:
+    def __init__(self, nats_url: str | None, connect_timeout: float = 2.0,
+                 on_connect: Callable[[Any], Awaitable[None]] | None = None) -> None:
         self.nats_url = nats_url
+        self.on_connect = on_connect  # also given the connection (the proxy serves calls on it)
         self.connect_timeout = connect_timeout
         self.nc: Any = None
         self.js: Any = None
@@ -80,7 +83,7 @@ class UsageMeter:
         delay = 0.5
         while True:
             try:
-                self.nc = await nats.connect(servers=self.nats_url.split(","), name="llm-proxy-usage",
+                self.nc = await nats.connect(servers=self.nats_url.split(","), name="mnemo-llm-proxy",
                                              connect_timeout=self.connect_timeout, max_reconnect_attempts=-1,
                                              reconnect_time_wait=0.5, allow_reconnect=True,
                                              error_cb=self._on_nats_error)
@@ -101,6 +104,8 @@ class UsageMeter:
 
         self.sub = await self.js.subscribe("mnemo.usage.>", cb=self._on_record, ordered_consumer=True,
                                            deliver_policy=DeliverPolicy.ALL, stream=subjects.USAGE_STREAM)
+        if self.on_connect is not None:
+            await self.on_connect(self.nc)
 
     async def _on_nats_error(self, exc: Exception) -> None:
         log.debug("usage metering: NATS error: %s", exc)

@@ -1,4 +1,5 @@
-"""The commit log: every committed message goes to the MESSAGES stream (recall is indexed from it).
+"""The commit log: every committed message goes to the MESSAGES stream (recall is indexed from it),
+one record per step.
 
 Durability across a crash between the CAS write and the publish: the state keeps the last commit's
 messages in `commit_outbox`. Whenever this process reads an agent whose outbox it has not confirmed
@@ -17,11 +18,37 @@ from nats.js.kv import KeyValue
 
 from mnemo.common import subjects, telemetry
 from mnemo.common.natsutil import live_entries
-from mnemo.v1 import common_pb2
+from mnemo.v1 import common_pb2, memory_pb2
 
 log = logging.getLogger(__name__)
 
+BATCH_HEADER = "Mnemo-Batch"
+RECORD_MAX_MESSAGES = 32
+RECORD_MAX_BYTES = 512 * 1024
 _CONFIRMED_MAX = 100_000  # agents whose last outbox this process knows is published
+
+
+def _records(messages: list[common_pb2.Message], max_bytes: int) -> list[memory_pb2.MessageBatch]:
+    """`messages` in order, cut into records of at most RECORD_MAX_MESSAGES and about `max_bytes`."""
+    out: list[memory_pb2.MessageBatch] = []
+    batch, size = memory_pb2.MessageBatch(), 0
+    for msg in messages:
+        n = msg.ByteSize() + 8
+        if batch.messages and (len(batch.messages) >= RECORD_MAX_MESSAGES or size + n > max_bytes):
+            out.append(batch)
+            batch, size = memory_pb2.MessageBatch(), 0
+        batch.messages.append(msg)
+        size += n
+    if batch.messages:
+        out.append(batch)
+    return out
+
+
+def read_record(data: bytes, headers: dict[str, str] | None) -> list[common_pb2.Message]:
+    """The messages of one MESSAGES record (a step's batch, or a single rewritten message)."""
+    if headers and headers.get(BATCH_HEADER) == "1":
+        return list(memory_pb2.MessageBatch.FromString(data).messages)
+    return [common_pb2.Message.FromString(data)]
 
 
 def log_id(tenant_id: str, agent_id: str, message_id: str) -> str:
@@ -35,12 +62,14 @@ class CommitLog:
         self._confirmed: OrderedDict[str, int] = OrderedDict()  # agent key -> revision published
 
     async def publish(self, tenant_id: str, agent_id: str, messages: list[common_pb2.Message]) -> None:
-        """Append `messages` to the agent's log subject, deduplicated by message id."""
+        """Append `messages` (a step's, or an import's) to the agent's log subject as MessageBatch
+        records, each deduplicated by the id of its last message."""
         subject = subjects.messages_subject(tenant_id, agent_id)
-        headers = telemetry.inject()
-        for msg in messages:
-            await self.js.publish(subject, msg.SerializeToString(),
-                                  headers={**headers, "Nats-Msg-Id": log_id(tenant_id, agent_id, msg.id)})
+        headers = {**telemetry.inject(), BATCH_HEADER: "1"}
+        limit = min(RECORD_MAX_BYTES, self.js._nc.max_payload // 2)  # noqa: SLF001 - the context's connection
+        for batch in _records(messages, limit):
+            await self.js.publish(subject, batch.SerializeToString(),
+                                  headers={**headers, "Nats-Msg-Id": log_id(tenant_id, agent_id, batch.messages[-1].id)})
 
     def confirm(self, state: common_pb2.AgentState) -> None:
         key = subjects.agent_key(state.config.tenant_id, state.config.id)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -31,11 +33,18 @@ class LLMClient:
         self._channel: grpc.aio.Channel | None = None
         self._stub: llm_pb2_grpc.LLMServiceStub | None = None
         self._defaults: ModelDefaults | None = None
+        self._wrap: Callable[[Any], Any] = lambda stub: stub
+
+    def use(self, wrap: Callable[[Any], Any]) -> None:
+        """Calls go through `wrap(grpc_stub)` (e.g. a NATS stub with gRPC as its fallback)."""
+        self._wrap = wrap
+        self._stub = None
 
     def _get_stub(self) -> llm_pb2_grpc.LLMServiceStub:
         if self._stub is None:
-            self._channel = client_channel(self.target)
-            self._stub = llm_pb2_grpc.LLMServiceStub(self._channel)
+            if self._channel is None:
+                self._channel = client_channel(self.target)
+            self._stub = self._wrap(llm_pb2_grpc.LLMServiceStub(self._channel))
         return self._stub
 
     async def close(self) -> None:

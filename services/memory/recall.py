@@ -23,6 +23,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from mnemo.common import ids, subjects
 from mnemo.common.telemetry import span
+from mnemo.memory.commitlog import read_record
 from mnemo.memory.errors import FailedPrecondition, InvalidArgument, NotFound
 from mnemo.memory.llm_client import LLMClient
 from mnemo.memory.search.base import RecallDoc, SearchBackend
@@ -32,7 +33,7 @@ from mnemo.v1 import common_pb2
 
 log = logging.getLogger(__name__)
 
-BATCH = 128
+BATCH = 32  # commit-log records per fetch (a step's messages each, up to 32 messages)
 FETCH_TIMEOUT = 0.5
 PB_KEY = "pb"  # RecallDoc.extra key holding the whole Message (base64 protobuf)
 
@@ -207,13 +208,12 @@ class RecallIndexer:
                 tenant_id, agent_id = parts[2], parts[3]
                 try:
                     model = await self.models.get(tenant_id, agent_id)
-                    message = common_pb2.Message.FromString(m.data)
-                    doc = to_doc(tenant_id, agent_id, message)
+                    records = [to_doc(tenant_id, agent_id, message) for message in read_record(m.data, m.headers)]
                 except (NotFound, ValueError) as exc:  # deleted agent, malformed record
                     log.info("recall indexer skips %s: %s", m.subject, exc)
                     skip += 1
                     continue
-                by_model.setdefault(model, []).append(doc)
+                by_model.setdefault(model, []).extend(records)
             docs: list[RecallDoc] = []
             for (model, dim), group in by_model.items():
                 texts = self._embedding_texts(group)

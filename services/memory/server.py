@@ -13,7 +13,7 @@ import nats.errors
 import nats.js.errors
 from google.protobuf import empty_pb2
 
-from mnemo.common import subjects
+from mnemo.common import natsrpc, subjects
 from mnemo.common.config import Settings
 from mnemo.common.grpcutil import GrpcServer
 from mnemo.common.natsutil import connect, ensure_jetstream
@@ -279,16 +279,20 @@ class MemoryService:
         self.llm = LLMClient(llm_target or settings.llm_target)
         self.nc: Any = None
         self.grpc: GrpcServer | None = None
+        self.rpc: natsrpc.NatsRpcServer | None = None
         self.address = ""
         self._recovery: asyncio.Task[None] | None = None
         self.recovered_outboxes: int | None = None  # agents checked by the start-up pass, once done
 
     async def start(self) -> None:
         self.nc = await connect(self.settings.nats_servers, "mnemo-memory")
+        nc = self.nc
+        self.llm.use(lambda grpc_stub: natsrpc.llm_stub(self.settings, nc, grpc_stub))
         js = self.nc.jetstream()
         buckets = await ensure_jetstream(js)
         self.js = js
         self.store = AgentStore(buckets[subjects.KV_AGENTS])
+        await self.store.cache.watch(js, subjects.KV_AGENTS)
         self.templates = TemplateStore(buckets[subjects.KV_TEMPLATES])
         self.checkpoint_kv = buckets[subjects.KV_CHECKPOINTS]
         self.commitlog = CommitLog(js)
@@ -306,11 +310,14 @@ class MemoryService:
             self.indexer = RecallIndexer(js, self.backend, self.llm, self.models, ack_wait=self.recall_ack_wait)
             await self.indexer.start()
 
+        servicer = MemoryServicer(self)
         self.grpc = GrpcServer("memory", self.settings.host, self.settings.memory_port)
-        self.grpc.add(memory_pb2_grpc.add_MemoryServiceServicer_to_server, MemoryServicer(self),
-                      "mnemo.v1.MemoryService")
+        self.grpc.add(memory_pb2_grpc.add_MemoryServiceServicer_to_server, servicer, "mnemo.v1.MemoryService")
         await self.grpc.start()
         self.address = self.grpc.address
+        self.rpc = natsrpc.NatsRpcServer(self.nc, self.settings.rpc_group, natsrpc.MEMORY,
+                                         memory_pb2.DESCRIPTOR.services_by_name["MemoryService"], servicer)
+        await self.rpc.start()
         # In the background: readiness does not wait for a scan of every agent.
         self._recovery = asyncio.create_task(self._recover_commit_log(buckets[subjects.KV_AGENTS]),
                                              name="commit-log-recovery")
@@ -338,6 +345,9 @@ class MemoryService:
             self._recovery.cancel()
             await asyncio.gather(self._recovery, return_exceptions=True)
             self._recovery = None
+        if self.rpc is not None:
+            await self.rpc.stop()
+            self.rpc = None
         if self.grpc is not None:
             await self.grpc.stop(grace=1.0)
             self.grpc = None
@@ -345,6 +355,8 @@ class MemoryService:
             await self.indexer.stop()
             self.indexer = None
         await self.llm.close()
+        if getattr(self, "store", None) is not None:
+            await self.store.cache.close()
         if self.backend is not None and self._own_backend:
             await self.backend.close()
             self.backend = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from mnemo.common import ids, subjects
+from mnemo.common import ids, natsrpc, subjects
 from mnemo.common.config import Settings
 from mnemo.common.grpcutil import GrpcServer, client_channel
 from mnemo.common.natsutil import connect, ensure_jetstream
@@ -46,8 +46,9 @@ class OrchestratorService:
         memory_ch = client_channel(self.memory_target)
         llm_ch = client_channel(self.llm_target)
         self._channels = [memory_ch, llm_ch]
-        self.runner = TurnRunner(self.settings, memory_pb2_grpc.MemoryServiceStub(memory_ch),
-                                 llm_pb2_grpc.LLMServiceStub(llm_ch), EventPublisher(js), self.counter)
+        memory = natsrpc.memory_stub(self.settings, self.nc, memory_pb2_grpc.MemoryServiceStub(memory_ch))
+        llm = natsrpc.llm_stub(self.settings, self.nc, llm_pb2_grpc.LLMServiceStub(llm_ch))
+        self.runner = TurnRunner(self.settings, memory, llm, EventPublisher(js), self.counter)
         leases = LeaseManager(buckets[subjects.KV_LEASES], self.replica_id, self.settings.orchestrator_lease_ttl)
         self.consumer = TurnConsumer(js, leases, self.runner, self.settings.orchestrator_concurrency,
                                      self.settings.orchestrator_ack_wait)

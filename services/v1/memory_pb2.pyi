@@ -86,6 +86,12 @@ class CommitStepRequest(_message.Message):
     archival_delta: int
     def __init__(self, ref: _Optional[_Union[_common_pb2.AgentRef, _Mapping]] = ..., expected_revision: _Optional[int] = ..., step_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., blocks: _Optional[_Iterable[_Union[_common_pb2.MemoryBlock, _Mapping]]] = ..., summary_changed: _Optional[bool] = ..., summary: _Optional[str] = ..., evict_message_ids: _Optional[_Iterable[str]] = ..., turn: _Optional[_Union[_common_pb2.TurnProgress, _Mapping]] = ..., memory_warning_sent: _Optional[bool] = ..., events: _Optional[_Iterable[_Union[_common_pb2.Event, _Mapping]]] = ..., archival_delta: _Optional[int] = ...) -> None: ...
 
+class MessageBatch(_message.Message):
+    __slots__ = ("messages",)
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]
+    def __init__(self, messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ...) -> None: ...
+
 class CommitStepResponse(_message.Message):
     __slots__ = ("revision", "duplicate")
     REVISION_FIELD_NUMBER: _ClassVar[int]

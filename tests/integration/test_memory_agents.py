@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from mnemo.common import subjects
+from mnemo.memory.commitlog import read_record
 from mnemo.v1 import common_pb2, memory_pb2
 from tests.fixtures_memory import llm_service, memory_service, memory_stub  # noqa: F401
 
@@ -170,9 +171,9 @@ async def test_committed_messages_reach_the_commit_log(memory_stub, nc):
         messages=[msg("user", "a"), msg("assistant", "b")]))
     js = nc.jetstream()
     sub = await js.subscribe(subjects.messages_subject("t1", state.config.id), ordered_consumer=True)
-    got = [common_pb2.Message.FromString((await sub.next_msg(timeout=5)).data).text for _ in range(2)]
+    record = await sub.next_msg(timeout=5)
     await sub.unsubscribe()
-    assert got == ["a", "b"]
+    assert [m.text for m in read_record(record.data, record.headers)] == ["a", "b"]  # one record per step
 
 
 async def test_core_memory_edits(memory_stub):

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mnemo.common import subjects
+from mnemo.memory.commitlog import read_record
 from mnemo.memory.server import MemoryService
 from mnemo.v1 import common_pb2, memory_pb2
 from tests.fixtures_memory import llm_service, llm_target_of, memory_service, memory_settings, memory_stub  # noqa: F401
@@ -14,8 +15,20 @@ from tests.helpers import eventually
 
 
 async def _log_count(nc: Any, subject: str) -> int:
+    """Messages in the agent's commit log (records hold a step's messages each)."""
     info = await nc.jetstream().stream_info(subjects.MESSAGES_STREAM, subjects_filter=subject)
-    return (info.state.subjects or {}).get(subject, 0)
+    records = (info.state.subjects or {}).get(subject, 0)
+    if not records:
+        return 0
+    sub = await nc.jetstream().subscribe(subject, ordered_consumer=True)
+    try:
+        count = 0
+        for _ in range(records):
+            record = await sub.next_msg(timeout=5)
+            count += len(read_record(record.data, record.headers))
+    finally:
+        await sub.unsubscribe()
+    return count
 
 
 async def _start_replica(nats_url: str, home: Path, llm: Any) -> MemoryService:

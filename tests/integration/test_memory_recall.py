@@ -213,9 +213,10 @@ async def test_restart_mid_indexing_loses_nothing_and_indexes_nothing_twice(priv
     channel = client_channel(first.address)
     stub = memory_pb2_grpc.MemoryServiceStub(channel)
     ref, _ = await new_agent(stub, "rs")
-    n = 600
+    n = 2400  # several fetches of the indexer
     await stub.ImportRecall(memory_pb2.ImportRecallRequest(ref=ref, messages=[
-        common_pb2.Message(role="user", text=f"message number {i}", created_at=f"2024-01-01T00:{i // 60:02d}:{i % 60:02d}Z")
+        common_pb2.Message(role="user", text=f"message number {i}",
+                           created_at=f"2024-01-01T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z")
         for i in range(n)]))
     await eventually(lambda: first.indexer.indexed > 0, timeout=30, message="indexing started")
     await first.stop()
