@@ -1,12 +1,13 @@
 """Turn latency and throughput through the REST API of the whole stack (`mnemo up` processes) with a
 0 ms scripted model in its own process.
 
-    .venv/bin/python bench/turns.py [--sequential N] [--agents A] [--turns T]
+    .venv/bin/python bench/turns.py [--sequential N] [--agents A] [--turns T] [--profile DIR]
 
 (a) N sequential turns to one agent: p50 / p95 per-turn latency.
 (b) A agents x T turns at once (each agent's turns in sequence): turns/s, p50 / p95, errors,
     CPU seconds per turn and RSS of every stack process.
 Targets (issue 5): p50 <= 10 ms, >= 300 turns/s, 0 errors.
+--profile DIR writes py-spy collapsed stacks of every service during (b), one file per process.
 """
 
 from __future__ import annotations

@@ -188,7 +188,9 @@ class ScriptedLLM:
         if tool_calls:
             message["tool_calls"] = tool_calls
         finish = "tool_calls" if tool_calls else "stop"
-        prompt_chars = sum(len(json.dumps(m)) for m in body.get("messages", []))
+        messages = body.get("messages", [])
+        # = sum(len(json.dumps(m)) for m in messages), in one dumps call ("[" + ", ".join(...) + "]")
+        prompt_chars = len(json.dumps(messages)) - 2 * len(messages) if messages else 0
         usage = step.get("usage") or {"prompt_tokens": max(1, prompt_chars // 4),
                                       "completion_tokens": 8}
         usage = {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}

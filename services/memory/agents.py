@@ -221,8 +221,7 @@ class Agents:
         del state.commit_outbox[:]
         state.commit_outbox.extend(messages)
         state = await self.store.put(state, req.expected_revision)
-        await self.commitlog.publish(tenant_id, agent_id, messages)
-        self.commitlog.confirm(state)
+        self.commitlog.publish_soon(state, messages)  # the step is durable now: reply at once
         return memory_pb2.CommitStepResponse(revision=state.revision)
 
     # ---- core memory and queue edits -----------------------------------------------------------

@@ -9,6 +9,7 @@ the stream drops duplicates inside its window and recall indexing upserts by id 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 
@@ -60,6 +61,35 @@ class CommitLog:
     def __init__(self, js: JetStreamContext) -> None:
         self.js = js
         self._confirmed: OrderedDict[str, int] = OrderedDict()  # agent key -> revision published
+        self._inflight: dict[str, asyncio.Task[None]] = {}      # agent key -> its background publish
+
+    def publish_soon(self, state: common_pb2.AgentState, messages: list[common_pb2.Message]) -> None:
+        """Publish a committed step's messages in the background (the caller's step is already
+        durable: its messages are the state's outbox). An agent's publishes run one after another."""
+        tenant_id, agent_id = state.config.tenant_id, state.config.id
+        key = subjects.agent_key(tenant_id, agent_id)
+        previous = self._inflight.get(key)
+        revision = state.revision
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])
+            try:
+                await self.publish(tenant_id, agent_id, messages)
+                self._confirm(key, revision)
+            except Exception as exc:  # noqa: BLE001 - the outbox is re-published on the next access
+                log.warning("commit log publish for %s deferred to its outbox: %s", key, exc)
+            finally:
+                if self._inflight.get(key) is task:
+                    del self._inflight[key]
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._inflight[key] = task
+
+    async def drain(self) -> None:
+        """Wait for the background publishes (on shutdown)."""
+        while self._inflight:
+            await asyncio.wait(list(self._inflight.values()))
 
     async def publish(self, tenant_id: str, agent_id: str, messages: list[common_pb2.Message]) -> None:
         """Append `messages` (a step's, or an import's) to the agent's log subject as MessageBatch
@@ -72,8 +102,10 @@ class CommitLog:
                                   headers={**headers, "Nats-Msg-Id": log_id(tenant_id, agent_id, batch.messages[-1].id)})
 
     def confirm(self, state: common_pb2.AgentState) -> None:
-        key = subjects.agent_key(state.config.tenant_id, state.config.id)
-        self._confirmed[key] = max(state.revision, self._confirmed.get(key, 0))
+        self._confirm(subjects.agent_key(state.config.tenant_id, state.config.id), state.revision)
+
+    def _confirm(self, key: str, revision: int) -> None:
+        self._confirmed[key] = max(revision, self._confirmed.get(key, 0))
         self._confirmed.move_to_end(key)
         while len(self._confirmed) > _CONFIRMED_MAX:
             self._confirmed.popitem(last=False)
@@ -83,6 +115,9 @@ class CommitLog:
         if not state.commit_outbox:
             return
         key = subjects.agent_key(state.config.tenant_id, state.config.id)
+        inflight = self._inflight.get(key)
+        if inflight is not None:
+            await asyncio.wait([inflight])
         if self._confirmed.get(key, 0) >= state.revision:
             return
         if not await self.is_published(state):
@@ -122,6 +157,9 @@ class CommitLog:
 
     async def purge_agent(self, tenant_id: str, agent_id: str) -> None:
         """Remove the agent's whole log (DeleteAgent)."""
+        inflight = self._inflight.get(subjects.agent_key(tenant_id, agent_id))
+        if inflight is not None:  # nothing of it may land after the purge
+            await asyncio.wait([inflight])
         self.forget(tenant_id, agent_id)
         await self.js.purge_stream(subjects.MESSAGES_STREAM,
                                    subject=subjects.messages_subject(tenant_id, agent_id))

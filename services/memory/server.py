@@ -351,6 +351,8 @@ class MemoryService:
         if self.grpc is not None:
             await self.grpc.stop(grace=1.0)
             self.grpc = None
+        if getattr(self, "commitlog", None) is not None:
+            await self.commitlog.drain()
         if self.indexer is not None:
             await self.indexer.stop()
             self.indexer = None

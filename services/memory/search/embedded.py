@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from mnemo.memory.search.base import Hit, Page, PassageDoc, RecallDoc
-from mnemo.memory.search.shard import DEFAULT_MIN_SIMILARITY, AgentShard
+from mnemo.memory.search.shard import DEFAULT_MIN_SIMILARITY, AgentShard, template_name
 from mnemo.memory.search.text import utc_epoch
 
 R = TypeVar("R")
@@ -96,7 +96,8 @@ class EmbeddedBackend:
             path = self._path(tenant_id, agent_id)
             if not create and not path.exists():
                 return None
-            shard = AgentShard(path, tenant_id, agent_id, self.min_similarity)
+            shard = AgentShard(path, tenant_id, agent_id, self.min_similarity,
+                               template=self.root / template_name())
             self._shards[key] = shard
             while len(self._shards) > self.max_open_shards:
                 evicted.append(self._shards.popitem(last=False)[1])

@@ -10,7 +10,10 @@ text as context (shard_context.py). All methods are synchronous and must be call
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -52,11 +55,32 @@ def _in(ids: Sequence[object]) -> str:
     return ",".join("?" * len(ids))
 
 
+_TEMPLATE_LOCK = threading.Lock()
+
+
+def template_name() -> str:
+    """File name of the empty shard new shards are copied from (changes with the schema)."""
+    return f".shard-template-{hashlib.sha256(SCHEMA.encode()).hexdigest()[:12]}.sqlite"
+
+
+def _template(path: Path) -> Path:
+    """`path`, built once (schema applied, WAL checkpointed into the file) if it does not exist yet."""
+    if path.exists():
+        return path
+    with _TEMPLATE_LOCK:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            building = path.with_suffix(f".{os.getpid()}.tmp")
+            AgentShard(building, "", "").close()
+            os.replace(building, path)
+    return path
+
+
 class AgentShard:
     """The SQLite file and vector indexes of one (tenant, agent)."""
 
     def __init__(self, path: Path, tenant_id: str, agent_id: str,
-                 min_similarity: float = DEFAULT_MIN_SIMILARITY) -> None:
+                 min_similarity: float = DEFAULT_MIN_SIMILARITY, template: Path | None = None) -> None:
         self.path = path
         self.tenant_id = tenant_id
         self.agent_id = agent_id
@@ -64,6 +88,8 @@ class AgentShard:
         self.lock = threading.Lock()
         self.closed = False
         path.parent.mkdir(parents=True, exist_ok=True)
+        if template is not None and not path.exists():
+            shutil.copyfile(_template(template), path)  # an empty shard: ~10x cheaper than the DDL
         self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
