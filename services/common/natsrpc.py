@@ -36,6 +36,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from mnemo.common import telemetry
 from mnemo.common.grpcutil import SERVER_ERROR_CODES
+from mnemo.v1 import llm_pb2, memory_pb2
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ _CODES = {c.value[0]: c for c in grpc.StatusCode}
 
 MEMORY = "memory"
 LLM = "llm"
+MEMORY_SERVICE: ServiceDescriptor = memory_pb2.DESCRIPTOR.services_by_name["MemoryService"]
+LLM_SERVICE: ServiceDescriptor = llm_pb2.DESCRIPTOR.services_by_name["LLMService"]
 _TRACERS = {MEMORY: "mnemo.memory", LLM: "mnemo.llm_proxy"}  # spans name the serving Mnemo service
 
 
@@ -79,12 +82,9 @@ class NatsServicerContext:
         self._headers = headers
         timeout_ms = headers.get(TIMEOUT_HEADER)
         self._deadline = time.monotonic() + int(timeout_ms) / 1000 if timeout_ms and timeout_ms.isdigit() else None
-        self._code: grpc.StatusCode | None = None
-        self._details = ""
 
     async def abort(self, code: grpc.StatusCode, details: str = "",
                     trailing_metadata: tuple[tuple[str, str], ...] = ()) -> NoReturn:
-        self._code, self._details = code, details
         raise RpcAbort(code, details, tuple(trailing_metadata))
 
     def time_remaining(self) -> float | None:
@@ -92,18 +92,6 @@ class NatsServicerContext:
 
     def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
         return tuple((k.lower(), v) for k, v in self._headers.items())
-
-    def set_code(self, code: grpc.StatusCode) -> None:
-        self._code = code
-
-    def set_details(self, details: str) -> None:
-        self._details = details
-
-    def code(self) -> grpc.StatusCode | None:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
 
 
 class NatsRpcServer:
@@ -159,7 +147,7 @@ class NatsRpcServer:
         with telemetry.span(rpc_name, tracer=_TRACERS.get(self.service, f"mnemo.{self.service}"), parent=headers,
                             kind=SpanKind.SERVER, attributes={"rpc.system": "nats", "rpc.service": self.full_name,
                                                               "rpc.method": name}) as s:
-            code = grpc.StatusCode.OK
+            code, details, extra = grpc.StatusCode.OK, "", {}
             try:
                 try:
                     request = request_cls.FromString(req.data)
@@ -167,24 +155,24 @@ class NatsRpcServer:
                     await ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, f"undecodable {request_cls.__name__}")
                 result = await method(request, ctx)
                 body = result.SerializeToString()
-                if len(body) > self.nc.max_payload:
-                    await ctx.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                    f"reply of {len(body)} bytes exceeds the NATS max_payload")
-                await req.respond(body)
+                if len(body) <= self.nc.max_payload:
+                    await req.respond(body)
+                else:  # the caller asks again over gRPC
+                    code, details = grpc.StatusCode.RESOURCE_EXHAUSTED, \
+                        f"reply of {len(body)} bytes exceeds the NATS max_payload"
+                    extra = {FALLBACK_HEADER: "grpc"}
             except RpcAbort as exc:
-                code = exc.code
+                code, details = exc.code, exc.details
                 extra = {f"{TRAILER_PREFIX}{k}": v for k, v in exc.trailing}
-                if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "max_payload" in exc.details:
-                    extra[FALLBACK_HEADER] = "grpc"
-                await _quiet_reply(req.respond_error(str(code.value[0]), exc.details, headers=extra))
             except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never silence
-                code = grpc.StatusCode.INTERNAL
+                code, details = grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})"
                 log.exception("%s failed", rpc_name)
                 s.record_exception(exc)
-                await _quiet_reply(req.respond_error(str(code.value[0]), f"internal error ({type(exc).__name__})"))
+            if code != grpc.StatusCode.OK:
+                await _quiet_reply(req.respond_error(str(code.value[0]), details, headers=extra))
             s.set_attribute("rpc.grpc.status_code", code.value[0])
             if code in SERVER_ERROR_CODES:
-                s.set_status(Status(StatusCode.ERROR, ctx.details() or code.name))
+                s.set_status(Status(StatusCode.ERROR, details or code.name))
 
 
 async def _quiet_reply(coro: Awaitable[None]) -> None:
@@ -283,15 +271,9 @@ def client_stub(transport: str, nc: Any, group: str, service: str, descriptor: S
 
 def memory_stub(settings: Any, nc: Any, grpc_stub: Any) -> Any:
     """mnemo.v1.MemoryService for internal callers (see `client_stub`)."""
-    from mnemo.v1 import memory_pb2
-
-    return client_stub(settings.rpc_transport, nc, settings.rpc_group, MEMORY,
-                       memory_pb2.DESCRIPTOR.services_by_name["MemoryService"], grpc_stub)
+    return client_stub(settings.rpc_transport, nc, settings.rpc_group, MEMORY, MEMORY_SERVICE, grpc_stub)
 
 
 def llm_stub(settings: Any, nc: Any, grpc_stub: Any) -> Any:
     """mnemo.v1.LLMService for internal callers (see `client_stub`)."""
-    from mnemo.v1 import llm_pb2
-
-    return client_stub(settings.rpc_transport, nc, settings.rpc_group, LLM,
-                       llm_pb2.DESCRIPTOR.services_by_name["LLMService"], grpc_stub)
+    return client_stub(settings.rpc_transport, nc, settings.rpc_group, LLM, LLM_SERVICE, grpc_stub)

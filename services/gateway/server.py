@@ -90,7 +90,8 @@ class GatewayService:
                                       turns=TurnRunner(js, self.hub, idempotency), tenants=tenants,
                                       limiter=RateLimiter(options.rate_per_second, options.rate_burst),
                                       health=health, js=js,
-                                      models=ModelLister(natsrpc.llm_stub(settings, self.nc, llm_pb2_grpc.LLMServiceStub(self._llm_channel))))
+                                      models=ModelLister(natsrpc.llm_stub(
+                                          settings, self.nc, llm_pb2_grpc.LLMServiceStub(self._llm_channel))))
         self.app = create_app(self.context, self.nc)
 
         self.grpc = GrpcServer("gateway", settings.host, settings.grpc_port)

@@ -172,8 +172,8 @@ class LlmProxyService:
         """Once NATS is reachable: answer internal calls there too (gRPC serves from the start)."""
         if self.settings.rpc_transport != "nats" or self.rpc is not None:
             return
-        self.rpc = natsrpc.NatsRpcServer(nc, self.settings.rpc_group, natsrpc.LLM,
-                                         llm_pb2.DESCRIPTOR.services_by_name["LLMService"], self.servicer)
+        self.rpc = natsrpc.NatsRpcServer(nc, self.settings.rpc_group, natsrpc.LLM, natsrpc.LLM_SERVICE,
+                                         self.servicer)
         await self.rpc.start()
 
     async def start(self) -> None:

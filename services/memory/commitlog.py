@@ -73,7 +73,7 @@ class CommitLog:
 
         async def run() -> None:
             if previous is not None:
-                await asyncio.wait([previous])
+                await asyncio.wait([previous])  # not _settled(): that would wait for this task too
             try:
                 await self.publish(tenant_id, agent_id, messages)
                 self._confirm(key, revision)
@@ -85,6 +85,12 @@ class CommitLog:
 
         task = asyncio.get_running_loop().create_task(run())
         self._inflight[key] = task
+
+    async def _settled(self, key: str) -> None:
+        """Once the agent's background publish (if any) has finished."""
+        inflight = self._inflight.get(key)
+        if inflight is not None:
+            await asyncio.wait([inflight])
 
     async def drain(self) -> None:
         """Wait for the background publishes (on shutdown)."""
@@ -115,9 +121,7 @@ class CommitLog:
         if not state.commit_outbox:
             return
         key = subjects.agent_key(state.config.tenant_id, state.config.id)
-        inflight = self._inflight.get(key)
-        if inflight is not None:
-            await asyncio.wait([inflight])
+        await self._settled(key)
         if self._confirmed.get(key, 0) >= state.revision:
             return
         if not await self.is_published(state):
@@ -157,9 +161,7 @@ class CommitLog:
 
     async def purge_agent(self, tenant_id: str, agent_id: str) -> None:
         """Remove the agent's whole log (DeleteAgent)."""
-        inflight = self._inflight.get(subjects.agent_key(tenant_id, agent_id))
-        if inflight is not None:  # nothing of it may land after the purge
-            await asyncio.wait([inflight])
+        await self._settled(subjects.agent_key(tenant_id, agent_id))  # nothing may land after the purge
         self.forget(tenant_id, agent_id)
         await self.js.purge_stream(subjects.MESSAGES_STREAM,
                                    subject=subjects.messages_subject(tenant_id, agent_id))

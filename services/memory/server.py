@@ -315,8 +315,8 @@ class MemoryService:
         self.grpc.add(memory_pb2_grpc.add_MemoryServiceServicer_to_server, servicer, "mnemo.v1.MemoryService")
         await self.grpc.start()
         self.address = self.grpc.address
-        self.rpc = natsrpc.NatsRpcServer(self.nc, self.settings.rpc_group, natsrpc.MEMORY,
-                                         memory_pb2.DESCRIPTOR.services_by_name["MemoryService"], servicer)
+        self.rpc = natsrpc.NatsRpcServer(self.nc, self.settings.rpc_group, natsrpc.MEMORY, natsrpc.MEMORY_SERVICE,
+                                         servicer)
         await self.rpc.start()
         # In the background: readiness does not wait for a scan of every agent.
         self._recovery = asyncio.create_task(self._recover_commit_log(buckets[subjects.KV_AGENTS]),

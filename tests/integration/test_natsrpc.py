@@ -17,7 +17,7 @@ from mnemo.common.grpcutil import GrpcServer, client_channel
 from mnemo.v1 import llm_pb2, llm_pb2_grpc
 from tests.fixtures_observability import span_exporter  # noqa: F401
 
-SERVICE = llm_pb2.DESCRIPTOR.services_by_name["LLMService"]
+SERVICE = natsrpc.LLM_SERVICE
 
 
 class Servicer(llm_pb2_grpc.LLMServiceServicer):
