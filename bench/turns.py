@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import statistics
 import subprocess
@@ -24,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
+import aiohttp  # noqa: E402
 import psutil  # noqa: E402
 
 from tests.e2e.stack import Stack  # noqa: E402
@@ -69,28 +70,35 @@ def rss_mib(procs: list[psutil.Process]) -> dict[str, float]:
     return out
 
 
-async def send(client: httpx.AsyncClient, agent: str, text: str) -> float:
+async def send(client: aiohttp.ClientSession, agent: str, text: str) -> float:
     began = time.perf_counter()
-    r = await client.post(f"/v1/agents/{agent}/messages", json={"message": text})
+    async with client.post(f"/v1/agents/{agent}/messages", json={"message": text}) as r:
+        body = await r.read()
     elapsed = time.perf_counter() - began
-    if r.status_code != 200 or r.json().get("stop_reason") != "end_turn":
-        raise RuntimeError(f"turn failed: {r.status_code} {r.text[:300]}")
+    if r.status != 200 or json.loads(body).get("stop_reason") != "end_turn":
+        raise RuntimeError(f"turn failed: {r.status} {body[:300]!r}")
     return elapsed
 
 
-async def create_agent(client: httpx.AsyncClient, name: str) -> str:
-    r = await client.post("/v1/agents", json={"name": name})
-    r.raise_for_status()
-    return r.json()["id"]
+async def create_agent(client: aiohttp.ClientSession, name: str) -> str:
+    async with client.post("/v1/agents", json={"name": name}, raise_for_status=True) as r:
+        return (await r.json())["id"]
 
 
-async def sequential(client: httpx.AsyncClient, n: int) -> None:
+async def sequential(client: aiohttp.ClientSession, stack: Stack, n: int, profile: Path | None = None) -> None:
     agent = await create_agent(client, "bench-seq")
     for i in range(10):  # warm-up
         await send(client, agent, f"warm up {i}")
+    procs = stack_processes(stack)
+    spies = start_profilers(procs, profile / "sequential") if profile else []
+    cpu0 = cpu_seconds(procs)
     lat = [await send(client, agent, f"message {i}") for i in range(n)]
+    cpu1 = cpu_seconds(procs)
+    stop_profilers(spies)
+    per = {k: (cpu1[k] - cpu0.get(k, 0.0)) / n * 1000 for k in cpu1}
     print(f"(a) {n} sequential turns, one agent: p50 {pct(lat, .5) * 1000:.1f} ms, "
-          f"p95 {pct(lat, .95) * 1000:.1f} ms, mean {statistics.mean(lat) * 1000:.1f} ms")
+          f"p95 {pct(lat, .95) * 1000:.1f} ms, mean {statistics.mean(lat) * 1000:.1f} ms, "
+          f"CPU {sum(per.values()):.1f} ms/turn ({', '.join(f'{k} {v:.1f}' for k, v in sorted(per.items()))})")
 
 
 def start_profilers(procs: list[psutil.Process], out: Path) -> list[subprocess.Popen[bytes]]:
@@ -110,8 +118,8 @@ def stop_profilers(spies: list[subprocess.Popen[bytes]]) -> None:
         s.wait(timeout=60)
 
 
-async def concurrent(client: httpx.AsyncClient, stack: Stack, agents: int, turns: int,
-                     profile: Path | None = None) -> None:
+async def concurrent(client: aiohttp.ClientSession, stack: Stack, agents: int, turns: int,
+                     profile: Path | None = None, model_pid: int | None = None) -> None:
     ids = [await create_agent(client, f"bench-{i}") for i in range(agents)]
     lat: list[float] = []
     errors: list[str] = []
@@ -124,12 +132,15 @@ async def concurrent(client: httpx.AsyncClient, stack: Stack, agents: int, turns
                 errors.append(str(exc)[:200])
 
     procs = stack_processes(stack)
-    spies = start_profilers(procs, profile) if profile else []
+    spies = start_profilers(procs, profile / "concurrent") if profile else []
+    outside = [psutil.Process(), *([psutil.Process(model_pid)] if model_pid else [])]
+    out0 = [sum(p.cpu_times()[:2]) for p in outside]
     cpu0 = cpu_seconds(procs)
     began = time.perf_counter()
     await asyncio.gather(*(drive(a) for a in ids))
     wall = time.perf_counter() - began
     cpu1 = cpu_seconds(procs)
+    out1 = [sum(p.cpu_times()[:2]) for p in outside]
     stop_profilers(spies)
     per = {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1}
     cpu = sum(per.values())
@@ -141,16 +152,21 @@ async def concurrent(client: httpx.AsyncClient, stack: Stack, agents: int, turns
           f"RSS {sum(rss.values()):.0f} MiB ({', '.join(f'{k} {v:.0f}' for k, v in sorted(rss.items()))})")
     print("   CPU ms/turn by process: " + ", ".join(
         f"{k} {v / max(done, 1) * 1000:.1f}" for k, v in sorted(per.items())))
+    print("   outside the stack, CPU ms/turn: load generator "
+          + ", scripted model ".join(f"{(b - a) / max(done, 1) * 1000:.1f}" for a, b in zip(out0, out1)))
     if errors:
         print("   first errors:", *errors[:3], sep="\n   ")
 
 
 async def run(args: argparse.Namespace, stack: Stack) -> None:
     headers = {"Authorization": f"Bearer {stack.api_key}"}
-    limits = httpx.Limits(max_connections=args.agents + 10, max_keepalive_connections=args.agents + 10)
-    async with httpx.AsyncClient(base_url=stack.base_url, headers=headers, timeout=60, limits=limits) as client:
-        await sequential(client, args.sequential)
-        await concurrent(client, stack, args.agents, args.turns, args.profile)
+    # aiohttp rather than httpx: the load generator shares the machine's cores with the stack, and
+    # httpx costs several times more CPU per request.
+    connector = aiohttp.TCPConnector(limit=args.agents + 10)
+    async with aiohttp.ClientSession(base_url=stack.base_url, headers=headers, connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=60)) as client:
+        await sequential(client, stack, args.sequential, args.profile)
+        await concurrent(client, stack, args.agents, args.turns, args.profile, args.model_pid)
 
 
 def main() -> None:
@@ -173,6 +189,7 @@ def main() -> None:
                                      "MNEMO_GATEWAY_RATE_BURST": "100000"}).start(timeout=300)
             try:
                 print(f"stack up in {stack.startup_seconds:.1f}s")
+                args.model_pid = llm.pid
                 asyncio.run(run(args, stack))
             finally:
                 stack.stop()

@@ -56,7 +56,9 @@ def chat_call(req: llm_pb2.ChatRequest) -> ChatCall:
         raise errors.InvalidRequest("a chat request needs at least one message")
     if req.max_tokens < 0:
         raise errors.InvalidRequest("max_tokens must not be negative")
+    if req.prompt_tokens < 0:
+        raise errors.InvalidRequest("prompt_tokens must not be negative")
     return ChatCall(model=req.model, messages=[message_dict(m) for m in req.messages],
                     tools=[tool_dict(t) for t in req.tools], tool_choice=req.tool_choice or "auto",
                     max_tokens=req.max_tokens or None,
-                    temperature=req.temperature or None)
+                    temperature=req.temperature or None, prompt_tokens=req.prompt_tokens)

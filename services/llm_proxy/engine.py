@@ -103,9 +103,10 @@ class LLMEngine:
 
     # ---- checks ----------------------------------------------------------------------------
     def check_context(self, call: ChatCall) -> int:
-        """Prompt tokens of `call`; ContextOverflow (before sending) when it cannot fit the window."""
+        """Prompt tokens of `call` (the caller's count when it gave one); ContextOverflow (before
+        sending) when it cannot fit the window."""
         info = registry.model_info(call.model)
-        prompt = tokens.count_chat_tokens(call.model, call.messages, call.tools or None)
+        prompt = call.prompt_tokens or tokens.count_chat_tokens(call.model, call.messages, call.tools or None)
         reserve = call.max_tokens or 1
         if prompt + reserve > info.context_window:
             raise errors.ContextOverflow(

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from mnemo.common import ids, subjects, telemetry
 from mnemo.common.config import Settings
+from mnemo.common.events import EventPublisher
 from mnemo.memory import blocks as core
 from mnemo.memory.commitlog import CommitLog
 from mnemo.memory.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
@@ -68,12 +69,13 @@ class Agents:
     """Agent records and their state, over the KV store, with the commit log."""
 
     def __init__(self, settings: Settings, store: AgentStore, templates: TemplateStore, llm: LLMClient,
-                 commitlog: CommitLog) -> None:
+                 commitlog: CommitLog, events: EventPublisher) -> None:
         self.settings = settings
         self.store = store
         self.templates = templates
         self.llm = llm
         self.commitlog = commitlog
+        self.events = events
         self.backend: SearchBackend | None = None  # set by the service once the backend is up
 
     # ---- records ---------------------------------------------------------------------------
@@ -213,15 +215,24 @@ class Agents:
         state = await self.store.get(tenant_id, agent_id)
         await self.commitlog.publish_outbox(state)  # the previous commit reaches the log first
         if state.last_step_id == req.step_id:
+            # A retry whose first reply was lost: the events may not have gone out (dedup by id).
+            await self.events.publish(state.pending_events, telemetry.inject())
             return memory_pb2.CommitStepResponse(revision=state.revision, duplicate=True)
         if state.revision != req.expected_revision:
             raise Conflict(f"revision conflict: agent {agent_id} is at revision {state.revision}, "
                            f"the step expected {req.expected_revision}")
+        for ev in req.events:  # a step's events are its agent's: they go to that agent's subject
+            if (ev.tenant_id or tenant_id) != tenant_id or (ev.agent_id or agent_id) != agent_id:
+                raise InvalidArgument(f"event {ev.id!r} belongs to another agent than {agent_id}")
+            ev.tenant_id, ev.agent_id = tenant_id, agent_id
         messages = apply_step(state, req)
         del state.commit_outbox[:]
         state.commit_outbox.extend(messages)
         state = await self.store.put(state, req.expected_revision)
-        self.commitlog.publish_soon(state, messages)  # the step is durable now: reply at once
+        self.commitlog.publish_soon(state, messages)  # the step is durable now
+        # The step's events go out from here, the moment it is durable: watchers hear of it one hop
+        # sooner than if the orchestrator published them after this reply.
+        await self.events.publish(req.events, telemetry.inject())
         return memory_pb2.CommitStepResponse(revision=state.revision)
 
     # ---- core memory and queue edits -----------------------------------------------------------

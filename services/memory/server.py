@@ -15,6 +15,7 @@ from google.protobuf import empty_pb2
 
 from mnemo.common import natsrpc, subjects
 from mnemo.common.config import Settings
+from mnemo.common.events import EventPublisher
 from mnemo.common.grpcutil import GrpcServer
 from mnemo.common.natsutil import connect, ensure_jetstream
 from mnemo.common.telemetry import span
@@ -296,7 +297,8 @@ class MemoryService:
         self.templates = TemplateStore(buckets[subjects.KV_TEMPLATES])
         self.checkpoint_kv = buckets[subjects.KV_CHECKPOINTS]
         self.commitlog = CommitLog(js)
-        self.agents = Agents(self.settings, self.store, self.templates, self.llm, self.commitlog)
+        self.agents = Agents(self.settings, self.store, self.templates, self.llm, self.commitlog,
+                             EventPublisher(js, ack_each=self.settings.jetstream_replicas > 1))
         if self.backend is None:
             self.backend = make_backend(self.settings)
         if self.backend is not None:

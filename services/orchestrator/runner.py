@@ -1,12 +1,13 @@
 """The step loop of one turn (DESIGN.md §3, §4): context → budget → llm.Chat → functions →
-CommitStep → events, repeated while a heartbeat is pending and the limits allow."""
+CommitStep (which publishes the step's events), repeated while a heartbeat is pending and the limits
+allow."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import grpc
@@ -17,7 +18,8 @@ from mnemo.common.telemetry import span
 from mnemo.orchestrator import compaction, packing
 from mnemo.orchestrator.catalog import ModelCatalog, PresetCache
 from mnemo.orchestrator.context import Assembled, ContextAssembler, RenderCache
-from mnemo.orchestrator.events import EventPublisher, StepEvents
+from mnemo.common.events import EventPublisher
+from mnemo.orchestrator.events import StepEvents
 from mnemo.orchestrator.calls import run_calls
 from mnemo.orchestrator.executor import FunctionExecutor, StepMemory
 from mnemo.orchestrator.functions import TOOLS
@@ -50,7 +52,6 @@ class TurnTotals:
 @dataclass
 class StepOutcome:
     stop_reason: str | None
-    events: list[common_pb2.Event] = field(default_factory=list)
 
 
 def _seconds_since(iso: str) -> float:
@@ -112,8 +113,10 @@ class TurnRunner:
                 return "error"
             raise
         if state.turn.turn_id == turn.turn_id:
-            if state.turn.completed:  # ran already: make sure its final events went out
-                await self.publisher.publish(state.pending_events, trace)
+            # A redelivered turn: its last committed step's events went out with the commit unless
+            # memory stopped right after the write; publishing them again is deduplicated by id.
+            await self.publisher.publish(state.pending_events, trace)
+            if state.turn.completed:
                 return ""
             progress = common_pb2.TurnProgress()
             progress.CopyFrom(state.turn)
@@ -139,7 +142,6 @@ class TurnRunner:
                             raise
                         state = await self.memory.GetContext(ref)  # lost a CAS race: redo the step
             metrics.STEP_LATENCY.record(time.perf_counter() - started, {"model": state.config.model})
-            await self.publisher.publish(outcome.events, trace)
             stop = outcome.stop_reason
             if stop is None:
                 state = await self.memory.GetContext(ref)
@@ -252,7 +254,7 @@ class TurnRunner:
         if asm.prompt_tokens > budget:
             self._completed_event(ev, "context_overflow", progress, totals, step)
             req = finish("context_overflow", inputs)
-            return await self._commit(req, ev, "context_overflow"), state
+            return await self._commit(req, "context_overflow"), state
 
         # ---- the model call (one compaction + retry on a provider overflow) ----
         response: llm_pb2.ChatResponse | None = None
@@ -262,7 +264,8 @@ class TurnRunner:
             try:
                 response = await self._chat(llm_pb2.ChatRequest(
                     model=model, messages=asm.chat_messages(self.render_cache), tools=TOOLS, tool_choice="auto",
-                    max_tokens=limits.reserved_completion_tokens, purpose="agent", **meta))
+                    max_tokens=limits.reserved_completion_tokens, purpose="agent",
+                    prompt_tokens=asm.prompt_tokens if self.counter.same_as_proxy else 0, **meta))
                 break
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.OUT_OF_RANGE and attempt == 0:
@@ -274,9 +277,9 @@ class TurnRunner:
                     ev.add("turn_failed", turn_failed=common_pb2.TurnFailed(
                         error=f"model call failed: {exc.details()}", code=_rpc_code(exc)))
                     req = finish(stop, inputs)
-                    return await self._commit(req, ev, stop), state
+                    return await self._commit(req, stop), state
                 self._completed_event(ev, stop, progress, totals, step)
-                return await self._commit(finish(stop, inputs), ev, stop), state
+                return await self._commit(finish(stop, inputs), stop), state
         assert response is not None
         usage = response.usage
         totals.prompt_tokens += usage.prompt_tokens
@@ -326,7 +329,7 @@ class TurnRunner:
             progress.heartbeat_pending = True
             req = self._commit_request(ref, state, turn, step, messages, mem, summary,
                                        summary != state.summary, evicted_ids, progress, warning_sent, ev)
-        outcome = await self._commit(req, ev, stop)
+        outcome = await self._commit(req, stop)
         progress_in.CopyFrom(progress)
         return outcome, state
 
@@ -354,9 +357,10 @@ class TurnRunner:
             summary=summary, evict_message_ids=evicted, turn=progress,
             memory_warning_sent=warning_sent, events=ev.events, archival_delta=mem.archival_inserted)
 
-    async def _commit(self, req: memory_pb2.CommitStepRequest, ev: StepEvents, stop: str | None) -> StepOutcome:
+    async def _commit(self, req: memory_pb2.CommitStepRequest, stop: str | None) -> StepOutcome:
+        """Commit the step; memory publishes the step's events (req.events) once it is durable."""
         await self.memory.CommitStep(req, timeout=30)
-        return StepOutcome(stop, ev.events)
+        return StepOutcome(stop)
 
 
 def _copy_block(b: common_pb2.MemoryBlock) -> common_pb2.MemoryBlock:

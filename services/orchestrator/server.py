@@ -13,7 +13,7 @@ from mnemo.common.config import Settings
 from mnemo.common.grpcutil import GrpcServer, client_channel
 from mnemo.common.natsutil import connect, ensure_jetstream
 from mnemo.orchestrator.consumer import TurnConsumer
-from mnemo.orchestrator.events import EventPublisher
+from mnemo.common.events import EventPublisher
 from mnemo.orchestrator.leases import LeaseManager
 from mnemo.orchestrator.runner import TurnRunner
 from mnemo.orchestrator.tokens import TokenCounter

@@ -57,19 +57,25 @@ def _fallback_counter() -> CountFn:
     return count
 
 
-def _library_counter() -> CountFn:
+def _library_counter() -> CountFn | None:
     try:
         from mnemo.llm_proxy.tokens import count_chat_tokens  # type: ignore[import-not-found]
     except ImportError:
-        return _fallback_counter()
+        return None
     return count_chat_tokens  # type: ignore[no-any-return]
 
 
 class TokenCounter:
-    """Cached token counts of request parts for any model."""
+    """Cached token counts of request parts for any model.
+
+    `same_as_proxy` is True when counts come from the llm-proxy's own library: a request's count can
+    then travel with it (ChatRequest.prompt_tokens) instead of being made again by the proxy.
+    """
 
     def __init__(self, count: CountFn | None = None, cache_size: int = 50_000) -> None:
-        self._count = count or _library_counter()
+        library = None if count is not None else _library_counter()
+        self.same_as_proxy = library is not None
+        self._count = count or library or _fallback_counter()
         self._cache: OrderedDict[tuple[str, str, str], int] = OrderedDict()
         self._size = cache_size
 

@@ -127,6 +127,21 @@ async def test_overflow_refused_before_sending(llm_stub, scripted_llm) -> None: 
     assert err.value.code() == grpc.StatusCode.OUT_OF_RANGE
 
 
+async def test_callers_prompt_count_is_checked_instead_of_a_recount(llm_stub, scripted_llm) -> None:  # noqa: F811
+    # A short prompt that the caller counted as too large: refused on the caller's count, unsent.
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await llm_stub.Chat(req("hello", model="gpt-4", prompt_tokens=8500))
+    assert err.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert "request needs 8500 prompt" in err.value.details()
+    assert scripted_llm.chat_requests() == []
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await llm_stub.Chat(req("hello", model="gpt-4", prompt_tokens=-1))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "prompt_tokens" in err.value.details()
+    # A count that fits goes through.
+    assert (await llm_stub.Chat(req("hello", model="gpt-4", prompt_tokens=120))).message.tool_calls
+
+
 async def test_provider_overflow_error_is_out_of_range(llm_stub, scripted_llm) -> None:  # noqa: F811
     scripted_llm.push(error(400, code="context_length_exceeded",
                             message="This model's maximum context length is 8192 tokens."))

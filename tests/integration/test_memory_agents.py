@@ -296,3 +296,37 @@ async def test_invalid_config_is_refused(memory_stub):
         await memory_stub.ListAgents(memory_pb2.ListAgentsRequest(tenant_id="t1", page_size=1000))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     await memory_stub.DeleteAgent(ref)
+
+
+async def test_commit_step_publishes_the_steps_events_once_durable(memory_stub, nc):
+    state = await create(memory_stub, tenant="ev")
+    agent = state.config.id
+    ref = Ref(tenant_id="ev", agent_id=agent)
+    js = nc.jetstream()
+    sub = await js.subscribe(subjects.events_subject("ev", agent), ordered_consumer=True)
+    events = [common_pb2.Event(type="assistant_message", id="t1:1:0",
+                               assistant_message=common_pb2.AssistantMessage(text="hi")),
+              common_pb2.Event(type="turn_completed", id="t1:1:1")]
+    req = memory_pb2.CommitStepRequest(ref=ref, expected_revision=state.revision, step_id="t1:1",
+                                       messages=[msg("user", "hello")], events=events)
+    first = await memory_stub.CommitStep(req)
+    got = [common_pb2.Event.FromString((await sub.next_msg(timeout=5)).data) for _ in events]
+    assert [(e.id, e.type, e.tenant_id, e.agent_id) for e in got] == [
+        ("t1:1:0", "assistant_message", "ev", agent), ("t1:1:1", "turn_completed", "ev", agent)]
+    assert got[0].assistant_message.text == "hi"
+    # A retried commit (its reply lost) publishes the events again: the stream drops the copies.
+    again = await memory_stub.CommitStep(req)
+    assert again.duplicate and again.revision == first.revision
+    subject = subjects.events_subject("ev", agent)
+    info = await js.stream_info(subjects.EVENTS_STREAM, subjects_filter=subject)
+    assert info.state.subjects == {subject: 2}
+    # Events of another agent are refused, and nothing of the step is applied.
+    bad = memory_pb2.CommitStepRequest(ref=ref, expected_revision=first.revision, step_id="t2:1",
+                                       messages=[msg("user", "lost?")],
+                                       events=[common_pb2.Event(type="usage", id="t2:1:0", agent_id="agent-other")])
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await memory_stub.CommitStep(bad)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "another agent" in err.value.details()
+    ctx = await memory_stub.GetContext(ref)
+    assert [m.text for m in ctx.queue] == ["hello"] and ctx.revision == first.revision
+    await sub.unsubscribe()

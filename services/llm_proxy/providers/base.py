@@ -15,6 +15,7 @@ class ChatCall:
     tool_choice: str = "auto"
     max_tokens: int | None = None
     temperature: float | None = None
+    prompt_tokens: int = 0   # the caller's count of the prompt (0 = unknown: the proxy counts)
 
     @property
     def tool_names(self) -> list[str]:
