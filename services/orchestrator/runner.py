@@ -14,11 +14,11 @@ import grpc
 
 from mnemo.common import ids, metrics
 from mnemo.common.config import Settings
+from mnemo.common.events import EventPublisher
 from mnemo.common.telemetry import span
 from mnemo.orchestrator import compaction, packing
 from mnemo.orchestrator.catalog import ModelCatalog, PresetCache
 from mnemo.orchestrator.context import Assembled, ContextAssembler, RenderCache
-from mnemo.common.events import EventPublisher
 from mnemo.orchestrator.events import StepEvents
 from mnemo.orchestrator.calls import run_calls
 from mnemo.orchestrator.executor import FunctionExecutor, StepMemory
