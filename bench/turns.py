@@ -60,6 +60,11 @@ def cpu_seconds(procs: list[psutil.Process]) -> dict[str, float]:
     return out
 
 
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each process name used between two `cpu_seconds` readings."""
+    return {k: after[k] - before.get(k, 0.0) for k in after}
+
+
 def rss_mib(procs: list[psutil.Process]) -> dict[str, float]:
     out: dict[str, float] = {}
     for p in procs:
@@ -95,7 +100,7 @@ async def sequential(client: aiohttp.ClientSession, stack: Stack, n: int, profil
     lat = [await send(client, agent, f"message {i}") for i in range(n)]
     cpu1 = cpu_seconds(procs)
     stop_profilers(spies)
-    per = {k: (cpu1[k] - cpu0.get(k, 0.0)) / n * 1000 for k in cpu1}
+    per = {k: v / n * 1000 for k, v in cpu_spent(cpu0, cpu1).items()}
     print(f"(a) {n} sequential turns, one agent: p50 {pct(lat, .5) * 1000:.1f} ms, "
           f"p95 {pct(lat, .95) * 1000:.1f} ms, mean {statistics.mean(lat) * 1000:.1f} ms, "
           f"CPU {sum(per.values()):.1f} ms/turn ({', '.join(f'{k} {v:.1f}' for k, v in sorted(per.items()))})")
@@ -142,7 +147,7 @@ async def concurrent(client: aiohttp.ClientSession, stack: Stack, agents: int, t
     cpu1 = cpu_seconds(procs)
     out1 = [sum(p.cpu_times()[:2]) for p in outside]
     stop_profilers(spies)
-    per = {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1}
+    per = cpu_spent(cpu0, cpu1)
     cpu = sum(per.values())
     done = len(lat)
     rss = rss_mib(procs)

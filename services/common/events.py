@@ -23,6 +23,11 @@ class EventPublisher:
         self.js = js
         self.ack_each = ack_each
 
+    @classmethod
+    def for_replicas(cls, js: JetStreamContext, replicas: int) -> "EventPublisher":
+        """The ack policy for a stream of `replicas` (MNEMO_JETSTREAM_REPLICAS)."""
+        return cls(js, ack_each=replicas > 1)
+
     async def publish(self, events: Iterable[common_pb2.Event], trace_headers: Mapping[str, str]) -> None:
         pending = list(events)
         if not pending:

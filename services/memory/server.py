@@ -298,7 +298,7 @@ class MemoryService:
         self.checkpoint_kv = buckets[subjects.KV_CHECKPOINTS]
         self.commitlog = CommitLog(js)
         self.agents = Agents(self.settings, self.store, self.templates, self.llm, self.commitlog,
-                             EventPublisher(js, ack_each=self.settings.jetstream_replicas > 1))
+                             EventPublisher.for_replicas(js, self.settings.jetstream_replicas))
         if self.backend is None:
             self.backend = make_backend(self.settings)
         if self.backend is not None:

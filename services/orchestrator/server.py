@@ -49,7 +49,7 @@ class OrchestratorService:
         memory = natsrpc.memory_stub(self.settings, self.nc, memory_pb2_grpc.MemoryServiceStub(memory_ch))
         llm = natsrpc.llm_stub(self.settings, self.nc, llm_pb2_grpc.LLMServiceStub(llm_ch))
         self.runner = TurnRunner(self.settings, memory, llm,
-                                 EventPublisher(js, ack_each=self.settings.jetstream_replicas > 1), self.counter)
+                                 EventPublisher.for_replicas(js, self.settings.jetstream_replicas), self.counter)
         leases = LeaseManager(buckets[subjects.KV_LEASES], self.replica_id, self.settings.orchestrator_lease_ttl)
         self.consumer = TurnConsumer(js, leases, self.runner, self.settings.orchestrator_concurrency,
                                      self.settings.orchestrator_ack_wait)
