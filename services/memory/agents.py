@@ -312,6 +312,7 @@ def _reply_call(m: common_pb2.Message) -> common_pb2.ToolCall | None:
 
 
 def _rewrite(m: common_pb2.Message, text: str) -> None:
+    m.tokens = 0  # counted again with the new text
     call = _reply_call(m) if m.role == "assistant" else None
     if call is None:
         m.text = text

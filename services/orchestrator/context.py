@@ -3,7 +3,6 @@ then the message queue, converted to chat messages and counted part by part."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,23 +64,28 @@ def to_chat_message(d: dict[str, Any], m: common_pb2.Message | None = None) -> l
 
 
 class RenderCache:
-    """Rendered chat messages by message id: a queue message is packed once, not at every step."""
+    """Queue messages rendered for the model, kept as wire bytes by the message's own wire bytes.
+
+    Each entry is one encoded `messages` field of a ChatRequest (repeated fields concatenate on the
+    wire), so a queue message is packed and encoded once, not at every step, and a step's request is
+    parsed from the joined entries in one call instead of copying every message object. Keyed by the
+    whole message, so an edited message (a rewritten reply) is rendered again. Oldest entries go
+    first when the cache is full.
+    """
 
     def __init__(self, size: int = 100_000) -> None:
-        self._items: OrderedDict[str, tuple[str, llm_pb2.ChatMessage]] = OrderedDict()
+        self._items: dict[bytes, bytes] = {}
         self._size = size
 
-    def chat_message(self, m: common_pb2.Message) -> llm_pb2.ChatMessage:
-        if not m.id:
-            return to_chat_message(chat_dict(m), m)
-        hit = self._items.get(m.id)
-        if hit is not None and hit[0] == m.text:
-            return hit[1]
-        cm = to_chat_message(chat_dict(m), m)
-        self._items[m.id] = (m.text, cm)
-        if len(self._items) > self._size:
-            self._items.popitem(last=False)
-        return cm
+    def entry(self, m: common_pb2.Message) -> bytes:
+        key = m.SerializeToString()
+        hit = self._items.get(key)
+        if hit is None:
+            hit = llm_pb2.ChatRequest(messages=[to_chat_message(chat_dict(m), m)]).SerializeToString()
+            if len(self._items) >= self._size:
+                del self._items[next(iter(self._items))]
+            self._items[key] = hit
+        return hit
 
 
 @dataclass
@@ -103,11 +107,12 @@ class Assembled:
         return (self.base_tokens + self.system_tokens + self.tools_tokens
                 + sum(self.queue_tokens) + sum(self.input_tokens))
 
-    def chat_messages(self, cache: "RenderCache | None" = None) -> list[llm_pb2.ChatMessage]:
-        out = [llm_pb2.ChatMessage(role="system", content=self.system_text)]
-        for m in [*self.queue, *self.inputs]:
-            out.append(cache.chat_message(m) if cache is not None else to_chat_message(chat_dict(m), m))
-        return out
+    def chat_request(self, cache: RenderCache, **fields: Any) -> llm_pb2.ChatRequest:
+        """The step's ChatRequest: the system message, then the queue and the step's inputs."""
+        req = llm_pb2.ChatRequest(messages=[llm_pb2.ChatMessage(role="system", content=self.system_text)],
+                                  **fields)
+        req.MergeFromString(b"".join([cache.entry(m) for m in (*self.queue, *self.inputs)]))
+        return req
 
     def openai_messages(self) -> list[dict[str, Any]]:
         return [{"role": "system", "content": self.system_text},

@@ -262,8 +262,8 @@ class TurnRunner:
             metrics.CONTEXT_UTILIZATION.record(asm.prompt_tokens / window, {"model": model})
             totals.context_tokens, totals.context_window, totals.model = asm.prompt_tokens, window, model
             try:
-                response = await self._chat(llm_pb2.ChatRequest(
-                    model=model, messages=asm.chat_messages(self.render_cache), tools=TOOLS, tool_choice="auto",
+                response = await self._chat(asm.chat_request(
+                    self.render_cache, model=model, tools=TOOLS, tool_choice="auto",
                     max_tokens=limits.reserved_completion_tokens, purpose="agent",
                     prompt_tokens=asm.prompt_tokens if self.counter.same_as_proxy else 0, **meta))
                 break

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
+import orjson
+from openai.types.chat import ChatCompletion
 
 from mnemo.llm_proxy import errors
 from mnemo.llm_proxy.config import ProviderConfig
@@ -133,7 +134,12 @@ class OpenAIProvider:
 
     async def chat(self, call: ChatCall, timeout: float) -> ChatResult:
         try:
-            resp = await self.client.chat.completions.create(**self._create_args(call), timeout=timeout)
+            # The body is encoded here (orjson, several times faster than the SDK's json.dumps on a
+            # long queue) and posted through the SDK's own client: same endpoint, auth, headers,
+            # errors and typed response as `chat.completions.create`.
+            resp = await self.client.post("/chat/completions", cast_to=ChatCompletion,
+                                          content=orjson.dumps(self._kwargs(call)),
+                                          options={"timeout": timeout})
         except openai.OpenAIError as exc:
             raise classify(exc, self.name) from None
         if not resp.choices:
