@@ -159,6 +159,7 @@ class LocalEmbedder:
 
 
 _shared: LocalEmbedder | None = None
+_background: LocalEmbedder | None = None
 
 
 def shared_embedder() -> LocalEmbedder:
@@ -167,3 +168,12 @@ def shared_embedder() -> LocalEmbedder:
     if _shared is None:
         _shared = LocalEmbedder()
     return _shared
+
+
+def background_embedder() -> LocalEmbedder:
+    """The process's embedder for work nobody waits for (recall indexing): its own session on one
+    thread, so that a batch never takes every core from the turns running beside it."""
+    global _background
+    if _background is None:
+        _background = LocalEmbedder(threads=1)
+    return _background

@@ -17,7 +17,7 @@ from mnemo.common import metrics, telemetry
 from mnemo.llm_proxy import errors, registry, tokens
 from mnemo.llm_proxy.config import ProviderConfig, ProxyConfig
 from mnemo.llm_proxy.embeddings import DIM as LOCAL_DIM
-from mnemo.llm_proxy.embeddings import shared_embedder
+from mnemo.llm_proxy.embeddings import background_embedder, shared_embedder
 from mnemo.llm_proxy.providers.base import ChatCall, ChatResult
 from mnemo.llm_proxy.resilience import (CircuitBreaker, RetryPolicy, TenantLimiter, call_with_resilience,
                                         counts_against_provider, is_retryable)
@@ -270,8 +270,8 @@ class LLMEngine:
         return name, info
 
     async def embed(self, model: str, texts: list[str], meta: CallMeta,
-                    deadline: float | None = None) -> tuple[str, int, list[list[float]], int]:
-        """(model, dim, vectors, tokens)."""
+                    deadline: float | None = None, background: bool = False) -> tuple[str, int, list[list[float]], int]:
+        """(model, dim, vectors, tokens). `background`: nobody waits for it (local model: one core)."""
         name, info = self.embedding_model(model)
         system = "onnxruntime" if info.provider == "local" else "openai"
         attrs = {"gen_ai.operation.name": "embeddings", "gen_ai.system": system, "gen_ai.provider.name": system,
@@ -282,7 +282,8 @@ class LLMEngine:
             started = time.perf_counter()
             try:
                 if info.provider == "local":
-                    vectors_np, used = await self.embedder.embed_async(texts)
+                    embedder = background_embedder() if background else self.embedder
+                    vectors_np, used = await embedder.embed_async(texts)
                     vectors, dim, provider = vectors_np.tolist(), LOCAL_DIM, "local"
                 else:
                     route = self.route(name)

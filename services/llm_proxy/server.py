@@ -21,6 +21,7 @@ from mnemo.v1 import common_pb2, llm_pb2, llm_pb2_grpc
 log = logging.getLogger(__name__)
 
 MAX_EMBED_TEXTS = 2048
+EMBED_PRIORITIES = ("", "interactive", "background")
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: errors.LLMError) -> None:
@@ -89,9 +90,13 @@ class LLMServicer(llm_pb2_grpc.LLMServiceServicer):
         if len(request.texts) > MAX_EMBED_TEXTS:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"at most {MAX_EMBED_TEXTS} texts per Embed call, got {len(request.texts)}")
+        if request.priority not in EMBED_PRIORITIES:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"priority {request.priority!r} is not one of: interactive, background")
         try:
-            model, dim, vectors, used = await self.engine.embed(request.model, list(request.texts),
-                                                                _meta(request), _deadline(context))
+            model, dim, vectors, used = await self.engine.embed(
+                request.model, list(request.texts), _meta(request), _deadline(context),
+                background=request.priority == "background")
         except errors.LLMError as exc:
             await _abort(context, exc)
             raise

@@ -76,14 +76,16 @@ class LLMClient:
         return next((m.embedding_dim for m in resp.models if m.name == model), 0)
 
     async def embed(self, texts: list[str], *, model: str = "", expected_dim: int = 0,
-                    tenant_id: str = "", agent_id: str = "") -> list[list[float]]:
-        """Embeddings of `texts` in batches; FailedPrecondition when the dimension is not `expected_dim`."""
+                    tenant_id: str = "", agent_id: str = "", background: bool = False) -> list[list[float]]:
+        """Embeddings of `texts` in batches; FailedPrecondition when the dimension is not `expected_dim`.
+        `background`: nobody waits for them (recall indexing); the llm-proxy runs them behind the rest."""
         out: list[list[float]] = []
         for i in range(0, len(texts), EMBED_BATCH):
             batch = texts[i:i + EMBED_BATCH]
             try:
                 resp = await self._get_stub().Embed(
-                    llm_pb2.EmbedRequest(model=model, texts=batch, tenant_id=tenant_id, agent_id=agent_id),
+                    llm_pb2.EmbedRequest(model=model, texts=batch, tenant_id=tenant_id, agent_id=agent_id,
+                                         priority="background" if background else ""),
                     timeout=60)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:

@@ -2,7 +2,8 @@
 
 The indexer is a durable pull consumer on the MESSAGES stream shared by every memory replica: it
 fetches batches, embeds the user and assistant texts through the llm-proxy (one batched call per
-model; function returns and system events are indexed by words only), upserts
+model, at background priority: turns go first; function returns and system events are indexed by
+words only), upserts
 them by message id, then acks. A crash before the ack means redelivery, and the upsert by id means
 a redelivered message is never indexed twice. Steps never wait for it.
 """
@@ -222,7 +223,7 @@ class RecallIndexer:
                 if wanted:
                     try:
                         found = await self.llm.embed([texts[i] for i in wanted], model=model,  # type: ignore[misc]
-                                                     expected_dim=dim)
+                                                     expected_dim=dim, background=True)
                         for i, v in zip(wanted, found):
                             vectors[i] = v
                     except (FailedPrecondition, InvalidArgument) as exc:

@@ -31,6 +31,19 @@ async def test_batching_keeps_order(llm_stub) -> None:  # noqa: F811
     assert np.allclose(resp.embeddings[77].values, single.embeddings[0].values, atol=1e-3)
 
 
+async def test_background_priority_gives_the_same_vectors_on_its_own_session(llm_stub) -> None:  # noqa: F811
+    texts = ["my sister Ana moved to Lisbon in May", "we talked about the cello recital"]
+    fg = await llm_stub.Embed(llm_pb2.EmbedRequest(texts=texts, priority="interactive"))
+    bg = await llm_stub.Embed(llm_pb2.EmbedRequest(texts=texts, priority="background"))
+    assert np.allclose([e.values for e in fg.embeddings], [e.values for e in bg.embeddings], atol=1e-4)
+    background = embeddings.background_embedder()
+    assert background is not embeddings.shared_embedder() and background.threads == 1
+    assert texts[0] in background._cache  # the background call ran there
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await llm_stub.Embed(llm_pb2.EmbedRequest(texts=texts, priority="urgent"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "priority" in err.value.details()
+
+
 async def test_provider_embeddings_and_bad_model(llm_service, llm_stub) -> None:  # noqa: F811
     resp = await llm_stub.Embed(llm_pb2.EmbedRequest(model="text-embedding-3-small", texts=["a", "b"]))
     assert resp.model == "text-embedding-3-small" and resp.dim == 384 and len(resp.embeddings) == 2

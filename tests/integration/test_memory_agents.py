@@ -203,13 +203,14 @@ async def test_core_memory_edits(memory_stub):
 async def test_pop_and_rewrite(memory_stub):
     state = await create(memory_stub)
     ref = Ref(tenant_id="t1", agent_id=state.config.id)
-    reply = common_pb2.Message(role="assistant", text="thought", tool_calls=[
+    reply = common_pb2.Message(role="assistant", text="thought", tokens=21, tool_calls=[
         common_pb2.ToolCall(id="c1", name="send_message", arguments='{"message": "hi there"}')])
     await memory_stub.CommitStep(memory_pb2.CommitStepRequest(
         ref=ref, expected_revision=state.revision, step_id="s:1",
         messages=[msg("user", "hi"), reply, msg("tool", "ok", tool_call_id="c1", name="send_message")]))
     rewritten = await memory_stub.RewriteMessage(memory_pb2.RewriteMessageRequest(ref=ref, text="hello!"))
     assert '"hello!"' in rewritten.tool_calls[0].arguments
+    assert rewritten.tokens == 0  # its cached token count no longer holds: counted again
     popped = await memory_stub.PopMessages(memory_pb2.PopMessagesRequest(ref=ref, count=2))
     assert [m.role for m in popped.removed] == ["assistant", "tool"]
     ctx = await memory_stub.GetContext(ref)

@@ -1,5 +1,6 @@
 """Hot-path performance choices that must not change behaviour: what the recall indexer embeds, the
-local embedder's cache, and the bulky chat fields the openai provider hands to the SDK untransformed."""
+local embedder's cache, the bulky chat fields the openai provider hands to the SDK untransformed, and
+the caches of rendered queue messages in the orchestrator and the llm-proxy."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 
 from mnemo.llm_proxy.config import ProviderConfig
+from mnemo.llm_proxy.convert import MessageDicts, message_dict
 from mnemo.llm_proxy.embeddings import LocalEmbedder
 from mnemo.llm_proxy.providers.base import ChatCall
 from mnemo.llm_proxy.providers.openai_provider import OpenAIProvider
 from mnemo.memory.recall import RecallIndexer, needs_meaning
 from mnemo.memory.search.base import RecallDoc
+from mnemo.orchestrator.context import Assembled, RenderCache, chat_dict, to_chat_message
+from mnemo.v1 import common_pb2, llm_pb2
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
@@ -74,3 +78,44 @@ def test_bulky_chat_fields_skip_the_sdk_transform() -> None:
     assert args["messages"] == [] and args["model"] == "m" and args["max_tokens"] == 10
     assert args["extra_body"] == {"messages": messages, "tools": tools, "tool_choice": {
         "type": "function", "function": {"name": "send_message"}}}
+
+
+def _queue() -> list[common_pb2.Message]:
+    return [common_pb2.Message(id="m1", role="user", text="hello", created_at="2026-03-02T09:00:00Z"),
+            common_pb2.Message(id="m2", role="assistant", text="", tool_calls=[common_pb2.ToolCall(
+                id="c1", name="send_message", arguments='{"message": "hi there"}')]),
+            common_pb2.Message(id="m3", role="tool", text='{"status": "OK"}', tool_call_id="c1",
+                               name="send_message"),
+            common_pb2.Message(role="system", text='{"type": "heartbeat"}')]  # no id: never cached
+
+
+def test_step_request_from_cached_wire_entries_equals_one_built_message_by_message() -> None:
+    cache = RenderCache(size=3)
+    queue = _queue()
+    asm = Assembled(system_text="sys", system_tokens=1, tools_tokens=0, queue=queue[:3], queue_tokens=[1] * 3,
+                    inputs=queue[3:], input_tokens=[1], base_tokens=0)
+
+    def expected() -> llm_pb2.ChatRequest:
+        return llm_pb2.ChatRequest(model="m", purpose="agent", prompt_tokens=9, messages=[
+            llm_pb2.ChatMessage(role="system", content="sys"),
+            *(to_chat_message(chat_dict(m), m) for m in queue)])
+
+    for _ in range(2):  # cold, then from the cache
+        assert asm.chat_request(cache, model="m", purpose="agent", prompt_tokens=9) == expected()
+    # A reply rewritten in place (same id, new arguments) is rendered again, not served stale.
+    queue[1].tool_calls[0].arguments = '{"message": "corrected"}'
+    got = asm.chat_request(cache, model="m", purpose="agent", prompt_tokens=9)
+    assert got == expected() and "corrected" in got.messages[2].tool_calls[0].arguments
+    assert len(cache._items) <= 3  # bounded
+
+
+def test_proxy_message_dicts_are_cached_by_content() -> None:
+    dicts = MessageDicts(size=2)
+    m = llm_pb2.ChatMessage(role="assistant", content="", tool_calls=[common_pb2.ToolCall(
+        id="c1", name="send_message", arguments='{"message": "a"}')])
+    first = dicts.get(m)
+    assert first == message_dict(m) and dicts.get(llm_pb2.ChatMessage.FromString(m.SerializeToString())) is first
+    m.tool_calls[0].arguments = '{"message": "b"}'
+    assert dicts.get(m)["tool_calls"][0]["function"]["arguments"] == '{"message": "b"}'
+    dicts.get(llm_pb2.ChatMessage(role="user", content="x"))
+    assert len(dicts._items) == 2  # bounded: the oldest entry went
