@@ -6,6 +6,8 @@ import json
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from mnemo.llm_proxy import errors
 from mnemo.llm_proxy.providers.base import ChatCall
 from mnemo.v1 import llm_pb2
@@ -30,27 +32,29 @@ def message_dict(m: llm_pb2.ChatMessage) -> dict[str, Any]:
 
 
 class MessageDicts:
-    """OpenAI-form dicts of chat messages, cached by each message's wire bytes.
+    """OpenAI-form dicts of chat messages and their JSON, cached by each message's wire bytes.
 
     An agent's whole queue comes with every step, so without a cache each message would be converted
-    again at every step (about 2 µs each, the proxy's largest cost on long queues). The key is the
+    and encoded again at every step (the proxy's largest cost on long queues). The key is the
     message's serialized form, so an edited message is a new entry. Entries are shared between
     calls: treat the dicts as read-only. Oldest entries go first when the cache is full.
     """
 
     def __init__(self, size: int = 50_000) -> None:
-        self._items: dict[bytes, dict[str, Any]] = {}
+        self._items: dict[bytes, tuple[dict[str, Any], bytes]] = {}
         self._size = size
 
-    def get(self, m: llm_pb2.ChatMessage) -> dict[str, Any]:
+    def get(self, m: llm_pb2.ChatMessage) -> tuple[dict[str, Any], bytes]:
+        """(the message's dict, that dict as compact JSON)."""
         key = m.SerializeToString()
-        d = self._items.get(key)
-        if d is None:
+        hit = self._items.get(key)
+        if hit is None:
             d = message_dict(m)  # an invalid role raises before anything is cached
+            hit = (d, orjson.dumps(d))
             if len(self._items) >= self._size:
                 del self._items[next(iter(self._items))]
-            self._items[key] = d
-        return d
+            self._items[key] = hit
+        return hit
 
 
 _dicts = MessageDicts()
@@ -85,7 +89,8 @@ def chat_call(req: llm_pb2.ChatRequest) -> ChatCall:
         raise errors.InvalidRequest("max_tokens must not be negative")
     if req.prompt_tokens < 0:
         raise errors.InvalidRequest("prompt_tokens must not be negative")
-    return ChatCall(model=req.model, messages=[_dicts.get(m) for m in req.messages],
+    entries = [_dicts.get(m) for m in req.messages]
+    return ChatCall(model=req.model, messages=[d for d, _ in entries], messages_json=[j for _, j in entries],
                     tools=[tool_dict(t) for t in req.tools], tool_choice=req.tool_choice or "auto",
                     max_tokens=req.max_tokens or None,
                     temperature=req.temperature or None, prompt_tokens=req.prompt_tokens)

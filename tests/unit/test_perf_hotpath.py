@@ -7,12 +7,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
+import orjson
 
 from mnemo.llm_proxy.config import ProviderConfig
-from mnemo.llm_proxy.convert import MessageDicts, message_dict
+from mnemo.llm_proxy.convert import MessageDicts, chat_call, message_dict
 from mnemo.llm_proxy.embeddings import LocalEmbedder
 from mnemo.llm_proxy.providers.base import ChatCall
-from mnemo.llm_proxy.providers.openai_provider import OpenAIProvider
+from mnemo.llm_proxy.providers.openai_provider import OpenAIProvider, json_body
 from mnemo.memory.recall import RecallIndexer, needs_meaning
 from mnemo.memory.search.base import RecallDoc
 from mnemo.orchestrator.context import Assembled, RenderCache, chat_dict, to_chat_message
@@ -114,8 +115,26 @@ def test_proxy_message_dicts_are_cached_by_content() -> None:
     m = llm_pb2.ChatMessage(role="assistant", content="", tool_calls=[common_pb2.ToolCall(
         id="c1", name="send_message", arguments='{"message": "a"}')])
     first = dicts.get(m)
-    assert first == message_dict(m) and dicts.get(llm_pb2.ChatMessage.FromString(m.SerializeToString())) is first
+    assert first[0] == message_dict(m) and orjson.loads(first[1]) == first[0]
+    assert dicts.get(llm_pb2.ChatMessage.FromString(m.SerializeToString())) is first
     m.tool_calls[0].arguments = '{"message": "b"}'
-    assert dicts.get(m)["tool_calls"][0]["function"]["arguments"] == '{"message": "b"}'
+    assert dicts.get(m)[0]["tool_calls"][0]["function"]["arguments"] == '{"message": "b"}'
     dicts.get(llm_pb2.ChatMessage(role="user", content="x"))
     assert len(dicts._items) == 2  # bounded: the oldest entry went
+
+
+def test_body_joined_from_cached_message_json_is_the_same_request() -> None:
+    provider = OpenAIProvider(ProviderConfig(name="p", base_url="http://127.0.0.1:9/v1", api_key="k"))
+    req = llm_pb2.ChatRequest(model="m", max_tokens=50, tools=[llm_pb2.Tool(name="send_message")], messages=[
+        llm_pb2.ChatMessage(role="system", content="sys \u00e9\u2603"),
+        llm_pb2.ChatMessage(role="assistant", tool_calls=[common_pb2.ToolCall(id="c", name="send_message",
+                                                                             arguments='{"message": "x"}')]),
+        llm_pb2.ChatMessage(role="tool", content='{"status": "OK"}', tool_call_id="c", name="send_message")])
+    call = chat_call(req)
+    kw = provider._kwargs(call)
+    assert len(call.messages_json) == 3 and orjson.loads(json_body(kw, call)) == orjson.loads(orjson.dumps(kw))
+    # Messages the provider rewrote (legacy functions form) are encoded from what it sends, not the cache.
+    legacy = OpenAIProvider(ProviderConfig(name="p", base_url="http://127.0.0.1:9/v1", api_key="k",
+                                           legacy_functions=True))
+    kw = legacy._kwargs(call)
+    assert orjson.loads(json_body(kw, call))["messages"][1]["function_call"]["name"] == "send_message"

@@ -16,6 +16,9 @@ class ChatCall:
     max_tokens: int | None = None
     temperature: float | None = None
     prompt_tokens: int = 0   # the caller's count of the prompt (0 = unknown: the proxy counts)
+    # Each message already encoded as compact JSON, in order (empty = not at hand): a provider sending
+    # the messages unchanged joins these instead of encoding the whole queue again.
+    messages_json: list[bytes] = field(default_factory=list)
 
     @property
     def tool_names(self) -> list[str]:

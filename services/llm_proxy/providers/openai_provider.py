@@ -84,6 +84,15 @@ def _legacy_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def json_body(kw: dict[str, Any], call: ChatCall) -> bytes:
+    """`kw` as a JSON request body; messages sent unchanged are joined from their cached encodings."""
+    if kw.get("messages") is not call.messages or len(call.messages_json) != len(call.messages):
+        return orjson.dumps(kw)
+    head = orjson.dumps({k: v for k, v in kw.items() if k != "messages"})
+    return b"".join((head[:-1], b"," if len(head) > 2 else b"", b'"messages":[',
+                     b",".join(call.messages_json), b"]}"))
+
+
 class OpenAIProvider:
     """Chat, streaming chat and embeddings against one OpenAI-compatible endpoint."""
 
@@ -138,7 +147,7 @@ class OpenAIProvider:
             # long queue) and posted through the SDK's own client: same endpoint, auth, headers,
             # errors and typed response as `chat.completions.create`.
             resp = await self.client.post("/chat/completions", cast_to=ChatCompletion,
-                                          content=orjson.dumps(self._kwargs(call)),
+                                          content=json_body(self._kwargs(call), call),
                                           options={"timeout": timeout})
         except openai.OpenAIError as exc:
             raise classify(exc, self.name) from None
