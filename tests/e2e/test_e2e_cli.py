@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pexpect
 
 from mnemo.client import Mnemo
 from tests.e2e.stack import Stack
-from tests.helpers import venv_bin
+from tests.helpers import eventually, venv_bin
 from tests.scripted_llm import ScriptedLLM
 
 PROMPT = "> "
@@ -76,6 +77,12 @@ def test_tutorial_session_create_chat_memory_save_resume_load(stack: Stack, scri
     child.sendline(f"/load {checkpoint_id}")
     child.expect(f"restored checkpoint {re.escape(checkpoint_id)}")
     child.expect_exact(PROMPT)
+    # /dump lists recall memory, which the indexer fills behind the turns (typically well under a
+    # second, longer on a stack's very first turns while the embedding model loads): wait for it.
+    with Mnemo(base_url=stack.base_url, api_key=stack.api_key) as client:
+        asyncio.run(eventually(lambda: any("hello from the terminal" in h.message.text
+                                           for h in client.agents.recall(agent_id).hits),
+                               timeout=30, message="the first session's messages in recall"))
     child.sendline("/dump 10")
     child.expect("hello from the terminal")
     child.expect_exact(PROMPT)
