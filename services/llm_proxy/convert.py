@@ -31,30 +31,26 @@ def message_dict(m: llm_pb2.ChatMessage) -> dict[str, Any]:
     return d
 
 
+def _encoded(wire: bytes) -> tuple[dict[str, Any], bytes]:
+    d = message_dict(llm_pb2.ChatMessage.FromString(wire))  # an invalid role raises: nothing is cached
+    return d, orjson.dumps(d)
+
+
 class MessageDicts:
     """OpenAI-form dicts of chat messages and their JSON, cached by each message's wire bytes.
 
     An agent's whole queue comes with every step, so without a cache each message would be converted
     and encoded again at every step (the proxy's largest cost on long queues). The key is the
     message's serialized form, so an edited message is a new entry. Entries are shared between
-    calls: treat the dicts as read-only. Oldest entries go first when the cache is full.
+    calls: treat the dicts as read-only. Least recently used entries go first when the cache is full.
     """
 
     def __init__(self, size: int = 50_000) -> None:
-        self._items: dict[bytes, tuple[dict[str, Any], bytes]] = {}
-        self._size = size
+        self._encoded = lru_cache(maxsize=size)(_encoded)
 
     def get(self, m: llm_pb2.ChatMessage) -> tuple[dict[str, Any], bytes]:
         """(the message's dict, that dict as compact JSON)."""
-        key = m.SerializeToString()
-        hit = self._items.get(key)
-        if hit is None:
-            d = message_dict(m)  # an invalid role raises before anything is cached
-            hit = (d, orjson.dumps(d))
-            if len(self._items) >= self._size:
-                del self._items[next(iter(self._items))]
-            self._items[key] = hit
-        return hit
+        return self._encoded(m.SerializeToString())
 
 
 _dicts = MessageDicts()

@@ -84,6 +84,7 @@ class LLMEngine:
         self.semaphores = {p.name: asyncio.Semaphore(max(1, p.max_concurrency)) for p in config.providers}
         self.limiter = TenantLimiter(config.tenant_tokens_per_minute, config.tenant_limits)
         self.embedder = shared_embedder()
+        self.background_embedder = background_embedder()  # loads on its first call only
         self.default_model = config.resolved_default_model()
 
     async def close(self) -> None:
@@ -282,7 +283,7 @@ class LLMEngine:
             started = time.perf_counter()
             try:
                 if info.provider == "local":
-                    embedder = background_embedder() if background else self.embedder
+                    embedder = self.background_embedder if background else self.embedder
                     vectors_np, used = await embedder.embed_async(texts)
                     vectors, dim, provider = vectors_np.tolist(), LOCAL_DIM, "local"
                 else:

@@ -4,6 +4,7 @@ then the message queue, converted to chat messages and counted part by part."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from mnemo.orchestrator import packing
@@ -63,29 +64,26 @@ def to_chat_message(d: dict[str, Any], m: common_pb2.Message | None = None) -> l
     return cm
 
 
+def _wire_entry(wire: bytes) -> bytes:
+    m = common_pb2.Message.FromString(wire)
+    return llm_pb2.ChatRequest(messages=[to_chat_message(chat_dict(m), m)]).SerializeToString()
+
+
 class RenderCache:
     """Queue messages rendered for the model, kept as wire bytes by the message's own wire bytes.
 
     Each entry is one encoded `messages` field of a ChatRequest (repeated fields concatenate on the
     wire), so a queue message is packed and encoded once, not at every step, and a step's request is
     parsed from the joined entries in one call instead of copying every message object. Keyed by the
-    whole message, so an edited message (a rewritten reply) is rendered again. Oldest entries go
-    first when the cache is full.
+    whole message, so an edited message (a rewritten reply) is rendered again. Least recently used
+    entries go first when the cache is full.
     """
 
     def __init__(self, size: int = 100_000) -> None:
-        self._items: dict[bytes, bytes] = {}
-        self._size = size
+        self._entry = lru_cache(maxsize=size)(_wire_entry)
 
     def entry(self, m: common_pb2.Message) -> bytes:
-        key = m.SerializeToString()
-        hit = self._items.get(key)
-        if hit is None:
-            hit = llm_pb2.ChatRequest(messages=[to_chat_message(chat_dict(m), m)]).SerializeToString()
-            if len(self._items) >= self._size:
-                del self._items[next(iter(self._items))]
-            self._items[key] = hit
-        return hit
+        return self._entry(m.SerializeToString())
 
 
 @dataclass

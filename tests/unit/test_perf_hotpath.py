@@ -107,7 +107,7 @@ def test_step_request_from_cached_wire_entries_equals_one_built_message_by_messa
     queue[1].tool_calls[0].arguments = '{"message": "corrected"}'
     got = asm.chat_request(cache, model="m", purpose="agent", prompt_tokens=9)
     assert got == expected() and "corrected" in got.messages[2].tool_calls[0].arguments
-    assert len(cache._items) <= 3  # bounded
+    assert cache._entry.cache_info().currsize == 3  # bounded
 
 
 def test_proxy_message_dicts_are_cached_by_content() -> None:
@@ -120,7 +120,7 @@ def test_proxy_message_dicts_are_cached_by_content() -> None:
     m.tool_calls[0].arguments = '{"message": "b"}'
     assert dicts.get(m)[0]["tool_calls"][0]["function"]["arguments"] == '{"message": "b"}'
     dicts.get(llm_pb2.ChatMessage(role="user", content="x"))
-    assert len(dicts._items) == 2  # bounded: the oldest entry went
+    assert dicts._encoded.cache_info().currsize == 2  # bounded: the least recently used entry went
 
 
 def test_body_joined_from_cached_message_json_is_the_same_request() -> None:
