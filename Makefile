@@ -35,16 +35,16 @@ proto: setup
 	@rm -rf build/proto && mkdir -p build/proto
 	$(PY) -m grpc_tools.protoc -I protos --python_out=build/proto --pyi_out=build/proto \
 	  --grpc_python_out=build/proto $(PROTO_SRC)
-	@rm -f services/v1/*_pb2*.py services/v1/*_pb2*.pyi
-	@cp build/proto/mnemo/v1/*.py build/proto/mnemo/v1/*.pyi services/v1/
-	@test -f services/v1/__init__.py || echo '"""Generated protobuf and gRPC code (make proto)."""' > services/v1/__init__.py
+	@rm -f services/mnemo/v1/*_pb2*.py services/mnemo/v1/*_pb2*.pyi
+	@cp build/proto/mnemo/v1/*.py build/proto/mnemo/v1/*.pyi services/mnemo/v1/
+	@test -f services/mnemo/v1/__init__.py || echo '"""Generated protobuf and gRPC code (make proto)."""' > services/mnemo/v1/__init__.py
 
 proto-check: setup
 	@rm -rf build/proto-check && mkdir -p build/proto-check
 	@$(PY) -m grpc_tools.protoc -I protos --python_out=build/proto-check --pyi_out=build/proto-check \
 	  --grpc_python_out=build/proto-check $(PROTO_SRC)
 	@for f in build/proto-check/mnemo/v1/*.py build/proto-check/mnemo/v1/*.pyi; do \
-	  cmp -s $$f services/v1/$$(basename $$f) || { echo "generated code is stale: $$(basename $$f); run 'make proto'"; exit 1; }; done
+	  cmp -s $$f services/mnemo/v1/$$(basename $$f) || { echo "generated code is stale: $$(basename $$f); run 'make proto'"; exit 1; }; done
 	@echo "generated code is up to date"
 
 test: setup proto-check

@@ -26,7 +26,7 @@ import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,7 +53,7 @@ class Question:
 
 def parse_session_date(value: str) -> datetime:
     """LoCoMo's "1:56 pm on 8 May, 2023" as an aware UTC datetime."""
-    return datetime.strptime(value.strip(), "%I:%M %p on %d %B, %Y").replace(tzinfo=timezone.utc)
+    return datetime.strptime(value.strip(), "%I:%M %p on %d %B, %Y").replace(tzinfo=UTC)
 
 
 def load_conversations(data_dir: Path) -> list[tuple[str, list[Turn], list[Question]]]:
@@ -63,7 +63,7 @@ def load_conversations(data_dir: Path) -> list[tuple[str, list[Turn], list[Quest
         conv = sample["conversation"]
         speaker_a = conv["speaker_a"]
         turns: list[Turn] = []
-        sessions = sorted((int(m.group(1)) for k in conv if (m := re.fullmatch(r"session_(\d+)", k))))
+        sessions = sorted(int(m.group(1)) for k in conv if (m := re.fullmatch(r"session_(\d+)", k)))
         for n in sessions:
             when = parse_session_date(conv[f"session_{n}_date_time"])
             for i, t in enumerate(conv[f"session_{n}"]):
@@ -154,13 +154,12 @@ async def run_direct(convs, backend_name: str, es_url: str | None) -> Scores:
 
 
 async def run_service(convs) -> Scores:
-    from tests.helpers import NatsServer, eventually
-
     from mnemo.common.config import Settings
     from mnemo.common.grpcutil import client_channel
     from mnemo.llm_proxy.server import LlmProxyService
     from mnemo.memory.server import MemoryService
     from mnemo.v1 import common_pb2, memory_pb2, memory_pb2_grpc
+    from tests.helpers import NatsServer, eventually
 
     home = Path(tempfile.mkdtemp(prefix="locomo-"))
     nats = NatsServer(home / "nats").start()

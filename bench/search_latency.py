@@ -14,28 +14,28 @@ Usage: .venv/bin/python bench/search_latency.py [--sizes 10000,100000,1000000] [
 from __future__ import annotations
 
 import argparse
-import os
 import asyncio
+import os
 import resource
 import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mnemo.memory.search.base import PassageDoc  # noqa: E402
-from mnemo.memory.search.embedded import EmbeddedBackend  # noqa: E402
+from mnemo.memory.search.base import PassageDoc
+from mnemo.memory.search.embedded import EmbeddedBackend
 
 DIM = 384
 VOCAB = 50_000
 WORDS_PER_PASSAGE = 30
 BATCH = 1_000
-T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def rss_mb() -> float:

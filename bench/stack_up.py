@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mnemo.client import Mnemo  # noqa: E402
-from tests.e2e.stack import Stack  # noqa: E402
-from tests.scripted_llm import ScriptedLLM  # noqa: E402
+from mnemo.client import Mnemo
+from tests.e2e.stack import Stack
+from tests.scripted_llm import ScriptedLLM
 
 
 def measure(label: str, llm_base_url: str | None) -> None:

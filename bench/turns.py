@@ -25,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aiohttp  # noqa: E402
-import psutil  # noqa: E402
+import aiohttp
+import psutil
 
-from tests.e2e.stack import Stack  # noqa: E402
-from tests.helpers import ENV_BASE, free_port, wait_port  # noqa: E402
+from tests.e2e.stack import Stack
+from tests.helpers import ENV_BASE, free_port, wait_port
 
 
 def pct(values: list[float], q: float) -> float:
@@ -133,7 +133,7 @@ async def concurrent(client: aiohttp.ClientSession, stack: Stack, agents: int, t
         for i in range(turns):
             try:
                 lat.append(await send(client, agent, f"hello number {i}"))
-            except Exception as exc:  # noqa: BLE001 - counted and reported
+            except Exception as exc:
                 errors.append(str(exc)[:200])
 
     procs = stack_processes(stack)

@@ -8,7 +8,6 @@ Usage in a test module:
 from __future__ import annotations
 
 import uuid
-
 from collections.abc import AsyncIterator
 from typing import Any
 

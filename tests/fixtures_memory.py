@@ -17,7 +17,6 @@ from mnemo.common.config import Settings
 from mnemo.common.grpcutil import client_channel
 from mnemo.memory.server import MemoryService
 from mnemo.v1 import memory_pb2_grpc
-
 from tests.fixtures_llm import llm_service, rpc_group_of  # noqa: F401  (re-exported for test modules)
 
 
@@ -31,7 +30,7 @@ def llm_target_of(llm: Any) -> str:
 
 
 @pytest.fixture
-async def memory_service(nats_url: str, llm_service: Any, tmp_path: Path) -> AsyncIterator[MemoryService]:  # noqa: F811
+async def memory_service(nats_url: str, llm_service: Any, tmp_path: Path) -> AsyncIterator[MemoryService]:
     """A running MemoryService (embedded search index under tmp_path) on the session nats-server."""
     service = MemoryService(memory_settings(nats_url, tmp_path / "memory-home",
                                             rpc_group=rpc_group_of(llm_service)),

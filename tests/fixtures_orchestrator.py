@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover
 
 if HAVE_LLM_PROXY:
     @pytest.fixture
-    def chat_llm(llm_service: Any) -> str:  # noqa: F811
+    def chat_llm(llm_service: Any) -> str:
         return llm_service if isinstance(llm_service, str) else llm_service.address
 else:  # pragma: no cover
     import grpc
@@ -195,7 +195,7 @@ class EventCollector:
         self.sub: Any = None
         self._changed = asyncio.Condition()
 
-    async def __aenter__(self) -> "EventCollector":
+    async def __aenter__(self) -> EventCollector:
         from nats.js.api import DeliverPolicy
 
         async def on_msg(msg: Any) -> None:

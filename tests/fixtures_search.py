@@ -39,7 +39,7 @@ class NoidaElasticsearch:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "NoidaElasticsearch":
+    def start(self) -> NoidaElasticsearch:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [noida_binary(), "start", "--data-dir", str(self.data_dir), "--only", "elasticsearch",

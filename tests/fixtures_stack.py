@@ -151,7 +151,7 @@ class StackRunner:
             service = self.started.pop()
             try:
                 await asyncio.wait_for(service.stop(), STOP_TIMEOUT)
-            except Exception:  # noqa: BLE001 - stop the rest anyway; a stuck drain must not stall the suite
+            except Exception:
                 nc = getattr(service, "nc", None)
                 if nc is not None and not nc.is_closed:
                     await nc.close()

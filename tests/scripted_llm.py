@@ -129,7 +129,7 @@ class ScriptedLLM:
         with self._lock:
             return [r for r in self.requests if r.get("_path") == "chat"]
 
-    def start(self) -> "ScriptedLLM":
+    def start(self) -> ScriptedLLM:
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
                                 lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
@@ -148,7 +148,7 @@ class ScriptedLLM:
         if self._thread:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "ScriptedLLM":
+    def __enter__(self) -> ScriptedLLM:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

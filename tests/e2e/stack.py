@@ -65,7 +65,7 @@ class Stack:
         except OSError:
             return ""
 
-    def start(self, timeout: float = 240.0) -> "Stack":
+    def start(self, timeout: float = 240.0) -> Stack:
         self.home.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
         self.proc = subprocess.Popen([venv_bin("mnemo"), "up"], env=self.env, stdin=subprocess.DEVNULL,

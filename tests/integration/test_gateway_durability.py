@@ -43,7 +43,7 @@ async def test_event_hub_survives_a_nats_restart(private_nats: NatsServer, tmp_p
                 return True
             try:
                 await js.publish(subjects.events_subject("t", "agent-x"), event.SerializeToString(), timeout=2)
-            except Exception:  # noqa: BLE001 - JetStream still recovering
+            except Exception:
                 return False
             return not waiter.queue.empty()
         await eventually(delivered, timeout=30, interval=0.5, message="hub got nothing after the restart")

@@ -9,7 +9,7 @@ from google.protobuf import empty_pb2
 from tests.fixtures_stack import Stack, module_stack  # noqa: F401
 
 
-async def test_rest_lists_the_llm_proxy_models(module_stack: Stack) -> None:  # noqa: F811
+async def test_rest_lists_the_llm_proxy_models(module_stack: Stack) -> None:
     async with module_stack.http() as http:
         r = await http.get("/v1/models")
         assert r.status_code == 200, r.text
@@ -22,14 +22,14 @@ async def test_rest_lists_the_llm_proxy_models(module_stack: Stack) -> None:  # 
     assert {"supports_tools", "embedding"} <= set(default)
 
 
-async def test_rest_models_requires_a_key(module_stack: Stack) -> None:  # noqa: F811
+async def test_rest_models_requires_a_key(module_stack: Stack) -> None:
     async with module_stack.http(api_key="") as http:
         assert (await http.get("/v1/models")).status_code == 401
     async with module_stack.http(api_key="not-a-key") as http:
         assert (await http.get("/v1/models")).status_code == 401
 
 
-async def test_grpc_list_models(module_stack: Stack) -> None:  # noqa: F811
+async def test_grpc_list_models(module_stack: Stack) -> None:
     stub = module_stack.agent_stub()
     resp = await stub.ListModels(empty_pb2.Empty(), metadata=module_stack.grpc_auth(), timeout=10)
     assert resp.default_model == "gpt-4o-mini"

@@ -12,7 +12,7 @@ from tests.fixtures_stack import Stack, stack  # noqa: F401
 from tests.helpers import eventually
 
 
-async def test_turn_trace_starts_at_the_rest_request(stack: Stack, span_exporter: InMemorySpanExporter,  # noqa: F811
+async def test_turn_trace_starts_at_the_rest_request(stack: Stack, span_exporter: InMemorySpanExporter,
                                                      scripted_llm: Any) -> None:
     agent_id = (await stack.create_agent())["id"]
     async with stack.http() as http:

@@ -28,7 +28,7 @@ def req(text: str = "hello", tools: tuple = (SEND, SEARCH), **kw: Any) -> llm_pb
                                tools=list(tools), tenant_id="t1", agent_id="a1", turn_id="turn-1", **kw)
 
 
-async def test_chat_with_native_tool_call(llm_stub, scripted_llm) -> None:  # noqa: F811
+async def test_chat_with_native_tool_call(llm_stub, scripted_llm) -> None:
     resp = await llm_stub.Chat(req("hi there"))
     assert resp.finish_reason == "tool_calls"
     (call,) = resp.message.tool_calls
@@ -41,7 +41,7 @@ async def test_chat_with_native_tool_call(llm_stub, scripted_llm) -> None:  # no
     assert body["tools"][0]["function"]["parameters"]["required"] == ["message"]
 
 
-async def test_history_with_tool_calls_round_trips(llm_stub, scripted_llm) -> None:  # noqa: F811
+async def test_history_with_tool_calls_round_trips(llm_stub, scripted_llm) -> None:
     r = req("x")
     r.messages.append(llm_pb2.ChatMessage(role="assistant", content="thinking", tool_calls=[
         llm_pb2.ChatMessage().tool_calls.add(id="call_1", name="archival_memory_search", arguments='{"query": "q"}')]))
@@ -68,14 +68,14 @@ async def test_legacy_functions(scripted_llm, nats_url) -> None:
         await service.stop()
 
 
-async def test_malformed_arguments_reported_not_crashing(llm_stub, scripted_llm) -> None:  # noqa: F811
+async def test_malformed_arguments_reported_not_crashing(llm_stub, scripted_llm) -> None:
     scripted_llm.push({"tool_call": {"name": "send_message", "arguments": "this is not json"}})
     resp = await llm_stub.Chat(req())
     assert not resp.message.tool_calls
     assert "send_message" in resp.tool_call_error and "not valid JSON" in resp.tool_call_error
 
 
-async def test_repairable_output_is_repaired(llm_stub, scripted_llm) -> None:  # noqa: F811
+async def test_repairable_output_is_repaired(llm_stub, scripted_llm) -> None:
     scripted_llm.push({"tool_call": {"name": "send_message", "arguments": '{"message": "ok"} trailing'}},
                       {"tool_call": {"name": "no_such_function", "arguments": "{}"}},
                       {"content": '```json\n{"name": "send_message", "arguments": {"message": "from text"}}\n```'})
@@ -88,7 +88,7 @@ async def test_repairable_output_is_repaired(llm_stub, scripted_llm) -> None:  #
     assert json.loads(r3.message.tool_calls[0].arguments) == {"message": "from text"}
 
 
-async def test_streaming_assembles_tool_calls(llm_stub, scripted_llm) -> None:  # noqa: F811
+async def test_streaming_assembles_tool_calls(llm_stub, scripted_llm) -> None:
     scripted_llm.push({"content": "Let me answer. ", "tool_call": {"name": "send_message",
                                                                     "arguments": {"message": "x" * 50}}})
     chunks = [c async for c in llm_stub.ChatStream(req())]
@@ -101,13 +101,13 @@ async def test_streaming_assembles_tool_calls(llm_stub, scripted_llm) -> None:  
     assert scripted_llm.chat_requests()[-1]["stream"] is True
 
 
-async def test_plain_text_stream(llm_stub, scripted_llm) -> None:  # noqa: F811
+async def test_plain_text_stream(llm_stub, scripted_llm) -> None:
     chunks = [c async for c in llm_stub.ChatStream(req("summarize this", tools=()))]
     assert "".join(c.delta for c in chunks).startswith("Summary of earlier conversation: summarize this")
     assert chunks[-1].finish_reason == "stop"
 
 
-async def test_bad_requests_are_invalid_argument(llm_stub) -> None:  # noqa: F811
+async def test_bad_requests_are_invalid_argument(llm_stub) -> None:
     bad_tool = llm_pb2.Tool(name="f", parameters_json="{nope")
     for request in (llm_pb2.ChatRequest(model="gpt-4o-mini"), req(tools=(bad_tool,)),
                     req(tool_choice="not_a_tool"), req(model="all-minilm-l6-v2")):
@@ -134,7 +134,7 @@ async def test_unknown_model_without_catch_all(scripted_llm, nats_url) -> None:
         await service.stop()
 
 
-async def test_count_tokens_and_list_models(llm_stub) -> None:  # noqa: F811
+async def test_count_tokens_and_list_models(llm_stub) -> None:
     resp = await llm_stub.CountTokens(llm_pb2.CountTokensRequest(model="gpt-4", texts=["hello world"]))
     assert resp.total == 2 and list(resp.per_text) == [2] and resp.tokenizer == "cl100k_base"
     r = req()
@@ -150,7 +150,7 @@ async def test_count_tokens_and_list_models(llm_stub) -> None:  # noqa: F811
     assert by["smollm2-135m-instruct"].provider == "local"
 
 
-async def test_genai_span(llm_stub, span_exporter) -> None:  # noqa: F811
+async def test_genai_span(llm_stub, span_exporter) -> None:
     await llm_stub.Chat(req(max_tokens=100))
     span = by_name(span_exporter.get_finished_spans(), "chat gpt-4o-mini")
     a = span.attributes

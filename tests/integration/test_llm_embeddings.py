@@ -11,7 +11,7 @@ from mnemo.v1 import llm_pb2
 from tests.fixtures_llm import llm_service, llm_stub  # noqa: F401
 
 
-async def test_local_embeddings_capture_meaning(llm_stub) -> None:  # noqa: F811
+async def test_local_embeddings_capture_meaning(llm_stub) -> None:
     texts = ["The cat sits on the mat.", "A kitten is resting on a rug.",
              "Quarterly revenue grew five percent.", "The company's sales rose this quarter."]
     resp = await llm_stub.Embed(llm_pb2.EmbedRequest(texts=texts, tenant_id="t1"))
@@ -24,14 +24,14 @@ async def test_local_embeddings_capture_meaning(llm_stub) -> None:  # noqa: F811
     assert resp.usage.prompt_tokens > 0
 
 
-async def test_batching_keeps_order(llm_stub) -> None:  # noqa: F811
+async def test_batching_keeps_order(llm_stub) -> None:
     texts = [("word " * (i % 17)) + f"item {i}" for i in range(150)]
     resp = await llm_stub.Embed(llm_pb2.EmbedRequest(texts=texts))
     single = await llm_stub.Embed(llm_pb2.EmbedRequest(texts=[texts[77]]))
     assert np.allclose(resp.embeddings[77].values, single.embeddings[0].values, atol=1e-3)
 
 
-async def test_background_priority_gives_the_same_vectors_on_its_own_session(llm_stub) -> None:  # noqa: F811
+async def test_background_priority_gives_the_same_vectors_on_its_own_session(llm_stub) -> None:
     texts = ["my sister Ana moved to Lisbon in May", "we talked about the cello recital"]
     fg = await llm_stub.Embed(llm_pb2.EmbedRequest(texts=texts, priority="interactive"))
     bg = await llm_stub.Embed(llm_pb2.EmbedRequest(texts=texts, priority="background"))
@@ -44,7 +44,7 @@ async def test_background_priority_gives_the_same_vectors_on_its_own_session(llm
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "priority" in err.value.details()
 
 
-async def test_provider_embeddings_and_bad_model(llm_service, llm_stub) -> None:  # noqa: F811
+async def test_provider_embeddings_and_bad_model(llm_service, llm_stub) -> None:
     resp = await llm_stub.Embed(llm_pb2.EmbedRequest(model="text-embedding-3-small", texts=["a", "b"]))
     assert resp.model == "text-embedding-3-small" and resp.dim == 384 and len(resp.embeddings) == 2
     with pytest.raises(grpc.aio.AioRpcError) as err:

@@ -12,7 +12,7 @@ from tests.integration.test_llm_chat import SEARCH, SEND
 
 
 @pytest.mark.slow
-async def test_local_model_constrained_tool_call(llm_stub) -> None:  # noqa: F811
+async def test_local_model_constrained_tool_call(llm_stub) -> None:
     request = llm_pb2.ChatRequest(
         model="smollm2-135m-instruct", max_tokens=80, tools=[SEND, SEARCH], tenant_id="t1", agent_id="a1",
         messages=[llm_pb2.ChatMessage(role="system", content="You are a helpful assistant."),

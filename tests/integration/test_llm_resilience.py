@@ -10,7 +10,7 @@ import pytest
 
 from mnemo.common.grpcutil import client_channel
 from mnemo.llm_proxy.config import ProviderConfig, ProxyConfig
-from mnemo.v1 import llm_pb2, llm_pb2_grpc
+from mnemo.v1 import llm_pb2_grpc
 from tests.fixtures_llm import llm_service, llm_stub, scripted_config, start_llm_service  # noqa: F401
 from tests.integration.test_llm_chat import req
 
@@ -19,7 +19,7 @@ def error(status: int, headers: dict | None = None, code: str | None = None, mes
     return {"error": {"status": status, "headers": headers or {}, "code": code, "message": message}}
 
 
-async def test_429_with_retry_after_then_success(llm_stub, scripted_llm) -> None:  # noqa: F811
+async def test_429_with_retry_after_then_success(llm_stub, scripted_llm) -> None:
     scripted_llm.push(error(429, {"retry-after": "1"}))
     started = time.monotonic()
     resp = await llm_stub.Chat(req())
@@ -27,13 +27,13 @@ async def test_429_with_retry_after_then_success(llm_stub, scripted_llm) -> None
     assert resp.message.tool_calls and len(scripted_llm.chat_requests()) == 2
 
 
-async def test_500_is_retried(llm_stub, scripted_llm) -> None:  # noqa: F811
+async def test_500_is_retried(llm_stub, scripted_llm) -> None:
     scripted_llm.push(error(500), error(503))
     resp = await llm_stub.Chat(req())
     assert resp.message.tool_calls and len(scripted_llm.chat_requests()) == 3
 
 
-async def test_persistent_500_gives_unavailable(llm_stub, scripted_llm) -> None:  # noqa: F811
+async def test_persistent_500_gives_unavailable(llm_stub, scripted_llm) -> None:
     scripted_llm.push(error(500), error(500), error(500))
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await llm_stub.Chat(req())
@@ -41,7 +41,7 @@ async def test_persistent_500_gives_unavailable(llm_stub, scripted_llm) -> None:
     assert len(scripted_llm.chat_requests()) == 3
 
 
-async def test_400_is_not_retried(llm_stub, scripted_llm) -> None:  # noqa: F811
+async def test_400_is_not_retried(llm_stub, scripted_llm) -> None:
     scripted_llm.push(error(400, message="bad parameter 'foo'"))
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await llm_stub.Chat(req())
@@ -49,13 +49,13 @@ async def test_400_is_not_retried(llm_stub, scripted_llm) -> None:  # noqa: F811
     assert len(scripted_llm.chat_requests()) == 1
 
 
-async def test_408_and_409_are_retried(llm_stub, scripted_llm) -> None:  # noqa: F811
+async def test_408_and_409_are_retried(llm_stub, scripted_llm) -> None:
     scripted_llm.push(error(408), error(409))
     assert (await llm_stub.Chat(req())).message.tool_calls
     assert len(scripted_llm.chat_requests()) == 3
 
 
-async def test_long_retry_after_is_returned_to_the_caller(llm_stub, scripted_llm) -> None:  # noqa: F811
+async def test_long_retry_after_is_returned_to_the_caller(llm_stub, scripted_llm) -> None:
     scripted_llm.push(error(429, {"retry-after": "120"}))
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await llm_stub.Chat(req())
@@ -78,7 +78,7 @@ async def test_timeout_is_deadline_exceeded(scripted_llm, nats_url) -> None:
         await service.stop()
 
 
-async def test_caller_deadline_bounds_the_provider_call(llm_stub, scripted_llm) -> None:  # noqa: F811
+async def test_caller_deadline_bounds_the_provider_call(llm_stub, scripted_llm) -> None:
     scripted_llm.push({"delay": 2.0, "content": "too late"})
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await llm_stub.Chat(req(), timeout=0.5)
@@ -115,7 +115,7 @@ async def _tick() -> None:
     await asyncio.sleep(0.05)
 
 
-async def test_overflow_refused_before_sending(llm_stub, scripted_llm) -> None:  # noqa: F811
+async def test_overflow_refused_before_sending(llm_stub, scripted_llm) -> None:
     big = "word " * 9000   # ~9000 tokens > gpt-4's 8192
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await llm_stub.Chat(req(big, model="gpt-4"))
@@ -127,7 +127,7 @@ async def test_overflow_refused_before_sending(llm_stub, scripted_llm) -> None: 
     assert err.value.code() == grpc.StatusCode.OUT_OF_RANGE
 
 
-async def test_callers_prompt_count_is_checked_instead_of_a_recount(llm_stub, scripted_llm) -> None:  # noqa: F811
+async def test_callers_prompt_count_is_checked_instead_of_a_recount(llm_stub, scripted_llm) -> None:
     # A short prompt that the caller counted as too large: refused on the caller's count, unsent.
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await llm_stub.Chat(req("hello", model="gpt-4", prompt_tokens=8500))
@@ -142,7 +142,7 @@ async def test_callers_prompt_count_is_checked_instead_of_a_recount(llm_stub, sc
     assert (await llm_stub.Chat(req("hello", model="gpt-4", prompt_tokens=120))).message.tool_calls
 
 
-async def test_provider_overflow_error_is_out_of_range(llm_stub, scripted_llm) -> None:  # noqa: F811
+async def test_provider_overflow_error_is_out_of_range(llm_stub, scripted_llm) -> None:
     scripted_llm.push(error(400, code="context_length_exceeded",
                             message="This model's maximum context length is 8192 tokens."))
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -191,7 +191,7 @@ def test_config_in_code_needs_no_environment() -> None:
     assert cfg.route("anything").name == "x"
 
 
-async def test_stream_retried_before_first_delta_and_errors_mapped(llm_stub, scripted_llm) -> None:  # noqa: F811
+async def test_stream_retried_before_first_delta_and_errors_mapped(llm_stub, scripted_llm) -> None:
     scripted_llm.push(error(503), {"content": "hello after retry"})
     chunks = [c async for c in llm_stub.ChatStream(req(tools=()))]
     assert "".join(c.delta for c in chunks) == "hello after retry"

@@ -18,7 +18,7 @@ from tests.helpers import eventually
 
 
 @pytest.fixture
-async def stub_on_backend(nats_url: str, llm_service: Any, search_backend: Any,  # noqa: F811
+async def stub_on_backend(nats_url: str, llm_service: Any, search_backend: Any,
                           tmp_path: Path) -> AsyncIterator[memory_pb2_grpc.MemoryServiceStub]:
     service = MemoryService(memory_settings(nats_url, tmp_path / "home"), backend=search_backend,
                             llm_target=llm_target_of(llm_service))

@@ -40,7 +40,7 @@ async def _start_replica(nats_url: str, home: Path, llm: Any) -> MemoryService:
 
 
 async def test_startup_pass_publishes_outboxes_of_untouched_agents(
-        memory_stub, memory_service, llm_service, nc, nats_url: str, tmp_path: Path) -> None:  # noqa: F811
+        memory_stub, memory_service, llm_service, nc, nats_url: str, tmp_path: Path) -> None:
     state = await memory_stub.CreateAgent(memory_pb2.CreateAgentRequest(tenant_id="crashscan"))
     agent_id = state.config.id
     # What a crashed CommitStep leaves behind: the state written with its outbox, nothing published.

@@ -3,14 +3,14 @@ and agent / tenant deletion made through it."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from mnemo.memory.search.base import PassageDoc
 from mnemo.memory.search.embedded import EmbeddedBackend
 
 
 def _docs(agent: str, ids: list[str], tenant: str = "t1") -> list[PassageDoc]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return [PassageDoc(id=i, tenant_id=tenant, agent_id=agent, text=f"passage {i} about owls", created_at=now)
             for i in ids]
 

@@ -204,7 +204,7 @@ async def test_tenant_isolation_memory_rpcs(memory_stub):
 
 
 async def test_restart_mid_indexing_loses_nothing_and_indexes_nothing_twice(private_nats: NatsServer,
-                                                                          llm_service, tmp_path: Path):  # noqa: F811
+                                                                          llm_service, tmp_path: Path):
     settings = memory_settings(private_nats.url, tmp_path / "home")
     backend = create_backend(settings)  # shared by both service instances: the index survives restarts
     await backend.start()

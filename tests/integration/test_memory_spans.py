@@ -7,7 +7,7 @@ from tests.fixtures_memory import llm_service, memory_service, memory_stub  # no
 from tests.fixtures_observability import by_name, span_exporter  # noqa: F401
 
 
-async def test_memory_spans(memory_stub, span_exporter):  # noqa: F811
+async def test_memory_spans(memory_stub, span_exporter):
     state = await memory_stub.CreateAgent(memory_pb2.CreateAgentRequest(tenant_id="sp"))
     ref = common_pb2.AgentRef(tenant_id="sp", agent_id=state.config.id)
     await memory_stub.InsertArchival(memory_pb2.InsertArchivalRequest(ref=ref, passages=[

@@ -155,7 +155,7 @@ async def test_replicas_of_a_group_share_calls_and_other_groups_never_answer(nc,
     assert served == {"a1", "a2"}
 
 
-async def test_trace_context_travels_with_the_call(nc, servers, group, span_exporter) -> None:  # noqa: F811
+async def test_trace_context_travels_with_the_call(nc, servers, group, span_exporter) -> None:
     stub = natsrpc.NatsRpcStub(nc, group, natsrpc.LLM, SERVICE)
     with telemetry.span("caller", tracer="mnemo.orchestrator") as caller:
         traceparent = (await stub.CountTokens(count("trace"), timeout=5)).tokenizer

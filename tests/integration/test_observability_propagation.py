@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 from nats.js.api import ConsumerConfig, StreamConfig
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from mnemo.common import telemetry
@@ -75,7 +75,7 @@ async def echo_target() -> AsyncIterator[str]:
 
 
 async def test_unary_and_streaming_rpcs_continue_the_callers_trace(
-        echo_target: str, span_exporter: InMemorySpanExporter) -> None:  # noqa: F811
+        echo_target: str, span_exporter: InMemorySpanExporter) -> None:
     async with client_channel(echo_target) as ch:
         unary = ch.unary_unary("/test.Echo/Unary", request_serializer=_identity, response_deserializer=_identity)
         stream = ch.unary_stream("/test.Echo/Stream", request_serializer=_identity, response_deserializer=_identity)
@@ -108,7 +108,7 @@ async def test_unary_and_streaming_rpcs_continue_the_callers_trace(
 
 
 async def test_client_errors_are_not_server_span_errors_but_crashes_are(
-        echo_target: str, span_exporter: InMemorySpanExporter) -> None:  # noqa: F811
+        echo_target: str, span_exporter: InMemorySpanExporter) -> None:
     async with client_channel(echo_target) as ch:
         unary = ch.unary_unary("/test.Echo/Unary", request_serializer=_identity, response_deserializer=_identity)
         with pytest.raises(grpc.aio.AioRpcError) as bad:
@@ -129,7 +129,7 @@ async def test_client_errors_are_not_server_span_errors_but_crashes_are(
 
 
 async def test_jetstream_hop_and_redelivery_keep_the_publishers_parent(
-        nats_url: str, span_exporter: InMemorySpanExporter) -> None:  # noqa: F811
+        nats_url: str, span_exporter: InMemorySpanExporter) -> None:
     nc = await connect(nats_url, "observability-propagation")
     js = nc.jetstream()
     try:
@@ -159,7 +159,7 @@ async def test_jetstream_hop_and_redelivery_keep_the_publishers_parent(
         await nc.drain()
 
 
-def test_extract_ignores_header_case_and_missing_headers(span_exporter: InMemorySpanExporter) -> None:  # noqa: F811
+def test_extract_ignores_header_case_and_missing_headers(span_exporter: InMemorySpanExporter) -> None:
     with telemetry.span("root") as root:
         headers = telemetry.inject({"Nats-Msg-Id": "x"})
     assert headers["Nats-Msg-Id"] == "x" and "traceparent" in headers
@@ -170,7 +170,7 @@ def test_extract_ignores_header_case_and_missing_headers(span_exporter: InMemory
 
 
 async def test_span_ids_become_the_scope_of_downstream_spans(
-        echo_target: str, span_exporter: InMemorySpanExporter) -> None:  # noqa: F811
+        echo_target: str, span_exporter: InMemorySpanExporter) -> None:
     async with client_channel(echo_target) as ch:
         unary = ch.unary_unary("/test.Echo/Unary", request_serializer=_identity, response_deserializer=_identity)
         with telemetry.span("orchestrator.turn", tracer="mnemo.orchestrator", attributes={
@@ -187,7 +187,7 @@ async def test_span_ids_become_the_scope_of_downstream_spans(
 
 
 async def test_write_style_and_bidirectional_streams_are_traced(
-        echo_target: str, span_exporter: InMemorySpanExporter) -> None:  # noqa: F811
+        echo_target: str, span_exporter: InMemorySpanExporter) -> None:
     async with client_channel(echo_target) as ch:
         written = ch.unary_stream("/test.Echo/Written", request_serializer=_identity, response_deserializer=_identity)
         bidi = ch.stream_stream("/test.Echo/Bidi", request_serializer=_identity, response_deserializer=_identity)
@@ -209,7 +209,7 @@ async def test_write_style_and_bidirectional_streams_are_traced(
 
 
 async def test_a_cancelled_call_is_not_a_server_error(
-        echo_target: str, span_exporter: InMemorySpanExporter) -> None:  # noqa: F811
+        echo_target: str, span_exporter: InMemorySpanExporter) -> None:
     _slow_started.clear()
     async with client_channel(echo_target) as ch:
         slow = ch.unary_unary("/test.Echo/Slow", request_serializer=_identity, response_deserializer=_identity)

@@ -48,7 +48,7 @@ def _dashboard_groupings() -> dict[str, set[str]]:
     return out
 
 
-async def test_a_turn_feeds_the_dashboards_series_with_their_labels(stack: Stack) -> None:  # noqa: F811
+async def test_a_turn_feeds_the_dashboards_series_with_their_labels(stack: Stack) -> None:
     port = metrics.setup_metrics("mnemo-test", free_port(), addr="127.0.0.1")
     assert port, "metrics endpoint not started"
     agent = await stack.create_agent()

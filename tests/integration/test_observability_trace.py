@@ -29,7 +29,7 @@ def _in_trace(spans: tuple[ReadableSpan, ...], trace_id: int) -> list[ReadableSp
     return [s for s in spans if s.context.trace_id == trace_id]
 
 
-async def _one_turn(stack: Stack, exporter: InMemorySpanExporter) -> tuple[dict[str, Any], str, list[ReadableSpan]]:  # noqa: F811
+async def _one_turn(stack: Stack, exporter: InMemorySpanExporter) -> tuple[dict[str, Any], str, list[ReadableSpan]]:
     agent = await stack.create_agent()
     exporter.clear()
     async with stack.http() as http:
@@ -49,7 +49,7 @@ async def _one_turn(stack: Stack, exporter: InMemorySpanExporter) -> tuple[dict[
 
 
 async def test_a_turn_is_one_trace_across_the_four_services(
-        stack: Stack, span_exporter: InMemorySpanExporter) -> None:  # noqa: F811
+        stack: Stack, span_exporter: InMemorySpanExporter) -> None:
     agent, turn_id, spans = await _one_turn(stack, span_exporter)
     names = sorted({f"{_service(s)}:{s.name}" for s in spans})
     assert {"gateway", "orchestrator", "memory", "llm-proxy"} <= {_service(s) for s in spans}, names
@@ -85,7 +85,7 @@ async def test_a_turn_is_one_trace_across_the_four_services(
 
 
 async def test_llm_spans_follow_the_genai_conventions(
-        stack: Stack, span_exporter: InMemorySpanExporter) -> None:  # noqa: F811
+        stack: Stack, span_exporter: InMemorySpanExporter) -> None:
     _, _, spans = await _one_turn(stack, span_exporter)
     chats = [s for s in spans if s.name == "mnemo.v1.LLMService/Chat"]
     assert chats

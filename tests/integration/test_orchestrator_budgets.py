@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from mnemo.orchestrator.tokens import TokenCounter
+from mnemo.v1 import common_pb2, memory_pb2
 from tests.fixtures_memory import llm_service, memory_service, memory_stub  # noqa: F401
 from tests.fixtures_orchestrator import (  # noqa: F401
     agent_factory,
@@ -13,9 +15,6 @@ from tests.fixtures_orchestrator import (  # noqa: F401
     run_turn,
 )
 from tests.helpers import eventually
-
-from mnemo.orchestrator.tokens import TokenCounter
-from mnemo.v1 import common_pb2, memory_pb2
 
 OVERFLOW = {"error": {"status": 400, "body": {"error": {
     "message": "This model's maximum context length is 2048 tokens.", "type": "invalid_request_error",

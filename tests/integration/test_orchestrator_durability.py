@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+from mnemo.llm_proxy.tokens import count_chat_tokens
+from mnemo.v1 import common_pb2
 from tests.fixtures_memory import llm_service, memory_service, memory_stub  # noqa: F401
 from tests.fixtures_orchestrator import (  # noqa: F401
     EventCollector,
@@ -14,9 +16,6 @@ from tests.fixtures_orchestrator import (  # noqa: F401
     submit_turn,
 )
 from tests.helpers import eventually
-
-from mnemo.llm_proxy.tokens import count_chat_tokens
-from mnemo.v1 import common_pb2
 
 
 def call(name: str, heartbeat: bool = False, **args: object) -> dict:
@@ -113,7 +112,7 @@ async def test_soak_500_turns_never_exceed_a_2048_token_window(orchestrator_fact
         assert state.recall_count >= 300 and state.evicted_total > 0
 
 
-async def test_killed_replica_process_mid_turn(private_nats, llm_service, orchestrator_factory,  # noqa: F811
+async def test_killed_replica_process_mid_turn(private_nats, llm_service, orchestrator_factory,
                                                scripted_llm, tmp_path):
     """kill -9 of an orchestrator process during a step: after ack_wait and the lease TTL another
     replica resumes the turn from the last committed step."""

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
+from mnemo.v1 import common_pb2
 from tests.fixtures_memory import llm_service, memory_service, memory_stub  # noqa: F401
 from tests.fixtures_observability import span_exporter  # noqa: F401
 from tests.fixtures_orchestrator import agent_factory, chat_llm, orchestrator, run_turn  # noqa: F401
-
-from mnemo.v1 import common_pb2
 
 
 def call(name: str, heartbeat: bool = False, **args: object) -> dict:

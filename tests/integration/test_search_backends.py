@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from mnemo.memory.search.elastic import ElasticsearchBackend
 from mnemo.memory.search.embedded import EmbeddedBackend
 from tests.fixtures_search import drop_indices, es_url  # noqa: F401
 
-T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
 
 def test_create_backend_picks_by_settings(tmp_path: Path) -> None:
@@ -64,7 +64,7 @@ async def test_embedded_many_agents_with_few_open_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.es
-async def test_elasticsearch_mappings_are_explicit(es_url: str) -> None:  # noqa: F811
+async def test_elasticsearch_mappings_are_explicit(es_url: str) -> None:
     prefix = f"mnemo-test-{uuid.uuid4().hex[:10]}"
     backend = ElasticsearchBackend(es_url, prefix)
     await backend.start()

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from mnemo.memory.search import DimensionMismatch, PassageDoc, RecallDoc, SearchBackend
 from tests.fixtures_search import es_url, minilm, search_backend  # noqa: F401
 
-T0 = datetime(2024, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 Embed = Callable[[list[str]], list[list[float]]]
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from mnemo.common.config import Settings
 from mnemo.llm_proxy.config import ProxyConfig, from_settings, load_file
-from mnemo.llm_proxy.resilience import CircuitBreaker, TokenBucket
 from mnemo.llm_proxy.errors import CircuitOpen, RateLimited
+from mnemo.llm_proxy.resilience import CircuitBreaker, TokenBucket
 from mnemo.llm_proxy.toolcalls import call_schema, parse_arguments, parse_output
 
 TOOLS = ["send_message", "archival_memory_search"]

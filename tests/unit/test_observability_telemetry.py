@@ -41,7 +41,7 @@ def test_exporters_follow_the_otel_variables(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_a_second_setup_adds_processors_to_the_same_provider(
-        span_exporter: InMemorySpanExporter) -> None:  # noqa: F811
+        span_exporter: InMemorySpanExporter) -> None:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
     late = InMemorySpanExporter()
@@ -54,7 +54,7 @@ def test_a_second_setup_adds_processors_to_the_same_provider(
     late.shutdown()  # stays attached to the provider: stop it collecting
 
 
-def test_errors_are_recorded_on_the_span(span_exporter: InMemorySpanExporter) -> None:  # noqa: F811
+def test_errors_are_recorded_on_the_span(span_exporter: InMemorySpanExporter) -> None:
     with pytest.raises(ValueError):
         with telemetry.span("fails", tracer="mnemo.orchestrator"):
             raise ValueError("bad arguments")
@@ -63,7 +63,7 @@ def test_errors_are_recorded_on_the_span(span_exporter: InMemorySpanExporter) ->
     assert s.events[0].name == "exception"
 
 
-def test_json_logs_carry_the_trace_and_span_ids(span_exporter: InMemorySpanExporter) -> None:  # noqa: F811
+def test_json_logs_carry_the_trace_and_span_ids(span_exporter: InMemorySpanExporter) -> None:
     record = logging.LogRecord("mnemo.test", logging.INFO, __file__, 1, "hello sk-abcdefghijkl", None, None)
     with telemetry.span("logging") as s:
         line = json.loads(JsonFormatter("memory").format(record))
@@ -72,7 +72,7 @@ def test_json_logs_carry_the_trace_and_span_ids(span_exporter: InMemorySpanExpor
     assert "sk-abcdefghijkl" not in line["msg"]
 
 
-def test_llm_span_follows_the_genai_conventions(span_exporter: InMemorySpanExporter) -> None:  # noqa: F811
+def test_llm_span_follows_the_genai_conventions(span_exporter: InMemorySpanExporter) -> None:
     with telemetry.llm_span("chat", "gpt-4o-mini", provider="openai") as s:
         telemetry.set_llm_usage(s, 120, 30, response_model="gpt-4o-mini-2024", finish_reasons=["tool_calls"])
     [span] = span_exporter.get_finished_spans()

@@ -4,7 +4,7 @@ the caches of rendered queue messages in the orchestrator and the llm-proxy."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import orjson
@@ -19,7 +19,7 @@ from mnemo.memory.search.base import RecallDoc
 from mnemo.orchestrator.context import Assembled, RenderCache, chat_dict, to_chat_message
 from mnemo.v1 import common_pb2, llm_pb2
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def doc(i: int, role: str, text: str, agent: str = "a1") -> RecallDoc:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
 from mnemo.memory.search.base import DimensionMismatch
-from mnemo.memory.search.text import (bm25_idf, date_words, fts5_query, fuse, neighbour_context, query_terms,
-                                      recall_index_text, rrf)
+from mnemo.memory.search.text import (
+    bm25_idf,
+    date_words,
+    fts5_query,
+    fuse,
+    neighbour_context,
+    query_terms,
+    recall_index_text,
+    rrf,
+)
 from mnemo.memory.search.vectors import VectorIndex, normalize
 
 
@@ -26,7 +34,7 @@ def test_fts5_query_quotes_every_term() -> None:
 
 
 def test_date_words_and_index_text() -> None:
-    when = datetime(2023, 5, 8, 13, 56, tzinfo=timezone.utc)
+    when = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
     assert date_words(when) == "Monday 8 May 2023"
     assert recall_index_text("hi", "before\nafter", when) == "hi\nbefore\nafter\nMonday 8 May 2023"
     assert neighbour_context(["a", "b", "c", "d"], 0) == "b"

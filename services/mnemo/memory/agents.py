@@ -1,0 +1,327 @@
+"""Agents: create, read, update, list, delete; the step loop's GetContext / CommitStep; user edits."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from mnemo.common import ids, subjects, telemetry
+from mnemo.common.config import Settings
+from mnemo.common.events import EventPublisher
+from mnemo.memory import blocks as core
+from mnemo.memory.commitlog import CommitLog
+from mnemo.memory.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from mnemo.memory.llm_client import LLMClient
+from mnemo.memory.search.base import SearchBackend
+from mnemo.memory.steps import apply_step
+from mnemo.memory.store import AgentStore, check_ref
+from mnemo.memory.templates import DEFAULT_HUMAN, DEFAULT_PERSONA, DEFAULT_PRESET, TemplateStore
+from mnemo.v1 import common_pb2, memory_pb2
+
+log = logging.getLogger(__name__)
+
+CAS_RETRIES = 8
+MAX_PAGE_SIZE = 100
+# AgentConfig fields a user may change with UpdateAgent.
+UPDATABLE = {"name", "model", "context_window", "preset", "summarizer_model", "limits", "metadata"}
+FIXED = {"id", "tenant_id", "created_at", "embedding_model", "embedding_dim"}
+
+
+def public(state: common_pb2.AgentState) -> common_pb2.AgentState:
+    """The state as callers see it (without the commit-log outbox)."""
+    out = common_pb2.AgentState()
+    out.CopyFrom(state)
+    del out.commit_outbox[:]
+    return out
+
+
+def check_config(config: common_pb2.AgentConfig) -> None:
+    """Reject negative sizes and fractions outside (0, 1]."""
+    if config.context_window < 0:
+        raise InvalidArgument("context_window must be >= 0")
+    lim = config.limits
+    for name in ("max_steps", "max_tokens_per_turn", "function_result_max_chars", "keep_last_messages",
+                 "reserved_completion_tokens"):
+        if getattr(lim, name) < 0:
+            raise InvalidArgument(f"limits.{name} must be >= 0")
+    for name in ("memory_warning_fraction", "compaction_trigger_fraction", "compaction_target_fraction"):
+        value = getattr(lim, name)
+        if value < 0 or value > 1:
+            raise InvalidArgument(f"limits.{name} must be between 0 and 1, got {value}")
+    if (lim.compaction_target_fraction and lim.compaction_trigger_fraction
+            and lim.compaction_target_fraction >= lim.compaction_trigger_fraction):
+        raise InvalidArgument("limits.compaction_target_fraction must be below compaction_trigger_fraction")
+
+
+def paginate(page: int, page_size: int, default_size: int = 10) -> tuple[int, int]:
+    """Validated (page, page_size): 1-based page, size 1..100."""
+    page = page or 1
+    page_size = page_size or default_size
+    if page < 1:
+        raise InvalidArgument(f"page must be >= 1, got {page}")
+    if page_size < 1 or page_size > MAX_PAGE_SIZE:
+        raise InvalidArgument(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
+    return page, page_size
+
+
+class Agents:
+    """Agent records and their state, over the KV store, with the commit log."""
+
+    def __init__(self, settings: Settings, store: AgentStore, templates: TemplateStore, llm: LLMClient,
+                 commitlog: CommitLog, events: EventPublisher) -> None:
+        self.settings = settings
+        self.store = store
+        self.templates = templates
+        self.llm = llm
+        self.commitlog = commitlog
+        self.events = events
+        self.backend: SearchBackend | None = None  # set by the service once the backend is up
+
+    # ---- records ---------------------------------------------------------------------------
+
+    async def _block_text(self, tenant_id: str, kind: str, text: str, name: str, default: str) -> str:
+        if text:
+            return text
+        return (await self.templates.get(tenant_id, kind, name or default)).text
+
+    async def create(self, req: memory_pb2.CreateAgentRequest) -> common_pb2.AgentState:
+        check_ref(req.tenant_id)
+        config = common_pb2.AgentConfig()
+        config.CopyFrom(req.config)
+        if config.id:
+            check_ref(req.tenant_id, config.id)
+        else:
+            config.id = ids.new_id("agent")
+        config.tenant_id = req.tenant_id
+        config.created_at = ids.now_iso()
+        check_config(config)
+        await self._fill_models(config)
+        config.preset = config.preset or DEFAULT_PRESET
+        if not config.name:
+            config.name = config.id
+
+        state = common_pb2.AgentState(config=config)
+        persona = await self._block_text(req.tenant_id, "persona", req.persona, req.persona_name, DEFAULT_PERSONA)
+        human = await self._block_text(req.tenant_id, "human", req.human, req.human_name, DEFAULT_HUMAN)
+        state.blocks.append(core.make_block("persona", persona))
+        state.blocks.append(core.make_block("human", human))
+        for b in req.blocks:
+            if core.find_block(state, b.label) is not None and b.label in ("persona", "human"):
+                core.set_block(state, b)
+            elif core.find_block(state, b.label) is not None:
+                raise InvalidArgument(f"duplicate block label {b.label!r}")
+            else:
+                state.blocks.append(core.make_block(b.label, b.value, b.limit))
+        try:
+            return public(await self.store.create(state))
+        except Conflict:
+            raise AlreadyExists(f"agent {config.id} already exists") from None
+
+    async def _fill_models(self, config: common_pb2.AgentConfig) -> None:
+        """Chat and embedding model defaults from the llm-proxy (UNAVAILABLE when it is unreachable)."""
+        try:
+            defaults = await self.llm.defaults()
+        except Unavailable as exc:
+            if config.model and config.embedding_model and config.embedding_dim:
+                return  # nothing to ask
+            # An agent must record its embedding model and dimension: refuse rather than guess.
+            raise Unavailable(f"cannot resolve the agent's default models: {exc}") from None
+        config.model = config.model or defaults.chat_model
+        if not config.embedding_model:
+            config.embedding_model = defaults.embedding_model
+            config.embedding_dim = config.embedding_dim or defaults.embedding_dim
+        elif not config.embedding_dim:
+            config.embedding_dim = await self.llm.embedding_dim(config.embedding_model)
+
+    async def get(self, tenant_id: str, agent_id: str) -> common_pb2.AgentState:
+        state = await self.store.get(tenant_id, agent_id)
+        await self._true_counts(state)
+        del state.commit_outbox[:]   # a fresh read nobody else holds: strip it rather than copy it
+        return state
+
+    async def get_context(self, tenant_id: str, agent_id: str) -> common_pb2.AgentState:
+        """The state for a step; re-publishes the last commit's messages if not known published."""
+        state = await self.store.get(tenant_id, agent_id)
+        await self.commitlog.publish_outbox(state)
+        await self._true_counts(state)
+        del state.commit_outbox[:]
+        return state
+
+    async def _true_counts(self, state: common_pb2.AgentState) -> None:
+        """Documents and API inserts do not pass through steps: the index has the true archival count."""
+        if self.backend is None:
+            return
+        try:
+            state.archival_count = await self.backend.count_passages(state.config.tenant_id, state.config.id)
+        except Exception as exc:
+            log.warning("archival count unavailable: %s", exc)
+
+    async def list(self, req: memory_pb2.ListAgentsRequest) -> memory_pb2.ListAgentsResponse:
+        page, size = paginate(req.page, req.page_size, 50)
+        agent_ids = await self.store.list_ids(req.tenant_id)
+        resp = memory_pb2.ListAgentsResponse(total=len(agent_ids), page=page, page_size=size)
+        for agent_id in agent_ids[(page - 1) * size: page * size]:
+            try:
+                resp.agents.append((await self.store.get(req.tenant_id, agent_id)).config)
+            except NotFound:  # deleted meanwhile
+                continue
+        return resp
+
+    async def update(self, req: memory_pb2.UpdateAgentRequest) -> common_pb2.AgentState:
+        if not req.update_mask:
+            raise InvalidArgument(f"update_mask is empty: name the fields to change ({', '.join(sorted(UPDATABLE))})")
+        for field in req.update_mask:
+            if field in FIXED:
+                raise FailedPrecondition(f"field {field!r} cannot be changed after creation")
+            if field not in UPDATABLE:
+                raise InvalidArgument(f"unknown or read-only field {field!r} in update_mask")
+        check_config(req.config)
+
+        def change(state: common_pb2.AgentState) -> None:
+            for field in req.update_mask:
+                if field == "limits":
+                    state.config.limits.CopyFrom(req.config.limits)
+                elif field == "metadata":
+                    state.config.metadata.clear()
+                    state.config.metadata.update(req.config.metadata)
+                else:
+                    setattr(state.config, field, getattr(req.config, field))
+
+        return public(await self.modify(req.ref.tenant_id, req.ref.agent_id, change))
+
+    async def modify(self, tenant_id: str, agent_id: str,
+                     change: Callable[[common_pb2.AgentState], object]) -> common_pb2.AgentState:
+        """Read-change-CAS-write, retried on conflicts (user edits between steps)."""
+        for _ in range(CAS_RETRIES):
+            state = await self.store.get(tenant_id, agent_id)
+            await self.commitlog.publish_outbox(state)
+            expected = state.revision
+            result = change(state)
+            if isinstance(result, Awaitable):
+                await result
+            try:
+                return await self.store.put(state, expected)
+            except Conflict:
+                continue
+        raise Conflict(f"revision conflict: agent {agent_id} kept changing, try again")
+
+    # ---- the step loop -----------------------------------------------------------------------
+
+    async def commit_step(self, req: memory_pb2.CommitStepRequest) -> memory_pb2.CommitStepResponse:
+        tenant_id, agent_id = req.ref.tenant_id, req.ref.agent_id
+        if not req.step_id:
+            raise InvalidArgument("step_id is required")
+        state = await self.store.get(tenant_id, agent_id)
+        await self.commitlog.publish_outbox(state)  # the previous commit reaches the log first
+        if state.last_step_id == req.step_id:
+            # A retry whose first reply was lost: the events may not have gone out (dedup by id).
+            await self.events.publish(state.pending_events, telemetry.inject())
+            return memory_pb2.CommitStepResponse(revision=state.revision, duplicate=True)
+        if state.revision != req.expected_revision:
+            raise Conflict(f"revision conflict: agent {agent_id} is at revision {state.revision}, "
+                           f"the step expected {req.expected_revision}")
+        for ev in req.events:  # a step's events are its agent's: they go to that agent's subject
+            if (ev.tenant_id or tenant_id) != tenant_id or (ev.agent_id or agent_id) != agent_id:
+                raise InvalidArgument(f"event {ev.id!r} belongs to another agent than {agent_id}")
+            ev.tenant_id, ev.agent_id = tenant_id, agent_id
+        messages = apply_step(state, req)
+        del state.commit_outbox[:]
+        state.commit_outbox.extend(messages)
+        state = await self.store.put(state, req.expected_revision)
+        self.commitlog.publish_soon(state, messages)  # the step is durable now
+        # The step's events go out from here, the moment it is durable: watchers hear of it one hop
+        # sooner than if the orchestrator published them after this reply.
+        await self.events.publish(req.events, telemetry.inject())
+        return memory_pb2.CommitStepResponse(revision=state.revision)
+
+    # ---- core memory and queue edits -----------------------------------------------------------
+
+    async def core_memory(self, tenant_id: str, agent_id: str) -> memory_pb2.CoreMemory:
+        state = await self.store.get(tenant_id, agent_id)
+        return memory_pb2.CoreMemory(
+            blocks=state.blocks, summary=state.summary, last_memory_edit_at=state.last_memory_edit_at,
+            counts=memory_pb2.MemoryCounts(recall=state.recall_count, archival=state.archival_count,
+                                           queue=len(state.queue)))
+
+    async def update_block(self, req: memory_pb2.UpdateBlockRequest) -> common_pb2.MemoryBlock:
+        core.check_label(req.label)
+        if req.limit < 0:
+            raise InvalidArgument("limit must be >= 0")
+        result: list[common_pb2.MemoryBlock] = []
+
+        def change(state: common_pb2.AgentState) -> None:
+            result[:] = [core.edit_block(state, req.label, req.op, req.value, req.old, req.limit)]
+            state.last_memory_edit_at = ids.now_iso()
+
+        await self.modify(req.ref.tenant_id, req.ref.agent_id, change)
+        out = common_pb2.MemoryBlock()
+        out.CopyFrom(result[0])
+        return out
+
+    async def pop_messages(self, req: memory_pb2.PopMessagesRequest) -> memory_pb2.PopMessagesResponse:
+        count = req.count or 1
+        if count < 0:
+            raise InvalidArgument("count must be >= 1")
+        removed: list[common_pb2.Message] = []
+
+        def change(state: common_pb2.AgentState) -> None:
+            n = min(count, len(state.queue))
+            removed[:] = [m for m in state.queue[len(state.queue) - n:]]
+            kept = list(state.queue[:len(state.queue) - n])
+            del state.queue[:]
+            state.queue.extend(kept)
+
+        await self.modify(req.ref.tenant_id, req.ref.agent_id, change)
+        return memory_pb2.PopMessagesResponse(removed=removed)
+
+    async def rewrite_message(self, req: memory_pb2.RewriteMessageRequest) -> common_pb2.Message:
+        """Rewrite a queue message (default: the last assistant reply); recall gets the new text too."""
+        rewritten: list[common_pb2.Message] = []
+
+        def change(state: common_pb2.AgentState) -> None:
+            target = _find_rewrite_target(state, req.message_id)
+            _rewrite(target, req.text)
+            rewritten[:] = [common_pb2.Message()]
+            rewritten[0].CopyFrom(target)
+
+        await self.modify(req.ref.tenant_id, req.ref.agent_id, change)
+        msg = rewritten[0]
+        # A new Nats-Msg-Id so the stream keeps it; the index upserts by message id.
+        headers_id = f"{msg.id}.rw-{ids.new_id('r')}"
+        await self.commitlog.js.publish(
+            subjects.messages_subject(req.ref.tenant_id, req.ref.agent_id), msg.SerializeToString(),
+            headers={**telemetry.inject(), "Nats-Msg-Id": headers_id})
+        return msg
+
+
+def _find_rewrite_target(state: common_pb2.AgentState, message_id: str) -> common_pb2.Message:
+    if message_id:
+        for m in state.queue:
+            if m.id == message_id:
+                return m
+        raise NotFound(f"message {message_id} not found in the queue")
+    for m in reversed(state.queue):
+        if m.role == "assistant" and (_reply_call(m) is not None or m.text):
+            return m
+    raise NotFound("no assistant reply in the queue to rewrite")
+
+
+def _reply_call(m: common_pb2.Message) -> common_pb2.ToolCall | None:
+    return next((c for c in m.tool_calls if c.name == "send_message"), None)
+
+
+def _rewrite(m: common_pb2.Message, text: str) -> None:
+    m.tokens = 0  # counted again with the new text
+    call = _reply_call(m) if m.role == "assistant" else None
+    if call is None:
+        m.text = text
+        return
+    try:
+        args = json.loads(call.arguments or "{}")
+        if not isinstance(args, dict):
+            args = {}
+    except ValueError:
+        args = {}
+    args["message"] = text
+    call.arguments = json.dumps(args, ensure_ascii=False)

@@ -1,0 +1,249 @@
+"""Recall memory: the indexer (commit log → search backend) and search / import over it.
+
+The indexer is a durable pull consumer on the MESSAGES stream shared by every memory replica: it
+fetches batches, embeds the user and assistant texts through the llm-proxy (one batched call per
+model, at background priority: turns go first; function returns and system events are indexed by
+words only), upserts
+them by message id, then acks. A crash before the ack means redelivery, and the upsert by id means
+a redelivered message is never indexed twice. Steps never wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from collections import OrderedDict
+from datetime import datetime, timedelta
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from mnemo.common import ids, subjects
+from mnemo.common.telemetry import span
+from mnemo.memory.commitlog import read_record
+from mnemo.memory.errors import FailedPrecondition, InvalidArgument, NotFound
+from mnemo.memory.llm_client import LLMClient
+from mnemo.memory.search.base import RecallDoc, SearchBackend
+from mnemo.memory.search.text import neighbour_context, recall_index_text
+from mnemo.memory.store import AgentStore
+from mnemo.v1 import common_pb2
+
+log = logging.getLogger(__name__)
+
+BATCH = 32  # commit-log records per fetch (a step's messages each, up to 32 messages)
+FETCH_TIMEOUT = 0.5
+PB_KEY = "pb"  # RecallDoc.extra key holding the whole Message (base64 protobuf)
+
+
+def searchable_text(msg: common_pb2.Message) -> str:
+    """What recall search matches: the text plus what the agent said through send_message."""
+    parts = [msg.text] if msg.text else []
+    for call in msg.tool_calls:
+        try:
+            args = json.loads(call.arguments or "{}")
+        except ValueError:
+            args = None
+        if call.name == "send_message" and isinstance(args, dict) and isinstance(args.get("message"), str):
+            parts.append(args["message"])
+        else:
+            parts.append(f"{call.name}({call.arguments})")
+    return "\n".join(parts)
+
+
+# Roles whose texts carry meaning worth a vector. Function returns and system events (heartbeats,
+# logins, alerts) are JSON written by the orchestrator: indexed by their words, never embedded (the
+# embedding was most of the indexer's cost per turn).
+EMBEDDED_ROLES = frozenset({"user", "assistant"})
+
+
+def needs_meaning(doc: RecallDoc) -> bool:
+    """Whether recall search needs `doc`'s meaning (a vector) and not only its words."""
+    return doc.role in EMBEDDED_ROLES and bool(doc.text.strip())
+
+
+def to_doc(tenant_id: str, agent_id: str, msg: common_pb2.Message) -> RecallDoc:
+    return RecallDoc(id=msg.id, tenant_id=tenant_id, agent_id=agent_id, role=msg.role,
+                     text=searchable_text(msg), created_at=ids.parse_time(msg.created_at),
+                     turn_id=msg.turn_id,
+                     extra={PB_KEY: base64.b64encode(msg.SerializeToString()).decode("ascii")})
+
+
+def to_message(doc: RecallDoc) -> common_pb2.Message:
+    raw = doc.extra.get(PB_KEY) if doc.extra else None
+    if raw:
+        return common_pb2.Message.FromString(base64.b64decode(raw))
+    return common_pb2.Message(id=doc.id, role=doc.role, text=doc.text, turn_id=doc.turn_id,
+                              created_at=doc.created_at.isoformat().replace("+00:00", "Z"))
+
+
+def parse_range(start: str, end: str) -> tuple[datetime | None, datetime | None]:
+    """Inclusive date range; a plain end date (YYYY-MM-DD) covers that whole day."""
+    try:
+        lo = ids.parse_time(start) if start else None
+        hi = ids.parse_time(end) if end else None
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid date: {exc}; use RFC 3339 or YYYY-MM-DD") from None
+    if hi is not None and len(end.strip()) == 10:
+        hi = hi + timedelta(days=1) - timedelta(microseconds=1)
+    if lo is not None and hi is not None and lo > hi:
+        raise InvalidArgument(f"start {start!r} is after end {end!r}")
+    return lo, hi
+
+
+class AgentModels:
+    """Embedding model and dimension per agent, cached (they never change after creation)."""
+
+    def __init__(self, store: AgentStore, size: int = 10_000) -> None:
+        self.store = store
+        self._cache: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
+        self._size = size
+
+    async def get(self, tenant_id: str, agent_id: str) -> tuple[str, int]:
+        key = (tenant_id, agent_id)
+        if key not in self._cache:
+            state = await self.store.get(tenant_id, agent_id)
+            self._cache[key] = (state.config.embedding_model, state.config.embedding_dim)
+            while len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return self._cache[key]
+
+    def forget(self, tenant_id: str, agent_id: str) -> None:
+        self._cache.pop((tenant_id, agent_id), None)
+
+
+class RecallIndexer:
+    """Indexes the commit log into the search backend (one task per memory replica)."""
+
+    def __init__(self, js: JetStreamContext, backend: SearchBackend, llm: LLMClient, models: AgentModels,
+                 ack_wait: float = 30.0) -> None:
+        self.js = js
+        self.backend = backend
+        self.llm = llm
+        self.models = models
+        self.ack_wait = ack_wait
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self.indexed = 0  # messages indexed by this replica (figures, tests)
+        self._last_text: OrderedDict[tuple[str, str], str] = OrderedDict()  # per agent, for context
+
+    async def start(self) -> None:
+        config = ConsumerConfig(durable_name=subjects.RECALL_INDEXER_CONSUMER,
+                                ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
+                                ack_wait=self.ack_wait, max_ack_pending=4096,
+                                filter_subject="mnemo.messages.>")
+        self._sub = await self.js.pull_subscribe("mnemo.messages.>", durable=subjects.RECALL_INDEXER_CONSUMER,
+                                                 stream=subjects.MESSAGES_STREAM, config=config)
+        self._task = asyncio.create_task(self._run(), name="recall-indexer")
+
+    async def stop(self) -> None:
+        """Finish the batch in hand (it is acked), then stop fetching."""
+        self._stopping.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=FETCH_TIMEOUT + 30)
+            except TimeoutError:
+                self._task.cancel()
+        self._task = None
+        try:  # a pull subscription left open makes the connection's drain wait its full timeout
+            await self._sub.unsubscribe()
+        except Exception:
+            pass
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                msgs = await self._sub.fetch(batch=BATCH, timeout=FETCH_TIMEOUT)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("recall indexer fetch failed: %s", exc)
+                await asyncio.sleep(0.5)
+                continue
+            try:
+                await self.index_batch(msgs)
+            except Exception as exc:
+                log.warning("recall indexing of %d messages failed, will retry: %s", len(msgs), exc)
+                for m in msgs:
+                    await _quietly(m.nak(delay=2.0))
+
+    def _embedding_texts(self, docs: list[RecallDoc]) -> list[str | None]:
+        """What each message is embedded as (None: indexed by words only, see `needs_meaning`): itself,
+        its neighbouring conversational turns and its date (search.recall_index_text), neighbours taken
+        from the batch and the agent's previous conversational message."""
+        by_agent: dict[tuple[str, str], list[int]] = {}
+        for i, d in enumerate(docs):
+            if needs_meaning(d):
+                by_agent.setdefault((d.tenant_id, d.agent_id), []).append(i)
+        out: list[str | None] = [None] * len(docs)
+        for key, positions in by_agent.items():
+            positions.sort(key=lambda i: docs[i].created_at)
+            prev = self._last_text.get(key)
+            texts = ([prev] if prev is not None else []) + [docs[i].text for i in positions]
+            offset = 1 if prev is not None else 0
+            for j, i in enumerate(positions):
+                out[i] = recall_index_text(docs[i].text, neighbour_context(texts, j + offset), docs[i].created_at)
+            self._last_text[key] = texts[-1]
+            self._last_text.move_to_end(key)
+            while len(self._last_text) > 10_000:
+                self._last_text.popitem(last=False)
+        return out
+
+    async def index_batch(self, msgs: list[Msg]) -> None:
+        """Embed and upsert one batch, then ack it."""
+        parent = dict(msgs[0].headers or {}) if msgs else {}
+        with span("memory.recall.index_batch", tracer="mnemo.memory", parent=parent,
+                  attributes={"mnemo.batch_size": len(msgs)}) as s:
+            by_model: dict[tuple[str, int], list[RecallDoc]] = {}
+            skip = 0
+            for m in msgs:
+                parts = m.subject.split(".")
+                if len(parts) != 4:
+                    skip += 1
+                    continue
+                tenant_id, agent_id = parts[2], parts[3]
+                try:
+                    model = await self.models.get(tenant_id, agent_id)
+                    records = [to_doc(tenant_id, agent_id, message) for message in read_record(m.data, m.headers)]
+                except (NotFound, ValueError) as exc:  # deleted agent, malformed record
+                    log.info("recall indexer skips %s: %s", m.subject, exc)
+                    skip += 1
+                    continue
+                by_model.setdefault(model, []).extend(records)
+            docs: list[RecallDoc] = []
+            for (model, dim), group in by_model.items():
+                texts = self._embedding_texts(group)
+                wanted = [i for i, t in enumerate(texts) if t is not None]
+                vectors: list[list[float] | None] = [None] * len(group)
+                if wanted:
+                    try:
+                        found = await self.llm.embed([texts[i] for i in wanted], model=model,  # type: ignore[misc]
+                                                     expected_dim=dim, background=True)
+                        for i, v in zip(wanted, found):
+                            vectors[i] = v
+                    except (FailedPrecondition, InvalidArgument) as exc:
+                        # Permanent (unknown model, wrong dimension): index the words rather than block the log.
+                        log.warning("recall indexing %d messages without vectors: %s", len(group), exc)
+                for d, v in zip(group, vectors):
+                    d.vector = v
+                docs.extend(group)
+            if docs:
+                await self.backend.index_messages(docs)
+            for m in msgs:
+                await m.ack()
+            self.indexed += len(docs)
+            s.set_attribute("mnemo.result_count", len(docs))
+            s.set_attribute("mnemo.skipped", skip)
+
+
+async def _quietly(coro: object) -> None:
+    try:
+        await coro  # type: ignore[misc]
+    except Exception:
+        pass
+

@@ -1,0 +1,304 @@
+"""One agent's search index on disk: an SQLite file (WAL) with FTS5 tables, plus lazy vector indexes.
+
+One file per (tenant, agent): isolation is physical (a query can only ever read the file of the agent
+it names), deleting an agent deletes a file, and agents never contend on one lock. Words go to FTS5
+(BM25, Porter stemming) through external-content tables kept in sync by triggers (shard_words.py);
+vectors are stored as float32 BLOBs in the same rows (the durable copy) and searched from an
+in-memory `VectorIndex` built on first use (shard_vectors.py); recall messages get their neighbours'
+text as context (shard_context.py). All methods are synchronous and must be called with `lock` held.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from mnemo.memory.search import text as ranking
+from mnemo.memory.search.base import PassageDoc, RecallDoc
+from mnemo.memory.search.schema import SCHEMA
+from mnemo.memory.search.shard_context import CONTEXT_AFTER, CONTEXT_BEFORE, derive_contexts
+from mnemo.memory.search.shard_vectors import ShardVectors, blob
+from mnemo.memory.search.shard_words import bm25_ceiling, count_vector_only, word_search
+from mnemo.memory.search.text import (
+    DEFAULT_MIN_SIMILARITY,
+    MESSAGE_WEIGHTS,
+    VECTOR_WEIGHT,
+    date_words,
+    fts5_query,
+    utc_epoch,
+)
+from mnemo.memory.search.vectors import normalize
+
+__all__ = [
+    "CONTEXT_AFTER",
+    "CONTEXT_BEFORE",
+    "DEFAULT_MIN_SIMILARITY",
+    "MESSAGE_WEIGHTS",
+    "VECTOR_WEIGHT",
+    "AgentShard",
+]
+
+Doc = TypeVar("Doc", RecallDoc, PassageDoc)
+Ranked = list[tuple[int, float]]
+
+
+def _iso(when: datetime) -> str:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.isoformat()
+
+
+def _from_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _in(ids: Sequence[object]) -> str:
+    """The placeholders of an SQL `IN (...)` list of `ids`."""
+    return ",".join("?" * len(ids))
+
+
+_TEMPLATE_LOCK = threading.Lock()
+
+
+def template_name() -> str:
+    """File name of the empty shard new shards are copied from (changes with the schema)."""
+    return f".shard-template-{hashlib.sha256(SCHEMA.encode()).hexdigest()[:12]}.sqlite"
+
+
+def _template(path: Path) -> Path:
+    """`path`, built once (schema applied, WAL checkpointed into the file) if it does not exist yet."""
+    if path.exists():
+        return path
+    with _TEMPLATE_LOCK:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            building = path.with_suffix(f".{os.getpid()}.tmp")
+            AgentShard(building, "", "").close()
+            os.replace(building, path)
+    return path
+
+
+class AgentShard:
+    """The SQLite file and vector indexes of one (tenant, agent)."""
+
+    def __init__(self, path: Path, tenant_id: str, agent_id: str,
+                 min_similarity: float = DEFAULT_MIN_SIMILARITY, template: Path | None = None) -> None:
+        self.path = path
+        self.tenant_id = tenant_id
+        self.agent_id = agent_id
+        self.min_similarity = min_similarity
+        self.lock = threading.Lock()
+        self.closed = False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if template is not None and not path.exists():
+            shutil.copyfile(_template(template), path)  # an empty shard: ~10x cheaper than the DDL
+        self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=10000")
+        self.db.executescript(SCHEMA)
+        self.vectors = ShardVectors(self.db)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.db.close()
+            self.vectors.clear()
+
+    # -- shared by recall and archival ------------------------------------------------------------
+
+    def _write(self, kind: str, docs: list[Doc], upsert: Callable[[Doc, bytes | None], int],
+               label: Callable[[Doc], int], then: Callable[[list[int]], None] | None = None) -> None:
+        """Upsert `docs` into table `kind` in one transaction (`upsert` writes a row and returns its rid;
+        `then` runs on the rids before commit), then bring its vector index in step."""
+        vecs = [None if d.vector is None else normalize(d.vector) for d in docs]
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            dim = self.vectors.claim_dim(kind, {len(v) for v in vecs if v is not None})
+            keys = [upsert(d, blob(v)) for d, v in zip(docs, vecs, strict=True)]
+            if then is not None:
+                then(keys)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            self.vectors.forget(kind)
+            raise
+        self.vectors.written(kind, dim, keys, vecs, [utc_epoch(d.created_at) for d in docs],
+                             [label(d) for d in docs])
+
+    def _search(self, kind: str, alias: str, where: str, args: list[object], query: str,
+                vector: list[float] | None, weights: str, vector_filter: Callable[[], dict[str, Any]],
+                offset: int, limit: int) -> tuple[Ranked, int]:
+        """One page of (rid, score) of table `kind` and the number of matches.
+
+        With a query: BM25 and vector hits fused (`where`/`args` filter the words side,
+        `vector_filter()` gives the same filter as VectorIndex.search arguments); without: newest first.
+        """
+        db = self.db
+        match = fts5_query(query) if query else None
+        if not query or (match is None and vector is None):
+            if query and match is None:  # a query with no searchable word matches nothing
+                return [], 0
+            total = db.execute(f"SELECT count(*) FROM {kind} {alias} WHERE 1=1{where}", args).fetchone()[0]
+            rows = db.execute(
+                f"SELECT {alias}.rid FROM {kind} {alias} WHERE 1=1{where}"
+                f" ORDER BY {alias}.created_at DESC, {alias}.rid DESC LIMIT ? OFFSET ?",
+                [*args, limit, offset]).fetchall()
+            return [(r[0], 0.0) for r in rows], total
+        depth = max(50, 2 * (offset + limit))
+        word_hits: Ranked = []
+        word_total = 0
+        if match is not None:
+            word_hits, word_total = word_search(db, kind, alias, match, where, args, weights, depth)
+        vec_hits: Ranked = []
+        cosines: dict[int, float] = {}
+        extra = 0
+        index = self.vectors.index(kind) if vector is not None else None
+        if index is not None and vector is not None:
+            q = normalize(vector, index.dim)
+            keys, sims, above = index.search(q, depth, min_score=self.min_similarity, **vector_filter())
+            vec_hits = list(zip(keys, sims, strict=True))
+            cosines = index.scores_for(q, [k for k, _ in word_hits])
+            extra = count_vector_only(db, kind, match, above)
+        elif vector is not None and self.vectors.dim(kind) is not None:
+            normalize(vector, self.vectors.dim(kind))
+        ceiling = bm25_ceiling(db, kind, query) if vec_hits else None
+        fused = ranking.fuse(word_hits, vec_hits, cosines, VECTOR_WEIGHT, ceiling)
+        return fused[offset: offset + limit], word_total + extra
+
+    def _rows(self, columns: str, kind: str, ranked: Ranked) -> list[tuple[tuple[Any, ...], float]]:
+        """The rows (`rid, <columns>`) of the ranked rids that still exist, in rank order, with their scores."""
+        if not ranked:
+            return []
+        ids = [r for r, _ in ranked]
+        rows = {r[0]: r for r in self.db.execute(
+            f"SELECT rid, {columns} FROM {kind} WHERE rid IN ({_in(ids)})", ids)}
+        return [(rows[rid], score) for rid, score in ranked if rid in rows]
+
+    # -- recall -----------------------------------------------------------------------------------
+
+    def index_messages(self, docs: list[RecallDoc]) -> None:
+        def upsert(d: RecallDoc, vec: bytes | None) -> int:
+            return self.db.execute(
+                "INSERT INTO messages(id, role, text, context, auto_context, dates, created_at,"
+                " created_iso, turn_id, extra, vec) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(id) DO UPDATE SET role=excluded.role, text=excluded.text,"
+                " context=excluded.context, auto_context=excluded.auto_context, dates=excluded.dates,"
+                " created_at=excluded.created_at, created_iso=excluded.created_iso,"
+                " turn_id=excluded.turn_id, extra=excluded.extra, vec=excluded.vec RETURNING rid",
+                (d.id, d.role, d.text, d.context, 0 if d.context else 1, date_words(d.created_at),
+                 utc_epoch(d.created_at), _iso(d.created_at), d.turn_id, json.dumps(d.extra), vec),
+            ).fetchone()[0]
+
+        def contexts(keys: list[int]) -> None:
+            derive_contexts(self.db, [k for k, d in zip(keys, docs, strict=True) if not d.context])
+
+        self._write("messages", docs, upsert, lambda d: self.vectors.role_code(d.role), contexts)
+
+    @staticmethod
+    def _message_filters(start: float | None, end: float | None, role: str | None,
+                         alias: str = "m") -> tuple[str, list[object]]:
+        clauses, args = [], []
+        if start is not None:
+            clauses.append(f"{alias}.created_at >= ?")
+            args.append(start)
+        if end is not None:
+            clauses.append(f"{alias}.created_at <= ?")
+            args.append(end)
+        if role:
+            clauses.append(f"{alias}.role = ?")
+            args.append(role)
+        return "".join(f" AND {c}" for c in clauses), args
+
+    def search_messages(self, query: str, vector: list[float] | None, start: float | None,
+                        end: float | None, role: str | None, offset: int,
+                        limit: int) -> tuple[list[tuple[RecallDoc, float]], int]:
+        where, args = self._message_filters(start, end, role)
+
+        def vector_filter() -> dict[str, Any]:  # after the index is loaded: it assigns the role labels
+            return {"start": start, "end": end, "label": self.vectors.role_label(role) if role else None}
+
+        weights = ",".join(str(x) for x in MESSAGE_WEIGHTS)
+        page, total = self._search("messages", "m", where, args, query, vector, weights, vector_filter,
+                                   offset, limit)
+        return self._load_messages(page), total
+
+    def _load_messages(self, ranked: Ranked) -> list[tuple[RecallDoc, float]]:
+        return [(RecallDoc(id=r[1], tenant_id=self.tenant_id, agent_id=self.agent_id, role=r[2], text=r[3],
+                           created_at=_from_iso(r[6]), turn_id=r[7], extra=json.loads(r[8]),
+                           context="" if r[5] else r[4]), score)
+                for r, score in self._rows("id, role, text, context, auto_context, created_iso, turn_id, extra",
+                                           "messages", ranked)]
+
+    def count_messages(self) -> int:
+        return self.db.execute("SELECT count(*) FROM messages").fetchone()[0]
+
+    # -- archival ---------------------------------------------------------------------------------
+
+    def insert_passages(self, docs: list[PassageDoc]) -> None:
+        def upsert(d: PassageDoc, vec: bytes | None) -> int:
+            db = self.db
+            rid = db.execute(
+                "INSERT INTO passages(id, text, created_at, created_iso, tags, source_id, position,"
+                " metadata, vec) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
+                " text=excluded.text, created_at=excluded.created_at, created_iso=excluded.created_iso,"
+                " tags=excluded.tags, source_id=excluded.source_id, position=excluded.position,"
+                " metadata=excluded.metadata, vec=excluded.vec RETURNING rid",
+                (d.id, d.text, utc_epoch(d.created_at), _iso(d.created_at), json.dumps(d.tags),
+                 d.source_id, d.position, json.dumps(d.metadata), vec),
+            ).fetchone()[0]
+            db.execute("DELETE FROM passage_tags WHERE rid = ?", (rid,))
+            db.executemany("INSERT OR IGNORE INTO passage_tags(tag, rid) VALUES (?, ?)", [(t, rid) for t in d.tags])
+            return rid
+
+        self._write("passages", docs, upsert, lambda d: 0)
+
+    @staticmethod
+    def _tag_filter(tags: list[str] | None) -> tuple[str, list[object]]:
+        tags = sorted(set(tags or []))
+        if not tags:
+            return "", []
+        sub = f"SELECT rid FROM passage_tags WHERE tag IN ({_in(tags)}) GROUP BY rid HAVING count(*) = ?"
+        return f" AND p.rid IN ({sub})", [*tags, len(tags)]
+
+    def search_passages(self, query: str, vector: list[float] | None, tags: list[str] | None,
+                        offset: int, limit: int) -> tuple[list[tuple[PassageDoc, float]], int]:
+        where, args = self._tag_filter(tags)
+
+        def vector_filter() -> dict[str, Any]:
+            if not tags:
+                return {"allowed": None}
+            return {"allowed": np.array(sorted(r[0] for r in self.db.execute(
+                f"SELECT p.rid FROM passages p WHERE 1=1{where}", args)), dtype=np.int64)}
+
+        page, total = self._search("passages", "p", where, args, query, vector, "1.0", vector_filter,
+                                   offset, limit)
+        return self._load_passages(page), total
+
+    def _load_passages(self, ranked: Ranked) -> list[tuple[PassageDoc, float]]:
+        return [(PassageDoc(id=r[1], tenant_id=self.tenant_id, agent_id=self.agent_id, text=r[2],
+                            created_at=_from_iso(r[3]), tags=json.loads(r[4]), source_id=r[5], position=r[6],
+                            metadata=json.loads(r[7])), score)
+                for r, score in self._rows("id, text, created_iso, tags, source_id, position, metadata",
+                                           "passages", ranked)]
+
+    def delete_passage(self, passage_id: str) -> bool:
+        row = self.db.execute("DELETE FROM passages WHERE id = ? RETURNING rid", (passage_id,)).fetchone()
+        if row is None:
+            return False
+        self.vectors.removed("passages", [row[0]])
+        return True
+
+    def count_passages(self) -> int:
+        return self.db.execute("SELECT count(*) FROM passages").fetchone()[0]

@@ -1,0 +1,379 @@
+"""MemoryService: wires the gRPC API (mnemo.v1.MemoryService) to the domain modules."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+import nats.errors
+import nats.js.errors
+from google.protobuf import empty_pb2
+
+from mnemo.common import natsrpc, subjects
+from mnemo.common.config import Settings
+from mnemo.common.events import EventPublisher
+from mnemo.common.grpcutil import GrpcServer
+from mnemo.common.natsutil import connect, ensure_jetstream
+from mnemo.common.telemetry import span
+from mnemo.memory.agents import Agents
+from mnemo.memory.checkpoints import Checkpoints
+from mnemo.memory.commitlog import CommitLog
+from mnemo.memory.documents import DocumentIngest
+from mnemo.memory.errors import MemoryServiceError
+from mnemo.memory.llm_client import LLMClient
+from mnemo.memory.memories import Memories
+from mnemo.memory.recall import AgentModels, RecallIndexer
+from mnemo.memory.search.base import DimensionMismatch, SearchBackend
+from mnemo.memory.store import AgentStore
+from mnemo.memory.templates import TemplateStore
+from mnemo.memory.transfer import Transfer
+from mnemo.v1 import common_pb2, memory_pb2, memory_pb2_grpc
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _ref_of(request: Any) -> tuple[str, str]:
+    ref = getattr(request, "ref", None)
+    if ref is not None and isinstance(ref, common_pb2.AgentRef):
+        return ref.tenant_id, ref.agent_id
+    if isinstance(request, common_pb2.AgentRef):
+        return request.tenant_id, request.agent_id
+    return getattr(request, "tenant_id", ""), ""
+
+
+def _count(result: Any) -> int | None:
+    for name in ("hits", "agents", "templates", "checkpoints", "ids", "removed", "blocks", "queue"):
+        if hasattr(result, name):
+            try:
+                return len(getattr(result, name))
+            except TypeError:
+                continue
+    return None
+
+
+def rpc(op: str) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
+    """A unary handler: a span named after the operation, domain errors → gRPC statuses."""
+
+    def wrap(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+        @functools.wraps(fn)
+        async def handler(self: MemoryServicer, request: Any, context: grpc.aio.ServicerContext) -> T:
+            tenant_id, agent_id = _ref_of(request)
+            with span(f"memory.{op}", tracer="mnemo.memory",
+                      attributes={"mnemo.tenant_id": tenant_id, "mnemo.agent_id": agent_id}) as s:
+                try:
+                    result = await fn(self, request, context)
+                except Exception as exc:
+                    await _abort(context, s, exc)
+                n = _count(result)
+                if n is not None:
+                    s.set_attribute("mnemo.result_count", n)
+                return result
+        return handler
+    return wrap
+
+
+def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    if isinstance(exc, MemoryServiceError):
+        return getattr(grpc.StatusCode, exc.code), str(exc)
+    if isinstance(exc, DimensionMismatch):
+        return grpc.StatusCode.FAILED_PRECONDITION, f"embedding dimension mismatch: {exc}"
+    if isinstance(exc, (nats.errors.TimeoutError, nats.errors.ConnectionClosedError, nats.errors.NoServersError,
+                        nats.js.errors.ServiceUnavailableError)):
+        return grpc.StatusCode.UNAVAILABLE, f"state store unavailable: {type(exc).__name__}"
+    log.exception("memory operation failed", exc_info=exc)
+    return grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})"
+
+
+async def _abort(context: grpc.aio.ServicerContext, s: Any, exc: BaseException) -> None:
+    """End the RPC with the status matching `exc` (domain errors carry their own)."""
+    code, details = _status_of(exc)
+    s.set_attribute("mnemo.error", code.name)
+    await context.abort(code, details)
+
+
+class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
+    def __init__(self, service: MemoryService) -> None:
+        self.svc = service
+
+    @property
+    def agents(self) -> Agents:
+        return self.svc.agents
+
+    # ---- agents ----
+    @rpc("create_agent")
+    async def CreateAgent(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.agents.create(request)
+
+    @rpc("get_agent")
+    async def GetAgent(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.agents.get(request.tenant_id, request.agent_id)
+
+    @rpc("list_agents")
+    async def ListAgents(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.agents.list(request)
+
+    @rpc("update_agent")
+    async def UpdateAgent(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.agents.update(request)
+
+    @rpc("delete_agent")
+    async def DeleteAgent(self, request, context):  # type: ignore[no-untyped-def]
+        await self.svc.delete_agent(request.tenant_id, request.agent_id)
+        return empty_pb2.Empty()
+
+    @rpc("get_context")
+    async def GetContext(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.agents.get_context(request.tenant_id, request.agent_id)
+
+    @rpc("commit_step")
+    async def CommitStep(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.agents.commit_step(request)
+
+    @rpc("get_core_memory")
+    async def GetCoreMemory(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.agents.core_memory(request.tenant_id, request.agent_id)
+
+    @rpc("update_block")
+    async def UpdateBlock(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.agents.update_block(request)
+
+    @rpc("pop_messages")
+    async def PopMessages(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.agents.pop_messages(request)
+
+    @rpc("rewrite_message")
+    async def RewriteMessage(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.agents.rewrite_message(request)
+
+    # ---- documents ----
+    async def IngestDocument(self, request_iterator, context):  # type: ignore[no-untyped-def]
+        with span("memory.ingest_document", tracer="mnemo.memory") as s:
+            last = None
+            ingest = DocumentIngest(self.svc.memories)
+            try:
+                async for progress in ingest.run(request_iterator):
+                    if last is None and ingest.ref is not None:
+                        s.set_attribute("mnemo.tenant_id", ingest.ref.tenant_id)
+                        s.set_attribute("mnemo.agent_id", ingest.ref.agent_id)
+                    last = progress
+                    yield progress
+            except Exception as exc:
+                await _abort(context, s, exc)
+            if last is not None:
+                s.set_attribute("mnemo.result_count", last.passages)
+                s.set_attribute("mnemo.source_id", last.source_id)
+
+    # ---- checkpoints, export, import ----
+    @rpc("create_checkpoint")
+    async def CreateCheckpoint(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.svc.checkpoints.create(request)
+
+    @rpc("list_checkpoints")
+    async def ListCheckpoints(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.svc.checkpoints.list(request.tenant_id, request.agent_id)
+
+    @rpc("restore_checkpoint")
+    async def RestoreCheckpoint(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.svc.checkpoints.restore(request)
+
+    async def ExportAgent(self, request, context):  # type: ignore[no-untyped-def]
+        with span("memory.export_agent", tracer="mnemo.memory",
+                  attributes={"mnemo.tenant_id": request.tenant_id, "mnemo.agent_id": request.agent_id}) as s:
+            sent = 0
+            try:
+                async for chunk in self.svc.transfer.export(request):
+                    sent += len(chunk.data)
+                    yield chunk
+            except Exception as exc:
+                await _abort(context, s, exc)
+            s.set_attribute("mnemo.bytes", sent)
+
+    async def ImportAgent(self, request_iterator, context):  # type: ignore[no-untyped-def]
+        with span("memory.import_agent", tracer="mnemo.memory") as s:
+            try:
+                state = await self.svc.transfer.import_(request_iterator)
+            except Exception as exc:
+                await _abort(context, s, exc)
+            s.set_attribute("mnemo.tenant_id", state.config.tenant_id)
+            s.set_attribute("mnemo.agent_id", state.config.id)
+            s.set_attribute("mnemo.result_count", state.recall_count + state.archival_count)
+            return state
+
+    # ---- templates ----
+    @rpc("list_templates")
+    async def ListTemplates(self, request, context):  # type: ignore[no-untyped-def]
+        return memory_pb2.ListTemplatesResponse(
+            templates=await self.svc.templates.list(request.tenant_id, request.kind))
+
+    @rpc("get_template")
+    async def GetTemplate(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.svc.templates.get(request.tenant_id, request.kind, request.name)
+
+    @rpc("put_template")
+    async def PutTemplate(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.svc.templates.put(request.tenant_id, request.template, request.create_only)
+
+    # ---- recall ----
+    @rpc("search_recall")
+    async def SearchRecall(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.svc.memories.search_recall(request)
+
+    @rpc("import_recall")
+    async def ImportRecall(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.svc.memories.import_recall(request)
+
+    # ---- archival ----
+    @rpc("insert_archival")
+    async def InsertArchival(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.svc.memories.insert_archival(request)
+
+    @rpc("search_archival")
+    async def SearchArchival(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.svc.memories.search_archival(request)
+
+    @rpc("delete_archival")
+    async def DeleteArchival(self, request, context):  # type: ignore[no-untyped-def]
+        await self.svc.memories.delete_archival(request)
+        return empty_pb2.Empty()
+
+    @rpc("get_counts")
+    async def GetCounts(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.svc.memories.counts(request.tenant_id, request.agent_id)
+
+    @rpc("delete_template")
+    async def DeleteTemplate(self, request, context):  # type: ignore[no-untyped-def]
+        await self.svc.templates.delete(request.tenant_id, request.kind, request.name)
+        return empty_pb2.Empty()
+
+
+def make_backend(settings: Settings) -> SearchBackend | None:
+    """The configured search backend (the search package's factory)."""
+    from mnemo.memory import search
+
+    factory = getattr(search, "create_backend", None)
+    if factory is not None:
+        return factory(settings)
+    try:  # until the factory lands: the embedded index directly
+        from mnemo.memory.search.embedded import EmbeddedBackend
+    except ImportError:
+        log.error("no search backend available: recall and archival memory are disabled")
+        return None
+    return EmbeddedBackend(settings.home_dir / "index")
+
+
+class MemoryService:
+    """The memory service: gRPC server over NATS KV (state), the commit log and a search backend."""
+
+    def __init__(self, settings: Settings, backend: SearchBackend | None = None, llm_target: str | None = None,
+                 *, recall_ack_wait: float = 30.0, run_indexer: bool = True) -> None:
+        self.settings = settings
+        self.backend = backend
+        self._own_backend = backend is None
+        self.recall_ack_wait = recall_ack_wait
+        self.run_indexer = run_indexer
+        self.indexer: RecallIndexer | None = None
+        self.llm = LLMClient(llm_target or settings.llm_target)
+        self.nc: Any = None
+        self.grpc: GrpcServer | None = None
+        self.rpc: natsrpc.NatsRpcServer | None = None
+        self.address = ""
+        self._recovery: asyncio.Task[None] | None = None
+        self.recovered_outboxes: int | None = None  # agents checked by the start-up pass, once done
+
+    async def start(self) -> None:
+        self.nc = await connect(self.settings.nats_servers, "mnemo-memory")
+        nc = self.nc
+        self.llm.use(lambda grpc_stub: natsrpc.llm_stub(self.settings, nc, grpc_stub))
+        js = self.nc.jetstream()
+        buckets = await ensure_jetstream(js)
+        self.js = js
+        self.store = AgentStore(buckets[subjects.KV_AGENTS])
+        await self.store.cache.watch(js, subjects.KV_AGENTS)
+        self.templates = TemplateStore(buckets[subjects.KV_TEMPLATES])
+        self.checkpoint_kv = buckets[subjects.KV_CHECKPOINTS]
+        self.commitlog = CommitLog(js)
+        self.agents = Agents(self.settings, self.store, self.templates, self.llm, self.commitlog,
+                             EventPublisher.for_replicas(js, self.settings.jetstream_replicas))
+        if self.backend is None:
+            self.backend = make_backend(self.settings)
+        if self.backend is not None:
+            await self.backend.start()
+        self.agents.backend = self.backend
+        self.models = AgentModels(self.store)
+        self.memories = Memories(self.agents, self.backend, self.llm)
+        self.checkpoints = Checkpoints(self.checkpoint_kv, self.agents)
+        self.transfer = Transfer(self.agents, self.memories)
+        if self.backend is not None and self.run_indexer:
+            self.indexer = RecallIndexer(js, self.backend, self.llm, self.models, ack_wait=self.recall_ack_wait)
+            await self.indexer.start()
+
+        servicer = MemoryServicer(self)
+        self.grpc = GrpcServer("memory", self.settings.host, self.settings.memory_port)
+        self.grpc.add(memory_pb2_grpc.add_MemoryServiceServicer_to_server, servicer, "mnemo.v1.MemoryService")
+        await self.grpc.start()
+        self.address = self.grpc.address
+        self.rpc = natsrpc.NatsRpcServer(self.nc, self.settings.rpc_group, natsrpc.MEMORY, natsrpc.MEMORY_SERVICE,
+                                         servicer)
+        await self.rpc.start()
+        # In the background: readiness does not wait for a scan of every agent.
+        self._recovery = asyncio.create_task(self._recover_commit_log(buckets[subjects.KV_AGENTS]),
+                                             name="commit-log-recovery")
+        log.info("memory service listening on %s", self.address)
+
+    async def _recover_commit_log(self, agents_kv: Any) -> None:
+        """Re-publish the commit outboxes a crash may have left unpublished (retried until done)."""
+        delay = 0.5
+        while True:
+            try:
+                checked = await self.commitlog.recover(agents_kv)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("commit-log recovery failed, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            self.recovered_outboxes = checked
+            log.info("commit-log recovery: %d agents with a pending outbox checked", checked)
+            return
+
+    async def stop(self) -> None:
+        if self._recovery is not None:
+            self._recovery.cancel()
+            await asyncio.gather(self._recovery, return_exceptions=True)
+            self._recovery = None
+        if self.rpc is not None:
+            await self.rpc.stop()
+            self.rpc = None
+        if self.grpc is not None:
+            await self.grpc.stop(grace=1.0)
+            self.grpc = None
+        if getattr(self, "commitlog", None) is not None:
+            await self.commitlog.drain()
+        if self.indexer is not None:
+            await self.indexer.stop()
+            self.indexer = None
+        await self.llm.close()
+        if getattr(self, "store", None) is not None:
+            await self.store.cache.close()
+        if self.backend is not None and self._own_backend:
+            await self.backend.close()
+            self.backend = None
+        if self.nc is not None:
+            await self.nc.drain()
+            self.nc = None
+
+    async def delete_agent(self, tenant_id: str, agent_id: str) -> None:
+        """Remove the agent's state, commit log, recall + archival data and checkpoints."""
+        await self.store.get(tenant_id, agent_id)  # NotFound for unknown / other tenant's agents
+        await self.commitlog.purge_agent(tenant_id, agent_id)
+        await self.store.delete(tenant_id, agent_id)
+        self.models.forget(tenant_id, agent_id)
+        if self.backend is not None:
+            await self.backend.delete_agent(tenant_id, agent_id)
+        await self.checkpoints.delete_all(tenant_id, agent_id)

@@ -1,0 +1,75 @@
+"""OrchestratorService: consumes turns from JetStream, runs the agent loop, publishes events.
+
+Publicly it serves only gRPC health (and reflection) on `settings.orchestrator_port`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from mnemo.common import ids, natsrpc, subjects
+from mnemo.common.config import Settings
+from mnemo.common.events import EventPublisher
+from mnemo.common.grpcutil import GrpcServer, client_channel
+from mnemo.common.natsutil import connect, ensure_jetstream
+from mnemo.orchestrator.consumer import TurnConsumer
+from mnemo.orchestrator.leases import LeaseManager
+from mnemo.orchestrator.runner import TurnRunner
+from mnemo.orchestrator.tokens import TokenCounter
+from mnemo.v1 import llm_pb2_grpc, memory_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+class OrchestratorService:
+    """A stateless orchestrator replica; any number of them share the TURNS work queue."""
+
+    def __init__(self, settings: Settings, memory_target: str | None = None,
+                 llm_target: str | None = None, counter: TokenCounter | None = None) -> None:
+        self.settings = settings
+        self.memory_target = memory_target or settings.memory_target
+        self.llm_target = llm_target or settings.llm_target
+        self.replica_id = ids.new_id("orch")
+        self.counter = counter
+        self.nc: Any = None
+        self.grpc: GrpcServer | None = None
+        self.consumer: TurnConsumer | None = None
+        self.runner: TurnRunner | None = None
+        self._channels: list[Any] = []
+        self.address = ""
+
+    async def start(self) -> None:
+        self.nc = await connect(self.settings.nats_servers, f"mnemo-orchestrator-{self.replica_id}")
+        js = self.nc.jetstream()
+        buckets = await ensure_jetstream(js)
+        memory_ch = client_channel(self.memory_target)
+        llm_ch = client_channel(self.llm_target)
+        self._channels = [memory_ch, llm_ch]
+        memory = natsrpc.memory_stub(self.settings, self.nc, memory_pb2_grpc.MemoryServiceStub(memory_ch))
+        llm = natsrpc.llm_stub(self.settings, self.nc, llm_pb2_grpc.LLMServiceStub(llm_ch))
+        self.runner = TurnRunner(self.settings, memory, llm,
+                                 EventPublisher.for_replicas(js, self.settings.jetstream_replicas), self.counter)
+        leases = LeaseManager(buckets[subjects.KV_LEASES], self.replica_id, self.settings.orchestrator_lease_ttl)
+        self.consumer = TurnConsumer(js, leases, self.runner, self.settings.orchestrator_concurrency,
+                                     self.settings.orchestrator_ack_wait)
+        self.grpc = GrpcServer("orchestrator", self.settings.host, self.settings.orchestrator_port)
+        await self.grpc.start()
+        self.address = self.grpc.address
+        await self.consumer.start()
+        log.info("orchestrator %s consuming turns; health on %s", self.replica_id, self.address)
+
+    async def stop(self) -> None:
+        """Stop consuming; turns in progress are handed back to JetStream for another replica."""
+        if self.consumer is not None:
+            await self.consumer.stop()
+            self.consumer = None
+        if self.grpc is not None:
+            await self.grpc.stop(grace=0.5)
+            self.grpc = None
+        for ch in self._channels:
+            await ch.close()
+        self._channels = []
+        if self.nc is not None:
+            await self.nc.drain()
+            self.nc = None
