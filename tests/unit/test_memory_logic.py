@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from mnemo.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from mnemo.memory import blocks
 from mnemo.memory.chunking import Chunker
-from mnemo.memory.errors import FailedPrecondition, InvalidArgument, NotFound
 from mnemo.memory.recall import parse_range, searchable_text
 from mnemo.memory.steps import apply_step
 from mnemo.v1 import common_pb2, memory_pb2

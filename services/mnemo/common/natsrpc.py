@@ -14,6 +14,10 @@ carries the NATS services headers `Nats-Service-Error-Code` (the numeric gRPC st
 `Nats-Service-Error` (details), plus trailing metadata as `Mnemo-Trailer-<key>` headers. Requests
 carry `Mnemo-Timeout-Ms` and the W3C trace headers. Each server also registers as a NATS service
 (`$SRV.INFO`, `$SRV.STATS` discovery), one endpoint per method.
+
+Errors: `NatsRpcCaller` raises the domain errors of `mnemo.common.errors` (mapped by
+`mnemo.common.status`), which is what services see through `mnemo.common.rpcclient.RpcClient`.
+`NatsRpcStub` keeps the face of a generated gRPC stub for code written against one.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import grpc
@@ -34,7 +37,8 @@ from nats import micro
 from nats.micro.request import ERROR_CODE_HEADER, ERROR_HEADER, Request
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from mnemo.common import telemetry
+from mnemo.common import status, telemetry
+from mnemo.common.errors import DeadlineExceeded, MnemoError, Unavailable
 from mnemo.common.grpcutil import SERVER_ERROR_CODES
 from mnemo.v1 import llm_pb2, memory_pb2
 
@@ -44,7 +48,6 @@ TIMEOUT_HEADER = "Mnemo-Timeout-Ms"
 TRAILER_PREFIX = "Mnemo-Trailer-"
 FALLBACK_HEADER = "Mnemo-Rpc-Fallback"   # "grpc": the reply did not fit; ask again over gRPC
 DEFAULT_TIMEOUT = 60.0
-_CODES = {c.value[0]: c for c in grpc.StatusCode}
 
 
 MEMORY = "memory"
@@ -61,6 +64,10 @@ def rpc_subject(group: str, service: str, method: str) -> str:
 def _unary_methods(descriptor: ServiceDescriptor) -> dict[str, tuple[type[Message], type[Message]]]:
     return {m.name: (GetMessageClass(m.input_type), GetMessageClass(m.output_type))
             for m in descriptor.methods if not m.client_streaming and not m.server_streaming}
+
+
+def unary_method_names(descriptor: ServiceDescriptor) -> list[str]:
+    return list(_unary_methods(descriptor))
 
 
 # ---- server ------------------------------------------------------------------------------------
@@ -164,6 +171,9 @@ class NatsRpcServer:
             except RpcAbort as exc:
                 code, details = exc.code, exc.details
                 extra = {f"{TRAILER_PREFIX}{k}": v for k, v in exc.trailing}
+            except MnemoError as exc:  # a servicer may raise domain errors instead of aborting
+                code, details = status.grpc_code(exc), str(exc)
+                extra = {f"{TRAILER_PREFIX}{k}": v for k, v in status.trailer(exc)}
             except Exception as exc:
                 code, details = grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})"
                 log.exception("%s failed", rpc_name)
@@ -184,96 +194,79 @@ async def _quiet_reply(coro: Awaitable[None]) -> None:
 
 # ---- client ------------------------------------------------------------------------------------
 
-def rpc_error(code: grpc.StatusCode, details: str,
-              trailing: tuple[tuple[str, str], ...] = ()) -> grpc.aio.AioRpcError:
-    """The same exception a gRPC stub raises, so callers handle both transports alike."""
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(*trailing), details=details)
+class UseGrpc(Exception):
+    """This call goes (again) over gRPC: nobody answers on NATS, or the message does not fit."""
 
 
-@dataclass
-class _Method:
-    subject: str
-    response_cls: type[Message]
-    fallback: Callable[..., Awaitable[Message]] | None
+class NatsRpcCaller:
+    """Unary calls of one service over NATS request-reply, raising domain errors (`UseGrpc` when
+    the call must go over gRPC instead)."""
 
+    def __init__(self, nc: Any, group: str, service: str, descriptor: ServiceDescriptor) -> None:
+        self.nc = nc
+        self.methods = {name: (rpc_subject(group, service, name), response_cls)
+                        for name, (_, response_cls) in _unary_methods(descriptor).items()}
 
-class _UseGrpc(Exception):
-    """This call goes (again) over gRPC."""
+    async def call(self, subject: str, response_cls: type[Message], request: Message,
+                   timeout: float | None) -> Message:
+        nc = self.nc
+        body = request.SerializeToString()
+        if not nc.is_connected or len(body) > nc.max_payload:
+            raise UseGrpc
+        timeout = timeout or DEFAULT_TIMEOUT
+        headers = telemetry.inject()
+        headers[TIMEOUT_HEADER] = str(int(timeout * 1000))
+        try:
+            msg = await nc.request(subject, body, timeout=timeout, headers=headers)
+        except nats.errors.NoRespondersError:
+            raise UseGrpc from None
+        except nats.errors.TimeoutError:
+            raise DeadlineExceeded(f"{subject}: no reply in {timeout:.1f}s") from None
+        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+                nats.errors.ConnectionDrainingError, nats.errors.OutboundBufferLimitError):
+            raise UseGrpc from None
+        reply_headers = msg.headers
+        if reply_headers and ERROR_CODE_HEADER in reply_headers:
+            if reply_headers.get(FALLBACK_HEADER) == "grpc":
+                raise UseGrpc
+            number = reply_headers[ERROR_CODE_HEADER]
+            code = status.code_of_number(int(number) if number.isdigit() else -1)
+            trailing = ((k[len(TRAILER_PREFIX):].lower(), v) for k, v in reply_headers.items()
+                        if k.startswith(TRAILER_PREFIX))
+            raise status.from_status(code, reply_headers.get(ERROR_HEADER, ""), trailing)
+        return response_cls.FromString(msg.data)
 
 
 class NatsRpcStub:
-    """A stub whose unary methods go over NATS (falling back to `grpc_stub`); anything else (streaming
-    methods) is `grpc_stub`'s. Call signature as gRPC's: `await stub.Method(request, timeout=...)`."""
+    """A drop-in for a generated gRPC stub whose unary methods go over NATS (falling back to
+    `grpc_stub`), raising `grpc.aio.AioRpcError` like the stub it replaces; anything else (streaming
+    methods) is `grpc_stub`'s. Services use `mnemo.common.rpcclient.RpcClient` instead, which speaks
+    domain errors; this shape is for code written against gRPC stubs."""
 
     def __init__(self, nc: Any, group: str, service: str, descriptor: ServiceDescriptor,
                  grpc_stub: Any = None) -> None:
-        self._nc = nc
         self._grpc = grpc_stub
-        for name, (_, response_cls) in _unary_methods(descriptor).items():
+        caller = NatsRpcCaller(nc, group, service, descriptor)
+        for name, (subject, response_cls) in caller.methods.items():
             fallback = getattr(grpc_stub, name, None) if grpc_stub is not None else None
-            method = _Method(rpc_subject(group, service, name), response_cls, fallback)
-            setattr(self, name, self._caller(method))
+            setattr(self, name, self._method(caller, subject, response_cls, fallback))
 
     def __getattr__(self, name: str) -> Any:  # streaming methods
         if self._grpc is None:
             raise AttributeError(name)
         return getattr(self._grpc, name)
 
-    def _caller(self, method: _Method) -> Callable[..., Awaitable[Message]]:
+    @staticmethod
+    def _method(caller: NatsRpcCaller, subject: str, response_cls: type[Message],
+                fallback: Callable[..., Awaitable[Message]] | None) -> Callable[..., Awaitable[Message]]:
         async def call(request: Message, timeout: float | None = None,
                        metadata: Any = None, **kwargs: Any) -> Message:
             try:
-                return await self._call(method, request, timeout)
-            except _UseGrpc:
-                if method.fallback is None:
-                    raise rpc_error(grpc.StatusCode.UNAVAILABLE,
-                                    f"no server answers {method.subject} on NATS") from None
-                return await method.fallback(request, timeout=timeout, metadata=metadata, **kwargs)
+                return await caller.call(subject, response_cls, request, timeout)
+            except MnemoError as err:
+                raise status.to_rpc_error(err) from None
+            except UseGrpc:
+                if fallback is None:
+                    raise status.to_rpc_error(Unavailable(f"no server answers {subject} on NATS")) from None
+                return await fallback(request, timeout=timeout, metadata=metadata, **kwargs)
         return call
-
-    async def _call(self, method: _Method, request: Message, timeout: float | None) -> Message:
-        nc = self._nc
-        body = request.SerializeToString()
-        if not nc.is_connected or len(body) > nc.max_payload:
-            raise _UseGrpc
-        timeout = timeout or DEFAULT_TIMEOUT
-        headers = telemetry.inject()
-        headers[TIMEOUT_HEADER] = str(int(timeout * 1000))
-        try:
-            msg = await nc.request(method.subject, body, timeout=timeout, headers=headers)
-        except nats.errors.NoRespondersError:
-            raise _UseGrpc from None
-        except nats.errors.TimeoutError:
-            raise rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, f"{method.subject}: no reply in {timeout:.1f}s") \
-                from None
-        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
-                nats.errors.ConnectionDrainingError, nats.errors.OutboundBufferLimitError):
-            raise _UseGrpc from None
-        reply_headers = msg.headers
-        if reply_headers and ERROR_CODE_HEADER in reply_headers:
-            if reply_headers.get(FALLBACK_HEADER) == "grpc":
-                raise _UseGrpc
-            code = _CODES.get(int(reply_headers[ERROR_CODE_HEADER]) if reply_headers[ERROR_CODE_HEADER].isdigit()
-                              else -1, grpc.StatusCode.UNKNOWN)
-            trailing = tuple((k[len(TRAILER_PREFIX):].lower(), v) for k, v in reply_headers.items()
-                             if k.startswith(TRAILER_PREFIX))
-            raise rpc_error(code, reply_headers.get(ERROR_HEADER, ""), trailing)
-        return method.response_cls.FromString(msg.data)
-
-
-def client_stub(transport: str, nc: Any, group: str, service: str, descriptor: ServiceDescriptor,
-                grpc_stub: Any) -> Any:
-    """The stub internal callers use: NATS first (with `grpc_stub` as fallback), or `grpc_stub` alone."""
-    if transport == "nats" and nc is not None:
-        return NatsRpcStub(nc, group, service, descriptor, grpc_stub)
-    return grpc_stub
-
-
-def memory_stub(settings: Any, nc: Any, grpc_stub: Any) -> Any:
-    """mnemo.v1.MemoryService for internal callers (see `client_stub`)."""
-    return client_stub(settings.rpc_transport, nc, settings.rpc_group, MEMORY, MEMORY_SERVICE, grpc_stub)
-
-
-def llm_stub(settings: Any, nc: Any, grpc_stub: Any) -> Any:
-    """mnemo.v1.LLMService for internal callers (see `client_stub`)."""
-    return client_stub(settings.rpc_transport, nc, settings.rpc_group, LLM, LLM_SERVICE, grpc_stub)

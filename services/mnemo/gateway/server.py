@@ -11,7 +11,7 @@ from typing import Any
 import uvicorn
 from nats.js.api import KeyValueConfig, StorageType
 
-from mnemo.common import natsrpc, subjects
+from mnemo.common import rpcclient, subjects
 from mnemo.common.config import Settings
 from mnemo.common.grpcutil import GrpcServer, client_channel
 from mnemo.common.natsutil import DAY, connect, ensure_jetstream, ensure_kv
@@ -83,14 +83,14 @@ class GatewayService:
         await self.hub.start()  # before serving: every turn's waiter sees all its events
         self._channel = client_channel(self.memory_target)
         self._llm_channel = client_channel(self.llm_target)
-        core = Core(natsrpc.memory_stub(settings, self.nc, memory_pb2_grpc.MemoryServiceStub(self._channel)))
+        core = Core(rpcclient.memory_client(settings, self.nc, memory_pb2_grpc.MemoryServiceStub(self._channel)))
         health = HealthChecker({"memory": self.memory_target, "llm-proxy": self.llm_target,
                                 "orchestrator": self.orchestrator_target}, ttl=options.health_cache_ttl)
         self.context = GatewayContext(settings=settings, options=options, core=core,
                                       turns=TurnRunner(js, self.hub, idempotency), tenants=tenants,
                                       limiter=RateLimiter(options.rate_per_second, options.rate_burst),
                                       health=health, js=js,
-                                      models=ModelLister(natsrpc.llm_stub(
+                                      models=ModelLister(rpcclient.llm_client(
                                           settings, self.nc, llm_pb2_grpc.LLMServiceStub(self._llm_channel))))
         self.app = create_app(self.context, self.nc)
 

@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable
 
 from mnemo.common import ids, subjects, telemetry
 from mnemo.common.config import Settings
+from mnemo.common.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from mnemo.common.events import EventPublisher
 from mnemo.memory import blocks as core
 from mnemo.memory.commitlog import CommitLog
-from mnemo.memory.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from mnemo.memory.llm_client import LLMClient
 from mnemo.memory.search.base import SearchBackend
 from mnemo.memory.steps import apply_step

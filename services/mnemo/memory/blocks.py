@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from mnemo.memory.errors import FailedPrecondition, InvalidArgument, NotFound
+from mnemo.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from mnemo.v1 import common_pb2
 
 DEFAULT_LIMIT = 2000

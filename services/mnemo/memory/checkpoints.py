@@ -16,9 +16,9 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from mnemo.common import ids
+from mnemo.common.errors import InvalidArgument, NotFound
 from mnemo.common.natsutil import live_entries
 from mnemo.memory.agents import Agents, public
-from mnemo.memory.errors import InvalidArgument, NotFound
 from mnemo.v1 import common_pb2, memory_pb2
 
 MAX_NAME_CHARS = 200

@@ -15,8 +15,8 @@ import tempfile
 from collections.abc import AsyncIterator
 
 from mnemo.common import ids
+from mnemo.common.errors import InvalidArgument
 from mnemo.memory.chunking import DEFAULT_CHUNK_CHARS, DEFAULT_OVERLAP_CHARS, Chunker
-from mnemo.memory.errors import InvalidArgument
 from mnemo.memory.memories import Memories
 from mnemo.memory.store import check_ref
 from mnemo.v1 import common_pb2, memory_pb2

@@ -9,8 +9,8 @@ from typing import Any
 
 import grpc
 
+from mnemo.common.errors import FailedPrecondition, InvalidArgument, Unavailable
 from mnemo.common.grpcutil import client_channel
-from mnemo.memory.errors import FailedPrecondition, InvalidArgument, Unavailable
 from mnemo.v1 import llm_pb2, llm_pb2_grpc
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from mnemo.common import ids
+from mnemo.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from mnemo.memory.agents import Agents, paginate
-from mnemo.memory.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from mnemo.memory.llm_client import LLMClient
 from mnemo.memory.recall import parse_range, to_message
 from mnemo.memory.search.base import DimensionMismatch, PassageDoc, SearchBackend

@@ -23,9 +23,9 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from mnemo.common import ids, subjects
+from mnemo.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from mnemo.common.telemetry import span
 from mnemo.memory.commitlog import read_record
-from mnemo.memory.errors import FailedPrecondition, InvalidArgument, NotFound
 from mnemo.memory.llm_client import LLMClient
 from mnemo.memory.search.base import RecallDoc, SearchBackend
 from mnemo.memory.search.text import neighbour_context, recall_index_text

@@ -13,8 +13,9 @@ import nats.errors
 import nats.js.errors
 from google.protobuf import empty_pb2
 
-from mnemo.common import natsrpc, subjects
+from mnemo.common import natsrpc, rpcclient, status, subjects
 from mnemo.common.config import Settings
+from mnemo.common.errors import MnemoError
 from mnemo.common.events import EventPublisher
 from mnemo.common.grpcutil import GrpcServer
 from mnemo.common.natsutil import connect, ensure_jetstream
@@ -23,7 +24,6 @@ from mnemo.memory.agents import Agents
 from mnemo.memory.checkpoints import Checkpoints
 from mnemo.memory.commitlog import CommitLog
 from mnemo.memory.documents import DocumentIngest
-from mnemo.memory.errors import MemoryServiceError
 from mnemo.memory.llm_client import LLMClient
 from mnemo.memory.memories import Memories
 from mnemo.memory.recall import AgentModels, RecallIndexer
@@ -78,8 +78,8 @@ def rpc(op: str) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaita
 
 
 def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
-    if isinstance(exc, MemoryServiceError):
-        return getattr(grpc.StatusCode, exc.code), str(exc)
+    if isinstance(exc, MnemoError):
+        return status.grpc_code(exc), str(exc)
     if isinstance(exc, DimensionMismatch):
         return grpc.StatusCode.FAILED_PRECONDITION, f"embedding dimension mismatch: {exc}"
     if isinstance(exc, (nats.errors.TimeoutError, nats.errors.ConnectionClosedError, nats.errors.NoServersError,
@@ -288,7 +288,7 @@ class MemoryService:
     async def start(self) -> None:
         self.nc = await connect(self.settings.nats_servers, "mnemo-memory")
         nc = self.nc
-        self.llm.use(lambda grpc_stub: natsrpc.llm_stub(self.settings, nc, grpc_stub))
+        self.llm.use(lambda grpc_stub: rpcclient.llm_client(self.settings, nc, grpc_stub))
         js = self.nc.jetstream()
         buckets = await ensure_jetstream(js)
         self.js = js

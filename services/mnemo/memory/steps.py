@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from mnemo.common import ids
+from mnemo.common.errors import InvalidArgument
 from mnemo.memory import blocks as core
-from mnemo.memory.errors import InvalidArgument
 from mnemo.v1 import common_pb2, memory_pb2
 
 ROLES = ("system", "user", "assistant", "tool")

@@ -21,8 +21,8 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from mnemo.common import ids, subjects
+from mnemo.common.errors import Conflict, InvalidArgument, NotFound
 from mnemo.common.natsutil import live_entries
-from mnemo.memory.errors import Conflict, InvalidArgument, NotFound
 from mnemo.v1 import common_pb2
 
 

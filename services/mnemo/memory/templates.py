@@ -12,8 +12,8 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from mnemo.common import ids
+from mnemo.common.errors import AlreadyExists, InvalidArgument, NotFound
 from mnemo.common.natsutil import live_entries
-from mnemo.memory.errors import AlreadyExists, InvalidArgument, NotFound
 from mnemo.memory.store import check_ref
 from mnemo.v1 import common_pb2
 

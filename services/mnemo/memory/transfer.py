@@ -16,8 +16,8 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 
 from mnemo.common import ids
+from mnemo.common.errors import InvalidArgument
 from mnemo.memory.agents import Agents, public
-from mnemo.memory.errors import InvalidArgument
 from mnemo.memory.memories import Memories, to_passage
 from mnemo.memory.recall import to_message
 from mnemo.memory.search.base import Page

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from mnemo.common import ids, natsrpc, subjects
+from mnemo.common import ids, rpcclient, subjects
 from mnemo.common.config import Settings
 from mnemo.common.events import EventPublisher
 from mnemo.common.grpcutil import GrpcServer, client_channel
@@ -46,8 +46,8 @@ class OrchestratorService:
         memory_ch = client_channel(self.memory_target)
         llm_ch = client_channel(self.llm_target)
         self._channels = [memory_ch, llm_ch]
-        memory = natsrpc.memory_stub(self.settings, self.nc, memory_pb2_grpc.MemoryServiceStub(memory_ch))
-        llm = natsrpc.llm_stub(self.settings, self.nc, llm_pb2_grpc.LLMServiceStub(llm_ch))
+        memory = rpcclient.memory_client(self.settings, self.nc, memory_pb2_grpc.MemoryServiceStub(memory_ch))
+        llm = rpcclient.llm_client(self.settings, self.nc, llm_pb2_grpc.LLMServiceStub(llm_ch))
         self.runner = TurnRunner(self.settings, memory, llm,
                                  EventPublisher.for_replicas(js, self.settings.jetstream_replicas), self.counter)
         leases = LeaseManager(buckets[subjects.KV_LEASES], self.replica_id, self.settings.orchestrator_lease_ttl)

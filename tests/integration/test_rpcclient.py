@@ -1,0 +1,83 @@
+"""The services' RPC adapter (mnemo.common.rpcclient): domain errors, whichever transport carried the
+call, over a real nats-server and a real gRPC server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+
+from mnemo.common import natsrpc, status
+from mnemo.common.errors import Conflict, ContextOverflow, MnemoError, NotFound, Unavailable, error_for
+from mnemo.common.retry import Backoff
+from mnemo.common.rpcclient import RpcClient
+from mnemo.v1 import llm_pb2, llm_pb2_grpc
+from tests.integration.test_natsrpc import SERVICE, Servicer, count, group, grpc_fallback, servers  # noqa: F401
+
+
+def nats_client(nc: Any, group: str, grpc_stub: Any = None, **kw: Any) -> RpcClient:
+    return RpcClient(SERVICE, grpc_stub, nats=natsrpc.NatsRpcCaller(nc, group, natsrpc.LLM, SERVICE), **kw)
+
+
+@pytest.mark.parametrize("transport", ["nats", "grpc"])
+async def test_statuses_arrive_as_domain_errors(nc, servers, group, grpc_fallback, transport) -> None:
+    client = nats_client(nc, group) if transport == "nats" else RpcClient(SERVICE, grpc_fallback)
+    with pytest.raises(NotFound) as err:
+        await client.CountTokens(count("missing"), timeout=5)
+    assert str(err.value) == "no model called missing" and err.value.code == "NOT_FOUND"
+    assert err.value.retry_after == 0.25
+    with pytest.raises(MnemoError) as crash:  # INTERNAL over NATS, UNKNOWN from grpcio's server
+        await client.CountTokens(count("crash"), timeout=5)
+    assert crash.value.code in ("INTERNAL", "UNKNOWN") and "RuntimeError" in str(crash.value)
+    assert (await client.CountTokens(count("", "abc"), timeout=5)).total == 3
+
+
+async def test_nobody_on_nats_goes_over_grpc_and_nobody_at_all_is_unavailable(nc, grpc_fallback) -> None:
+    client = nats_client(nc, "nobody-here", grpc_fallback)
+    assert (await client.CountTokens(count("", "abcd"), timeout=5)).tokenizer == "grpc"
+    with pytest.raises(Unavailable):
+        await nats_client(nc, "nobody-here").CountTokens(count(), timeout=5)
+
+
+async def test_idempotent_methods_are_retried_while_the_callee_is_unavailable(nc, group) -> None:
+    attempts: list[int] = []
+
+    class FlakyThenUp(Servicer):
+        async def CountTokens(self, request, context):  # type: ignore[no-untyped-def]
+            attempts.append(1)
+            if len(attempts) < 3:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "restarting")
+            return llm_pb2.CountTokensResponse(tokenizer="up")
+
+    server = natsrpc.NatsRpcServer(nc, group, natsrpc.LLM, SERVICE, FlakyThenUp("f"))
+    await server.start()
+    try:
+        policy = Backoff(base=0.001, cap=0.01, attempts=3)
+        retried = nats_client(nc, group, idempotent={"CountTokens"}, retry=policy)
+        assert (await retried.CountTokens(count(), timeout=5)).tokenizer == "up"
+        assert len(attempts) == 3
+        attempts.clear()
+        once = nats_client(nc, group, retry=policy)  # not declared idempotent: one attempt
+        with pytest.raises(Unavailable):
+            await once.CountTokens(count(), timeout=5)
+        assert len(attempts) == 1
+    finally:
+        await server.stop()
+
+
+def test_status_mapping_round_trips_every_domain_error() -> None:
+    for code in grpc.StatusCode:
+        if code == grpc.StatusCode.OK:
+            continue
+        err = error_for(code.name, "why", retry_after=1.5)
+        assert status.grpc_code(err) == code
+        back = status.from_rpc_error(status.to_rpc_error(err))
+        assert (type(back), back.code, str(back), back.retry_after) == (type(err), code.name, "why", 1.5)
+    assert isinstance(error_for("ABORTED"), Conflict) and isinstance(error_for("OUT_OF_RANGE"), ContextOverflow)
+
+
+def test_stub_face_is_unchanged() -> None:
+    """NatsRpcStub stays a drop-in for a generated stub: same method names."""
+    names = {n for n in dir(llm_pb2_grpc.LLMServiceStub(grpc.aio.insecure_channel("127.0.0.1:1"))) if n[0].isupper()}
+    assert set(natsrpc.unary_method_names(SERVICE)) <= names
