@@ -10,7 +10,7 @@ WHEEL_CACHE ?= $(HOME)/.cache/mnemo/wheels
 LLAMA_VERSION := 0.3.36
 PROTO_SRC := $(wildcard protos/mnemo/v1/*.proto)
 
-.PHONY: setup run test test-fast proto proto-check bench clean
+.PHONY: setup run test test-fast lint proto proto-check bench clean
 
 setup: $(STAMP)
 
@@ -47,7 +47,12 @@ proto-check: setup
 	  cmp -s $$f services/mnemo/v1/$$(basename $$f) || { echo "generated code is stale: $$(basename $$f); run 'make proto'"; exit 1; }; done
 	@echo "generated code is up to date"
 
-test: setup proto-check
+# ruff (rules in pyproject.toml) over services, tests and bench; mypy over services (generated code excluded).
+lint: setup
+	$(VENV)/bin/ruff check services tests bench
+	$(VENV)/bin/mypy
+
+test: setup proto-check lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests
 
 test-fast: setup

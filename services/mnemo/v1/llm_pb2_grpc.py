@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class LLMServiceStub:
-    """Internal: every model call (DESIGN.md §2, §7). Only this service holds provider secrets.
+    """Internal: every model call (docs/architecture.md). Only this service holds provider secrets.
     Errors: RESOURCE_EXHAUSTED (rate limit, with retry-after-ms trailing metadata), DEADLINE_EXCEEDED,
     UNAVAILABLE (provider down / circuit open), INVALID_ARGUMENT (bad request, unknown model),
     OUT_OF_RANGE (the request exceeds the model's context window).
@@ -71,7 +71,7 @@ class LLMServiceStub:
 
 
 class LLMServiceServicer:
-    """Internal: every model call (DESIGN.md §2, §7). Only this service holds provider secrets.
+    """Internal: every model call (docs/architecture.md). Only this service holds provider secrets.
     Errors: RESOURCE_EXHAUSTED (rate limit, with retry-after-ms trailing metadata), DEADLINE_EXCEEDED,
     UNAVAILABLE (provider down / circuit open), INVALID_ARGUMENT (bad request, unknown model),
     OUT_OF_RANGE (the request exceeds the model's context window).
@@ -155,7 +155,7 @@ def add_LLMServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class LLMService:
-    """Internal: every model call (DESIGN.md §2, §7). Only this service holds provider secrets.
+    """Internal: every model call (docs/architecture.md). Only this service holds provider secrets.
     Errors: RESOURCE_EXHAUSTED (rate limit, with retry-after-ms trailing metadata), DEADLINE_EXCEEDED,
     UNAVAILABLE (provider down / circuit open), INVALID_ARGUMENT (bad request, unknown model),
     OUT_OF_RANGE (the request exceeds the model's context window).

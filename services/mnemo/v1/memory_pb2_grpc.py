@@ -28,7 +28,7 @@ if _version_not_supported:
 
 
 class MemoryServiceStub:
-    """Internal: the only owner of agent state and memory (DESIGN.md §2, §5).
+    """Internal: the only owner of agent state and memory (docs/architecture.md).
     Every request names the tenant; every read and write is filtered by it.
     """
 
@@ -176,7 +176,7 @@ class MemoryServiceStub:
 
 
 class MemoryServiceServicer:
-    """Internal: the only owner of agent state and memory (DESIGN.md §2, §5).
+    """Internal: the only owner of agent state and memory (docs/architecture.md).
     Every request names the tenant; every read and write is filtered by it.
     """
 
@@ -498,7 +498,7 @@ def add_MemoryServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class MemoryService:
-    """Internal: the only owner of agent state and memory (DESIGN.md §2, §5).
+    """Internal: the only owner of agent state and memory (docs/architecture.md).
     Every request names the tenant; every read and write is filtered by it.
     """
 
