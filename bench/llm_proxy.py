@@ -142,7 +142,8 @@ def main() -> None:
         address = f"127.0.0.1:{proxy_port}"
         d = asyncio.run(direct(base_url, args.calls))
         p = asyncio.run(through_proxy(address, args.calls))
-        print(f"direct SDK call      p50 {statistics.median(d):7.2f} ms   p99 {pct(d, 0.99):7.2f} ms  ({args.calls} calls)")
+        print(f"direct SDK call      p50 {statistics.median(d):7.2f} ms   p99 {pct(d, 0.99):7.2f} ms  "
+              f"({args.calls} calls)")
         print(f"through the proxy    p50 {statistics.median(p):7.2f} ms   p99 {pct(p, 0.99):7.2f} ms")
         print(f"proxy overhead       p50 {statistics.median(p) - statistics.median(d):7.2f} ms   "
               f"p99 {pct(p, 0.99) - pct(d, 0.99):7.2f} ms   (target p50 <= 1.5 ms)")

@@ -34,7 +34,7 @@ from tests.helpers import ENV_BASE, free_port, wait_port
 
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else float("nan")
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))] if s else float("nan")
 
 
 def stack_processes(stack: Stack) -> list[psutil.Process]:
@@ -158,7 +158,7 @@ async def concurrent(client: aiohttp.ClientSession, stack: Stack, agents: int, t
     print("   CPU ms/turn by process: " + ", ".join(
         f"{k} {v / max(done, 1) * 1000:.1f}" for k, v in sorted(per.items())))
     print("   outside the stack, CPU ms/turn: load generator "
-          + ", scripted model ".join(f"{(b - a) / max(done, 1) * 1000:.1f}" for a, b in zip(out0, out1)))
+          + ", scripted model ".join(f"{(b - a) / max(done, 1) * 1000:.1f}" for a, b in zip(out0, out1, strict=True)))
     if errors:
         print("   first errors:", *errors[:3], sep="\n   ")
 

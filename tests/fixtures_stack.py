@@ -9,7 +9,8 @@ Usage in a test module:
         stack.scripted_llm.script([...])                    # the scripted model of this test
 
 `stack` depends only on conftest fixtures (nats_url, scripted_llm, tmp_path), so importing it alone
-is enough; `module_stack` is the same stack shared by one test module. Every test gets a fresh tenant and key; `stack.new_tenant()` makes more (isolation tests).
+is enough; `module_stack` is the same stack shared by one test module. Every test gets a fresh
+tenant and key; `stack.new_tenant()` makes more (isolation tests).
 `StackRunner` starts the same stack by hand (other scopes, other gateway options).
 """
 
@@ -137,7 +138,7 @@ class StackRunner:
             await self.stop()
             raise
         tenant = await gateway.context.tenants.create_tenant("test")
-        key, record = await gateway.context.tenants.create_key(tenant["id"])
+        key, _record = await gateway.context.tenants.create_key(tenant["id"])
         self.stack = Stack(base_url=gateway.base_url, grpc_address=gateway.address, api_key=key,
                            tenant_id=tenant["id"], admin_key=ADMIN_KEY, scripted_llm=self.scripted_llm,
                            gateway=gateway, memory=memory, orchestrator=orchestrator, llm=llm)

@@ -225,7 +225,9 @@ class ScriptedLLM:
             for i in range(0, len(args), 16):
                 yield chunk({"tool_calls": [{"index": idx, "function": {"arguments": args[i:i + 16]}}]})
         yield chunk({}, finish)
-        yield f"data: {json.dumps({'id': cid, 'object': 'chat.completion.chunk', 'created': created, 'model': model, 'choices': [], 'usage': usage})}\n\n"
+        last = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [],
+                "usage": usage}
+        yield f"data: {json.dumps(last)}\n\n"
         yield "data: [DONE]\n\n"
 
     async def _embeddings(self, request: Request) -> Response:

@@ -114,7 +114,7 @@ class Stack:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired as exc:
                 self.proc.kill()
                 self.proc.wait()
                 for pid in self.child_pids:
@@ -122,7 +122,7 @@ class Stack:
                         os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
-                raise RuntimeError(f"mnemo up did not stop within {timeout}s:\n{self.output()}")
+                raise RuntimeError(f"mnemo up did not stop within {timeout}s:\n{self.output()}") from exc
         code = self.proc.returncode
         self.proc = None
         return code

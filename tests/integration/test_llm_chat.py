@@ -175,6 +175,7 @@ async def test_constrained_tool_calls_on_an_openai_compatible_endpoint(scripted_
         assert names == ["send_message", "archival_memory_search"]
         assert "send_message" in body["messages"][0]["content"]          # tool list in the system prompt
         assert resp.message.content == "greet" and resp.finish_reason == "tool_calls"
-        assert [(c.name, json.loads(c.arguments)) for c in resp.message.tool_calls] == [("send_message", {"message": "hi"})]
+        assert [(c.name, json.loads(c.arguments)) for c in resp.message.tool_calls] == [
+            ("send_message", {"message": "hi"})]
     finally:
         await service.stop()

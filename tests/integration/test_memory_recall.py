@@ -80,7 +80,8 @@ async def test_recall_date_range_role_and_pagination(memory_stub):
     page2 = await memory_stub.SearchRecall(memory_pb2.SearchRecallRequest(ref=ref, page=2, page_size=4))
     assert [h.message.text for h in page2.hits] == [HISTORY[1][1], HISTORY[0][1]]
 
-    march = await memory_stub.SearchRecall(memory_pb2.SearchRecallRequest(ref=ref, start="2024-03-01", end="2024-03-15"))
+    march = await memory_stub.SearchRecall(
+        memory_pb2.SearchRecallRequest(ref=ref, start="2024-03-01", end="2024-03-15"))
     assert march.total == 4  # end date inclusive: the whole of March 15
     march_users = await memory_stub.SearchRecall(memory_pb2.SearchRecallRequest(
         ref=ref, start="2024-03-01", end="2024-03-31", role="user"))

@@ -24,7 +24,7 @@ def _value(text: str, series: str, **labels: str) -> float | None:
     for line in text.splitlines():
         if line.startswith("#") or not line.startswith(series):
             continue
-        name, _, rest = line.partition("{") if "{" in line.split(" ")[0] else (line.split(" ")[0], "", "")
+        name, _, _rest = line.partition("{") if "{" in line.split(" ")[0] else (line.split(" ")[0], "", "")
         if name != series:
             continue
         if all(f'{k}="{v}"' in line for k, v in labels.items()):

@@ -33,8 +33,8 @@ async def test_orchestrator_process_reports_turns_queue_depth(private_nats: Nats
     js = nc.jetstream()
     await ensure_jetstream(js)
     log_path = tmp_path / "orchestrator.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "mnemo.orchestrator"], env=env, stdout=log,
+    with log_path.open("wb") as log:  # the service under test, in its own process
+        proc = subprocess.Popen([sys.executable, "-m", "mnemo.orchestrator"], env=env, stdout=log,  # noqa: ASYNC220
                                 stderr=subprocess.STDOUT)
     try:
         def scrape() -> str:

@@ -102,7 +102,8 @@ async def test_memory_pressure_alert_once_per_crossing(orchestrator, agent_facto
     second = await run_turn(nc, "t1", agent.config.id, "again")
     assert second.of("system_alert") == []
     for r in agent_requests(scripted_llm):
-        assert TokenCounter().request("gpt-4o-mini", r["messages"], r["tools"]) + reserved <= agent.config.context_window
+        counted = TokenCounter().request("gpt-4o-mini", r["messages"], r["tools"])
+        assert counted + reserved <= agent.config.context_window
 
 
 async def test_compaction_summarizes_evicts_and_keeps_pairs(orchestrator, agent_factory, memory_stub,

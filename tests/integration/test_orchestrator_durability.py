@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from mnemo.llm_proxy.tokens import count_chat_tokens
+from mnemo.tokens import count_chat_tokens
 from mnemo.v1 import common_pb2
 from tests.fixtures_memory import llm_service, memory_service, memory_stub  # noqa: F401
 from tests.fixtures_orchestrator import (  # noqa: F401
@@ -33,7 +33,7 @@ async def test_two_replicas_keep_per_agent_order(orchestrator_factory, agent_fac
     for i in range(8):
         for a in agents:
             submitted[a].append(await submit_turn(js, "t1", a, f"{a[-4:]} message {i}"))
-    for a, col in zip(agents, collectors):
+    for a, col in zip(agents, collectors, strict=True):
         for turn_id in submitted[a]:
             await col.wait_turn(turn_id, timeout=30)
         # Turns ran one at a time, in arrival order: each turn's events form one contiguous block.
@@ -135,8 +135,9 @@ async def test_killed_replica_process_mid_turn(private_nats, llm_service, orches
            "MNEMO_LLM_ADDR": llm_service.address, "MNEMO_ORCHESTRATOR_PORT": "0",
            "MNEMO_ORCHESTRATOR_ACK_WAIT": "2", "MNEMO_ORCHESTRATOR_LEASE_TTL": "2",
            "MNEMO_LOG_LEVEL": "WARNING", "OTEL_TRACES_EXPORTER": "none"}
-    proc = subprocess.Popen([sys.executable, "-m", "mnemo.orchestrator"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "orch.log", "wb"))
+    # The orchestrator process under test (to be killed); spawning it blocks only for the fork.
+    proc = subprocess.Popen([sys.executable, "-m", "mnemo.orchestrator"], env=env,  # noqa: ASYNC220
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "orch.log", "wb"))  # noqa: ASYNC230
     from mnemo.common.grpcutil import client_channel
     channel = client_channel(memory.address)
     stub = memory_pb2_grpc.MemoryServiceStub(channel)

@@ -7,18 +7,23 @@ import socket
 import pytest
 import tiktoken.load
 
-from mnemo.llm_proxy import registry, tokens
-from mnemo.llm_proxy.tokens import count_chat_tokens, count_text
+from mnemo.tokens import counting as tokens
+from mnemo.tokens import registry
+from mnemo.tokens.counting import count_chat_tokens, count_text
 
 # The OpenAI cookbook example ("How to count tokens with tiktoken"): 129 tokens for gpt-3.5-turbo /
 # gpt-4 (cl100k_base) and 124 for gpt-4o / gpt-4o-mini (o200k_base), as the API reports them.
 COOKBOOK_MESSAGES = [
-    {"role": "system", "content": "You are a helpful, pattern-following assistant that translates corporate jargon into plain English."},
+    {"role": "system",
+     "content": "You are a helpful, pattern-following assistant that translates corporate jargon into plain English."},
     {"role": "system", "name": "example_user", "content": "New synergies will help drive top-line growth."},
     {"role": "system", "name": "example_assistant", "content": "Things working well together will increase revenue."},
-    {"role": "system", "name": "example_user", "content": "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage."},
-    {"role": "system", "name": "example_assistant", "content": "Let's talk later when we're less busy about how to do better."},
-    {"role": "user", "content": "This late pivot means we don't have time to boil the ocean for the client deliverable."},
+    {"role": "system", "name": "example_user",
+     "content": "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage."},
+    {"role": "system", "name": "example_assistant",
+     "content": "Let's talk later when we're less busy about how to do better."},
+    {"role": "user",
+     "content": "This late pivot means we don't have time to boil the ocean for the client deliverable."},
 ]
 
 # The cookbook's tools example: 105 prompt tokens (gpt-3.5-turbo, gpt-4), 101 (gpt-4o, gpt-4o-mini).
@@ -123,3 +128,20 @@ def test_counting_is_fast() -> None:
         count_chat_tokens("gpt-4o", COOKBOOK_MESSAGES, WEATHER_TOOLS)
     per_call = (time.perf_counter() - start) / 2000
     assert per_call < 0.001, f"{per_call * 1e6:.0f} us per count of a memoized request"
+
+
+def test_a_process_counts_with_the_providers_file_models(tmp_path) -> None:
+    """Another process (the orchestrator) registers the proxy's providers file and counts alike."""
+    from mnemo import tokens as library
+
+    f = tmp_path / "providers.yaml"
+    f.write_text("providers:\n  - name: vllm\n    models: [{name: my-vllm-model, context_window: 32768, "
+                 "tokenizer: o200k_base}, plain-model]\n")
+    try:
+        library.configure(f, None)
+        assert registry.model_info("my-vllm-model").context_window == 32_768
+        assert tokens.tokenizer_name("my-vllm-model") == "o200k_base"
+        assert registry.model_info("plain-model").provider == "vllm"
+    finally:
+        registry.unregister("my-vllm-model")
+        registry.unregister("plain-model")

@@ -3,8 +3,8 @@ come back, and anything a count depends on changes the count."""
 
 from __future__ import annotations
 
-from mnemo.llm_proxy import tokens
-from mnemo.llm_proxy.tokens import count_chat_tokens, count_text
+from mnemo.tokens import counting as tokens
+from mnemo.tokens.counting import count_chat_tokens, count_text
 
 
 def _by_hand(model: str, messages: list[dict]) -> int:

@@ -76,8 +76,10 @@ def test_call_schema_forces_one_of_the_tools() -> None:
 
 def test_breaker_opens_then_half_opens() -> None:
     b = CircuitBreaker("p", failures=2, reset=0.05)
-    b.before_call(); b.failure()
-    b.before_call(); b.failure()
+    b.before_call()
+    b.failure()
+    b.before_call()
+    b.failure()
     with pytest.raises(CircuitOpen):
         b.before_call()
     import time

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from mnemo.common.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -26,7 +28,7 @@ def test_chunks_respect_size_cover_text_and_overlap():
     assert all(len(c) <= 300 for c in chunks)
     words = set(text.split())
     assert words == set(" ".join(chunks).split())  # nothing lost
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in pairwise(chunks):
         assert b.split()[0] in a  # consecutive chunks overlap
     # Cuts fall on sentence ends, not mid-word.
     assert all(c.endswith(".") for c in chunks)

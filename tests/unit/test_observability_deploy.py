@@ -192,7 +192,8 @@ def test_dashboards_are_valid_and_query_exported_series() -> None:
         assert len(ids) == len(set(ids)), f"{path.name}: duplicate panel ids"
         for panel in dash["panels"]:
             for target in panel.get("targets", []):
-                assert target["datasource"]["uid"] == "prometheus" and target["expr"].count("(") == target["expr"].count(")")
+                assert (target["datasource"]["uid"] == "prometheus"
+                        and target["expr"].count("(") == target["expr"].count(")"))
     unknown = dashboard_series() - exported_names(PROMETHEUS_SERIES)
     assert not unknown, f"dashboards query series no service exports: {unknown}"
     titles = " ".join(p["title"].lower() for path in _dashboards() for p in json.loads(path.read_text())["panels"])

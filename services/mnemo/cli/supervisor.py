@@ -197,7 +197,7 @@ class Supervisor:
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        return {r.spec.name: float(t) for r, t in zip(started, results)}  # type: ignore[arg-type]
+        return {r.spec.name: float(t) for r, t in zip(started, results, strict=True)}  # type: ignore[arg-type]
 
     # ---- run -------------------------------------------------------------------------------
     def exited(self) -> RunningProcess | None:
@@ -235,10 +235,9 @@ class Supervisor:
                 proc.send_signal(signal.SIGTERM)
             except ProcessLookupError:
                 pass
-            deadline = time.monotonic() + self.grace
-            while proc.poll() is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            if proc.poll() is None:
+            try:
+                await asyncio.to_thread(proc.wait, self.grace)
+            except subprocess.TimeoutExpired:
                 proc.kill()
         proc.wait()
         # Anything the service itself spawned in its session goes too.

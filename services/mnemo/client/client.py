@@ -189,9 +189,9 @@ class AsyncMnemo(_Base):
                     yield event
                 return
             async for sse in source.aiter_sse():
-                event = event_from_sse(sse)
-                if event is not None:
-                    yield event
+                parsed = event_from_sse(sse)
+                if parsed is not None:
+                    yield parsed
 
     async def _stream_turn(self, agent_id: str, body: dict[str, Any],
                            idempotency_key: str | None) -> AsyncIterator[Event]:

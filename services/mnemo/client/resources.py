@@ -5,6 +5,7 @@ Each method returns `client._request(...)`: a result for `Mnemo`, an awaitable f
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -130,16 +131,17 @@ class Agents(_Resource):
         return self._c._request("GET", f"/v1/agents/{agent_id}/recall", params=params,
                                 cast=one(RecallPage))
 
-    def import_recall(self, agent_id: str, messages: list[dict[str, Any]]) -> Any:
+    def import_recall(self, agent_id: str, messages: builtins.list[dict[str, Any]]) -> Any:
         return self._c._request("POST", f"/v1/agents/{agent_id}/recall", json={"messages": messages})
 
-    def archival(self, agent_id: str, query: str = "", *, tags: list[str] | None = None,
+    def archival(self, agent_id: str, query: str = "", *, tags: builtins.list[str] | None = None,
                  page: int | None = None, page_size: int | None = None) -> Any:
         params = _clean({"query": query or None, "tags": tags or None, "page": page, "page_size": page_size})
         return self._c._request("GET", f"/v1/agents/{agent_id}/archival", params=params,
                                 cast=one(ArchivalPage))
 
-    def insert_archival(self, agent_id: str, text: str | list[str], tags: list[str] | None = None) -> Any:
+    def insert_archival(self, agent_id: str, text: str | builtins.list[str],
+                        tags: builtins.list[str] | None = None) -> Any:
         texts = [text] if isinstance(text, str) else text
         body = {"passages": [_clean({"text": t, "tags": tags}) for t in texts]}
         return self._c._request("POST", f"/v1/agents/{agent_id}/archival", json=body,

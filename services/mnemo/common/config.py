@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -89,5 +92,19 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings (read once)."""
+    """The process-wide settings, read once: for entry points only (`run_service`, the CLI);
+    everything else is given its settings."""
     return Settings()
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A configuration file as a mapping: JSON or TOML by extension, YAML otherwise."""
+    text = Path(path).expanduser().read_text()
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        data = json.loads(text)
+    elif suffix == ".toml":
+        data = tomllib.loads(text)
+    else:
+        data = yaml.safe_load(text)
+    return data or {}

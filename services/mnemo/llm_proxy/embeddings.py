@@ -11,6 +11,7 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ def _package_dir(name: str) -> Path:
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(f"package {name!r} is not installed")
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def model_file() -> Path:
@@ -63,8 +64,8 @@ class LocalEmbedder:
     def __init__(self, threads: int = 0, batch: int = 64, cache_size: int = CACHE_SIZE) -> None:
         self.threads = threads
         self.batch = batch
-        self._session = None
-        self._tokenizer = None
+        self._session: Any = None
+        self._tokenizer: Any = None
         self._inputs: tuple[str, ...] = ()
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, tuple[np.ndarray, int]] = OrderedDict()
@@ -102,16 +103,16 @@ class LocalEmbedder:
 
     def count_tokens(self, texts: list[str]) -> int:
         self.load()
-        return sum(len(e.ids) for e in self._tokenizer.encode_batch(texts, add_special_tokens=True))  # type: ignore[union-attr]
+        return sum(len(e.ids) for e in self._tokenizer.encode_batch(texts, add_special_tokens=True))
 
     def _run(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
-        encodings = self._tokenizer.encode_batch(texts)  # type: ignore[union-attr]
+        encodings = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = self._session.run(None, feeds)[0]  # type: ignore[union-attr]
+        hidden = self._session.run(None, feeds)[0]
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
@@ -141,7 +142,7 @@ class LocalEmbedder:
             chunk = todo[start:start + self.batch]
             vecs, counts = self._run(chunk)
             with self._cache_lock:
-                for text, vec, n in zip(chunk, vecs, counts):
+                for text, vec, n in zip(chunk, vecs, counts, strict=True):
                     for i in missing[text]:
                         out[i] = vec
                         tokens += n

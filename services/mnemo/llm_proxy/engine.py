@@ -8,13 +8,15 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span
 
+from mnemo import tokens
 from mnemo.common import metrics, telemetry
-from mnemo.llm_proxy import errors, registry, tokens
+from mnemo.llm_proxy import errors
 from mnemo.llm_proxy.config import ProviderConfig, ProxyConfig
 from mnemo.llm_proxy.embeddings import DIM as LOCAL_DIM
 from mnemo.llm_proxy.embeddings import background_embedder, shared_embedder
@@ -25,12 +27,13 @@ from mnemo.llm_proxy.resilience import (
     TenantLimiter,
     call_with_resilience,
     counts_against_provider,
-    is_retryable,
 )
 from mnemo.llm_proxy.toolcalls import ParsedOutput, parse_output
 from mnemo.llm_proxy.usage import UsageMeter, UsageRecord
+from mnemo.tokens import registry
 
 log = logging.getLogger(__name__)
+TRACER = "mnemo.llm-proxy"
 
 
 @dataclass
@@ -88,6 +91,8 @@ class LLMEngine:
         self.providers = {p.name: _make_provider(p, config) for p in config.providers}
         self.breakers = {p.name: CircuitBreaker(p.name, p.breaker_failures, p.breaker_reset) for p in config.providers}
         self.semaphores = {p.name: asyncio.Semaphore(max(1, p.max_concurrency)) for p in config.providers}
+        self.policies = {p.name: RetryPolicy(p.max_retries, config.retry_base_delay, config.retry_max_delay,
+                                             config.max_retry_after) for p in config.providers}
         self.limiter = TenantLimiter(config.tenant_tokens_per_minute, config.tenant_limits)
         self.embedder = shared_embedder()
         self.background_embedder = background_embedder()  # loads on its first call only
@@ -104,9 +109,8 @@ class LLMEngine:
         if cfg is None:
             served = sorted({m.name for p in self.config.providers for m in p.models})
             raise errors.InvalidRequest(f"unknown model {name!r}; configured models: {', '.join(served) or 'none'}")
-        policy = RetryPolicy(cfg.max_retries, self.config.retry_base_delay, self.config.retry_max_delay,
-                             self.config.max_retry_after)
-        return _Route(name, cfg, self.providers[cfg.name], self.breakers[cfg.name], self.semaphores[cfg.name], policy)
+        return _Route(name, cfg, self.providers[cfg.name], self.breakers[cfg.name], self.semaphores[cfg.name],
+                      self.policies[cfg.name])
 
     # ---- checks ----------------------------------------------------------------------------
     def check_context(self, call: ChatCall) -> int:
@@ -134,16 +138,15 @@ class LLMEngine:
             bucket.adjust(used - reserved)
 
     # ---- chat ------------------------------------------------------------------------------
-    def _span_attrs(self, op: str, route: _Route, meta: CallMeta, max_tokens: int | None) -> dict[str, Any]:
+    def _chat_span(self, route: _Route, meta: CallMeta, max_tokens: int | None,
+                   **extra: Any) -> AbstractContextManager[Span]:
+        """The GenAI CLIENT span of one chat call."""
         system = "openai" if route.config.kind == "openai" else "llama_cpp"
-        attrs: dict[str, Any] = {"gen_ai.operation.name": op, "gen_ai.system": system,
-                                 "gen_ai.provider.name": system, "gen_ai.request.model": route.model,
-                                 "mnemo.llm.provider": route.config.name,
-                                 "mnemo.tenant_id": meta.tenant_id, "mnemo.agent_id": meta.agent_id,
-                                 "mnemo.turn_id": meta.turn_id}
+        attrs: dict[str, Any] = {"mnemo.llm.provider": route.config.name, "mnemo.tenant_id": meta.tenant_id,
+                                 "mnemo.agent_id": meta.agent_id, "mnemo.turn_id": meta.turn_id, **extra}
         if max_tokens:
             attrs["gen_ai.request.max_tokens"] = max_tokens
-        return attrs
+        return telemetry.llm_span("chat", route.model, provider=system, tracer=TRACER, attributes=attrs)
 
     def _timeout(self, route: _Route, deadline: float | None) -> float:
         timeout = route.config.timeout
@@ -165,10 +168,8 @@ class LLMEngine:
         if parsed.error:
             span.set_attribute("mnemo.llm.tool_call_error", parsed.error)
             metrics.LLM_ERRORS.add(1, {"kind": "tool_call_error", "model": route.model})
-        span.set_attribute("gen_ai.response.model", result.model)
-        span.set_attribute("gen_ai.usage.input_tokens", result.prompt_tokens)
-        span.set_attribute("gen_ai.usage.output_tokens", result.completion_tokens)
-        span.set_attribute("gen_ai.response.finish_reasons", [result.finish_reason])
+        telemetry.set_llm_usage(span, result.prompt_tokens, result.completion_tokens,
+                                response_model=result.model, finish_reasons=[result.finish_reason])
         metrics.TOKENS.add(result.prompt_tokens, {"model": route.model, "kind": "input"})
         metrics.TOKENS.add(result.completion_tokens, {"model": route.model, "kind": "output"})
         metrics.LLM_LATENCY.record(latency / 1000, {"model": route.model, "operation": kind})
@@ -198,8 +199,7 @@ class LLMEngine:
     async def chat(self, call: ChatCall, meta: CallMeta, deadline: float | None = None) -> ChatOutcome:
         """One chat completion, with every guarantee of the proxy."""
         route = self._prepare(call)
-        with telemetry.span(f"chat {route.model}", tracer="mnemo.llm-proxy", kind=SpanKind.CLIENT,
-                            attributes=self._span_attrs("chat", route, meta, call.max_tokens)) as span:
+        with self._chat_span(route, meta, call.max_tokens) as span:
             try:
                 prompt = self.check_context(call)
                 reserved = self._reserve(meta.tenant_id, prompt + (call.max_tokens or 0))
@@ -227,9 +227,7 @@ class LLMEngine:
         """Text deltas, then a StreamEnd with the complete (repaired) outcome. Retried only before
         the first delta was sent."""
         route = self._prepare(call)
-        with telemetry.span(f"chat {route.model}", tracer="mnemo.llm-proxy", kind=SpanKind.CLIENT,
-                            attributes={**self._span_attrs("chat", route, meta, call.max_tokens),
-                                        "mnemo.llm.stream": True}) as span:
+        with self._chat_span(route, meta, call.max_tokens, **{"mnemo.llm.stream": True}) as span:
             try:
                 prompt = self.check_context(call)
                 reserved = self._reserve(meta.tenant_id, prompt + (call.max_tokens or 0))
@@ -255,12 +253,10 @@ class LLMEngine:
                             route.breaker.failure()
                         else:
                             route.breaker.neutral()
-                        after = exc.retry_after or 0
-                        if sent or not is_retryable(exc) or attempt_no > route.policy.max_retries \
-                                or after > route.policy.max_retry_after:
+                        if sent or attempt_no > route.policy.max_retries or not route.policy.allows(exc):
                             self._settle(meta.tenant_id, reserved, 0)
                             raise
-                        await asyncio.sleep(max(after, route.policy.base_delay * 2 ** (attempt_no - 1)))
+                        await asyncio.sleep(route.policy.backoff.delay(attempt_no, exc.retry_after))
                 self._settle(meta.tenant_id, reserved, result.prompt_tokens + result.completion_tokens)
                 yield StreamEnd(self._finish(route, meta, result, started, call, prompt, span))
             except errors.LLMError as exc:
@@ -281,11 +277,8 @@ class LLMEngine:
         """(model, dim, vectors, tokens). `background`: nobody waits for it (local model: one core)."""
         name, info = self.embedding_model(model)
         system = "onnxruntime" if info.provider == "local" else "openai"
-        attrs = {"gen_ai.operation.name": "embeddings", "gen_ai.system": system, "gen_ai.provider.name": system,
-                 "gen_ai.request.model": name, "mnemo.tenant_id": meta.tenant_id,
-                 "mnemo.agent_id": meta.agent_id, "mnemo.turn_id": meta.turn_id}
-        with telemetry.span(f"embeddings {name}", tracer="mnemo.llm-proxy", kind=SpanKind.CLIENT,
-                            attributes=attrs) as span:
+        attrs = {"mnemo.tenant_id": meta.tenant_id, "mnemo.agent_id": meta.agent_id, "mnemo.turn_id": meta.turn_id}
+        with telemetry.llm_span("embeddings", name, provider=system, tracer=TRACER, attributes=attrs) as span:
             started = time.perf_counter()
             try:
                 if info.provider == "local":

@@ -1,16 +1,14 @@
-"""Resilience of provider calls: retries (tenacity, exponential backoff + jitter, honouring
-Retry-After), a circuit breaker per provider, and per-tenant token buckets."""
+"""Resilience of provider calls: retries (the shared backoff policy, honouring Retry-After), a
+circuit breaker per provider, and per-tenant token buckets."""
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-
+from mnemo.common.retry import Backoff
 from mnemo.llm_proxy.errors import CircuitOpen, LLMError, ProviderError, ProviderUnavailable, RateLimited, Timeout
 
 T = TypeVar("T")
@@ -73,32 +71,31 @@ def counts_against_provider(exc: BaseException) -> bool:
 
 @dataclass
 class RetryPolicy:
+    """Up to `max_retries` more attempts of a failed provider call, spaced by the one backoff policy
+    (`mnemo.common.retry.Backoff`, jittered, from `base_delay` up to `max_delay`); a failure asking to
+    wait longer than `max_retry_after` goes back to the caller instead."""
+
     max_retries: int = 2
     base_delay: float = 0.25
     max_delay: float = 8.0
     max_retry_after: float = 30.0
+    backoff: Backoff = field(init=False, repr=False)
 
-    def wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        backoff = min(self.max_delay, self.base_delay * (2 ** (state.attempt_number - 1)))
-        backoff = random.uniform(backoff / 2, backoff)   # jitter
-        retry_after = getattr(exc, "retry_after", None)
-        return max(backoff, retry_after) if retry_after else backoff
+    def __post_init__(self) -> None:
+        self.backoff = Backoff(self.base_delay, self.max_delay, jitter=True, attempts=self.max_retries + 1)
+
+    def allows(self, exc: BaseException) -> bool:
+        """Whether the attempt that raised `exc` is worth another."""
+        if not is_retryable(exc):
+            return False
+        after = getattr(exc, "retry_after", None)
+        return after is None or after <= self.max_retry_after
 
 
 async def call_with_resilience(call: Callable[[], Awaitable[T]], breaker: CircuitBreaker,
                                policy: RetryPolicy) -> T:
     """Run `call` through the breaker with retries; raise the last LLMError when it gives up."""
-
-    def retry_allowed(exc: BaseException) -> bool:
-        if not is_retryable(exc):
-            return False
-        after = getattr(exc, "retry_after", None)
-        return after is None or after <= policy.max_retry_after
-
-    async for attempt in AsyncRetrying(stop=stop_after_attempt(policy.max_retries + 1),
-                                       retry=retry_if_exception(retry_allowed),
-                                       wait=policy.wait, reraise=True):
+    async for attempt in policy.backoff.retrying(policy.allows):
         with attempt:
             breaker.before_call()
             try:

@@ -8,14 +8,16 @@ from typing import Any
 
 import grpc
 
+from mnemo import tokens
 from mnemo.common import natsrpc
 from mnemo.common.config import Settings
 from mnemo.common.grpcutil import GrpcServer
 from mnemo.llm_proxy import config as proxy_config
-from mnemo.llm_proxy import errors, registry, tokens
+from mnemo.llm_proxy import errors
 from mnemo.llm_proxy.convert import chat_call, message_dict, tool_dict
 from mnemo.llm_proxy.engine import CallMeta, ChatOutcome, LLMEngine, StreamEnd
 from mnemo.llm_proxy.usage import UsageMeter
+from mnemo.tokens import registry
 from mnemo.v1 import common_pb2, llm_pb2, llm_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,7 @@ async def _abort(context: grpc.aio.ServicerContext, exc: errors.LLMError) -> Non
         trailing = (("retry-after-ms", str(ms)),)
         if "retry after" not in message.lower() and "retry in" not in message.lower():
             message = f"{message} (retry after {exc.retry_after:.1f}s)"
-    await context.abort(exc.code, message, trailing_metadata=trailing)
+    await context.abort(grpc.StatusCode[exc.code], message, trailing_metadata=trailing)
 
 
 def _deadline(context: grpc.aio.ServicerContext) -> float | None:

@@ -138,9 +138,9 @@ def calls_in_text(content: str, tool_names: list[str]) -> tuple[str, list[tuple[
     if brace > 0:
         candidates.append((content[brace:], content[brace:].strip()))
     for whole, text in candidates:
-        m = _CALL_SYNTAX.match(text)
-        if m and _match_name(m.group(1), tool_names):
-            return content.replace(whole, "").strip(), [("", m.group(1), m.group(2))]
+        call = _CALL_SYNTAX.match(text)
+        if call and _match_name(call.group(1), tool_names):
+            return content.replace(whole, "").strip(), [("", call.group(1), call.group(2))]
         try:
             obj = json.loads(text)
         except ValueError:

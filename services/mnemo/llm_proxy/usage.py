@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from mnemo.common import ids, subjects
+from mnemo.common import ids, subjects, telemetry
 from mnemo.common.natsutil import STREAMS, ensure_stream
+from mnemo.common.retry import Backoff, retry_forever
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Totals:
 
 
 ACK_TIMEOUT = 5.0
+CONNECT_BACKOFF = Backoff(base=0.5, cap=10.0)   # NATS unreachable at start-up: retried until it is
 
 
 def _subject(rec: UsageRecord) -> str:
@@ -80,20 +82,15 @@ class UsageMeter:
     async def _connect(self) -> None:
         import nats
 
-        delay = 0.5
-        while True:
-            try:
-                self.nc = await nats.connect(servers=self.nats_url.split(","), name="mnemo-llm-proxy",
-                                             connect_timeout=self.connect_timeout, max_reconnect_attempts=-1,
-                                             reconnect_time_wait=0.5, allow_reconnect=True,
-                                             error_cb=self._on_nats_error)
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("usage metering: NATS unreachable (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        servers = (self.nats_url or "").split(",")
+
+        async def connect() -> Any:
+            return await nats.connect(servers=servers, name="mnemo-llm-proxy",
+                                      connect_timeout=self.connect_timeout, max_reconnect_attempts=-1,
+                                      reconnect_time_wait=0.5, allow_reconnect=True,
+                                      error_cb=self._on_nats_error)
+
+        self.nc = await retry_forever(connect, CONNECT_BACKOFF, "usage metering: NATS connect", log)
         self.js = self.nc.jetstream()
         usage_cfg = next(s for s in STREAMS if s.name == subjects.USAGE_STREAM)
         try:
@@ -127,8 +124,6 @@ class UsageMeter:
     def record(self, rec: UsageRecord) -> None:
         """Publish without making the caller wait: records are batched by a background flusher that
         publishes them without waiting for each ack (publish_async), then checks every ack."""
-        from mnemo.common import telemetry
-
         rec.ts = rec.ts or ids.now_iso()
         if self.js is None:
             log.warning("usage metering: NATS not connected; record lost: tenant=%s model=%s tokens=%d/%d",

@@ -42,7 +42,8 @@ class Checkpoints:
         await self.kv.put(f"{req.ref.tenant_id}.{req.ref.agent_id}.{cp.id}", json.dumps(record).encode())
         return cp
 
-    async def _load(self, tenant_id: str, agent_id: str, checkpoint_id: str) -> tuple[common_pb2.Checkpoint, common_pb2.AgentState]:
+    async def _load(self, tenant_id: str, agent_id: str,
+                    checkpoint_id: str) -> tuple[common_pb2.Checkpoint, common_pb2.AgentState]:
         if not ids.is_token(checkpoint_id):
             raise InvalidArgument(f"invalid checkpoint id {checkpoint_id!r}")
         try:
@@ -58,8 +59,8 @@ class Checkpoints:
     async def list(self, tenant_id: str, agent_id: str) -> memory_pb2.ListCheckpointsResponse:
         await self.agents.store.get(tenant_id, agent_id)
         found: list[common_pb2.Checkpoint] = []
-        async for entry in live_entries(self.kv, f"{tenant_id}.{agent_id}.*"):
-            record = json.loads(entry.value)
+        async for entry in live_entries(self.kv, f"{tenant_id}.{agent_id}.*"):  # each has a value
+            record = json.loads(entry.value or b"")
             found.append(common_pb2.Checkpoint.FromString(base64.b64decode(record["checkpoint"])))
         found.sort(key=lambda c: (c.created_at, c.id), reverse=True)
         return memory_pb2.ListCheckpointsResponse(checkpoints=found)

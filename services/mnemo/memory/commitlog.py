@@ -104,8 +104,8 @@ class CommitLog:
         headers = {**telemetry.inject(), BATCH_HEADER: "1"}
         limit = min(RECORD_MAX_BYTES, self.js._nc.max_payload // 2)
         for batch in _records(messages, limit):
-            await self.js.publish(subject, batch.SerializeToString(),
-                                  headers={**headers, "Nats-Msg-Id": log_id(tenant_id, agent_id, batch.messages[-1].id)})
+            msg_id = log_id(tenant_id, agent_id, batch.messages[-1].id)
+            await self.js.publish(subject, batch.SerializeToString(), headers={**headers, "Nats-Msg-Id": msg_id})
 
     def confirm(self, state: common_pb2.AgentState) -> None:
         self._confirm(subjects.agent_key(state.config.tenant_id, state.config.id), state.revision)
@@ -143,15 +143,15 @@ class CommitLog:
         an agent never touched again after a crash still gets its last messages into recall.
         Returns how many agents' outboxes were checked."""
         checked = 0
-        async for entry in live_entries(agents, ">"):
+        async for entry in live_entries(agents, ">"):  # each has a value and a revision
             try:
-                state = common_pb2.AgentState.FromString(entry.value)
+                state = common_pb2.AgentState.FromString(entry.value or b"")
             except Exception:
                 log.warning("commit-log recovery skips an unreadable state %s", entry.key)
                 continue
             if not state.commit_outbox:
                 continue
-            state.revision = entry.revision
+            state.revision = entry.revision or 0
             await self.publish_outbox(state)
             checked += 1
         return checked

@@ -13,6 +13,7 @@ import logging
 import mimetypes
 import tempfile
 from collections.abc import AsyncIterator
+from typing import IO, TYPE_CHECKING
 
 from mnemo.common import ids
 from mnemo.common.errors import InvalidArgument
@@ -20,6 +21,9 @@ from mnemo.memory.chunking import DEFAULT_CHUNK_CHARS, DEFAULT_OVERLAP_CHARS, Ch
 from mnemo.memory.memories import Memories
 from mnemo.memory.store import check_ref
 from mnemo.v1 import common_pb2, memory_pb2
+
+if TYPE_CHECKING:
+    from pypdf import PdfReader
 
 log = logging.getLogger(__name__)
 
@@ -131,19 +135,19 @@ async def _data(chunks: AsyncIterator[memory_pb2.DocumentChunk], batcher: _Batch
 class _PdfPages:
     """Text of a spooled PDF, one page at a time (pypdf reads pages lazily)."""
 
-    def __init__(self, spool: object) -> None:
+    def __init__(self, spool: IO[bytes]) -> None:
         self.spool = spool
-        self.reader = None
+        self.reader: PdfReader | None = None
         self.index = 0
 
     def open(self) -> None:
         from pypdf import PdfReader
         from pypdf.errors import PdfReadError
 
-        self.spool.seek(0)  # type: ignore[attr-defined]
+        self.spool.seek(0)
         try:
-            self.reader = PdfReader(self.spool)  # type: ignore[arg-type]
-            _ = len(self.reader.pages)
+            self.reader = reader = PdfReader(self.spool)
+            _ = len(reader.pages)
         except (PdfReadError, ValueError, OSError) as exc:
             raise InvalidArgument(f"not a readable PDF: {exc}") from None
 

@@ -102,7 +102,8 @@ class Memories:
             if not p.text.strip():
                 raise InvalidArgument(f"passage {i} has no text")
             if len(p.text) > MAX_PASSAGE_CHARS:
-                raise InvalidArgument(f"passage {i} has {len(p.text)} characters; the maximum is {MAX_PASSAGE_CHARS}")
+                raise InvalidArgument(
+                    f"passage {i} has {len(p.text)} characters; the maximum is {MAX_PASSAGE_CHARS}")
             if len(p.id) > MAX_ID_CHARS:
                 raise InvalidArgument(f"passage {i}: id longer than {MAX_ID_CHARS} characters")
             docs.append(PassageDoc(id=p.id or ids.new_id("psg"), tenant_id=state.config.tenant_id,
@@ -110,7 +111,7 @@ class Memories:
                                    created_at=_time_or(created_at[i] if created_at else "", now), tags=list(p.tags),
                                    source_id=p.source_id, position=p.position, metadata=dict(p.metadata)))
         vectors = await self._embed(state, [d.text for d in docs])
-        for d, v in zip(docs, vectors):
+        for d, v in zip(docs, vectors, strict=True):  # embed returns one vector per text
             d.vector = v
         try:
             await self.backend.insert_passages(docs)

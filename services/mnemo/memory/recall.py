@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 from collections import OrderedDict
@@ -24,6 +25,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from mnemo.common import ids, subjects
 from mnemo.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from mnemo.common.retry import Backoff
 from mnemo.common.telemetry import span
 from mnemo.memory.commitlog import read_record
 from mnemo.memory.llm_client import LLMClient
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 32  # commit-log records per fetch (a step's messages each, up to 32 messages)
 FETCH_TIMEOUT = 0.5
+FETCH_BACKOFF = Backoff(base=0.5, cap=5.0)
 PB_KEY = "pb"  # RecallDoc.extra key holding the whole Message (base64 protobuf)
 
 
@@ -154,17 +157,23 @@ class RecallIndexer:
             pass
 
     async def _run(self) -> None:
+        failures = 0   # consecutive failed fetches (NATS restarting, consumer lost)
         while not self._stopping.is_set():
             try:
                 msgs = await self._sub.fetch(batch=BATCH, timeout=FETCH_TIMEOUT)
             except (TimeoutError, nats.errors.TimeoutError):
+                failures = 0
                 continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("recall indexer fetch failed: %s", exc)
-                await asyncio.sleep(0.5)
+                failures += 1
+                delay = FETCH_BACKOFF.delay(failures)
+                log.warning("recall indexer fetch failed, retrying in %.1fs: %s", delay, exc)
+                with contextlib.suppress(TimeoutError):   # a stop ends the wait
+                    await asyncio.wait_for(self._stopping.wait(), delay)
                 continue
+            failures = 0
             try:
                 await self.index_batch(msgs)
             except Exception as exc:
@@ -208,13 +217,13 @@ class RecallIndexer:
                     continue
                 tenant_id, agent_id = parts[2], parts[3]
                 try:
-                    model = await self.models.get(tenant_id, agent_id)
+                    model_dim = await self.models.get(tenant_id, agent_id)
                     records = [to_doc(tenant_id, agent_id, message) for message in read_record(m.data, m.headers)]
                 except (NotFound, ValueError) as exc:  # deleted agent, malformed record
                     log.info("recall indexer skips %s: %s", m.subject, exc)
                     skip += 1
                     continue
-                by_model.setdefault(model, []).extend(records)
+                by_model.setdefault(model_dim, []).extend(records)
             docs: list[RecallDoc] = []
             for (model, dim), group in by_model.items():
                 texts = self._embedding_texts(group)
@@ -222,14 +231,14 @@ class RecallIndexer:
                 vectors: list[list[float] | None] = [None] * len(group)
                 if wanted:
                     try:
-                        found = await self.llm.embed([texts[i] for i in wanted], model=model,  # type: ignore[misc]
+                        found = await self.llm.embed([t for t in texts if t is not None], model=model,
                                                      expected_dim=dim, background=True)
-                        for i, v in zip(wanted, found):
-                            vectors[i] = v
+                        for i, vec in zip(wanted, found, strict=True):  # embed returns one per text
+                            vectors[i] = vec
                     except (FailedPrecondition, InvalidArgument) as exc:
                         # Permanent (unknown model, wrong dimension): index the words rather than block the log.
                         log.warning("recall indexing %d messages without vectors: %s", len(group), exc)
-                for d, v in zip(group, vectors):
+                for d, v in zip(group, vectors, strict=True):
                     d.vector = v
                 docs.extend(group)
             if docs:

@@ -19,6 +19,7 @@ from mnemo.common.errors import MnemoError
 from mnemo.common.events import EventPublisher
 from mnemo.common.grpcutil import GrpcServer
 from mnemo.common.natsutil import connect, ensure_jetstream
+from mnemo.common.retry import Backoff, retry_forever
 from mnemo.common.telemetry import span
 from mnemo.memory.agents import Agents
 from mnemo.memory.checkpoints import Checkpoints
@@ -27,6 +28,7 @@ from mnemo.memory.documents import DocumentIngest
 from mnemo.memory.llm_client import LLMClient
 from mnemo.memory.memories import Memories
 from mnemo.memory.recall import AgentModels, RecallIndexer
+from mnemo.memory.search import create_backend
 from mnemo.memory.search.base import DimensionMismatch, SearchBackend
 from mnemo.memory.store import AgentStore
 from mnemo.memory.templates import TemplateStore
@@ -35,6 +37,7 @@ from mnemo.v1 import common_pb2, memory_pb2, memory_pb2_grpc
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+RECOVERY_BACKOFF = Backoff(base=0.5, cap=30.0)
 
 
 def _ref_of(request: Any) -> tuple[str, str]:
@@ -106,52 +109,52 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
 
     # ---- agents ----
     @rpc("create_agent")
-    async def CreateAgent(self, request, context):  # type: ignore[no-untyped-def]
+    async def CreateAgent(self, request, context):
         return await self.agents.create(request)
 
     @rpc("get_agent")
-    async def GetAgent(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetAgent(self, request, context):
         return await self.agents.get(request.tenant_id, request.agent_id)
 
     @rpc("list_agents")
-    async def ListAgents(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListAgents(self, request, context):
         return await self.agents.list(request)
 
     @rpc("update_agent")
-    async def UpdateAgent(self, request, context):  # type: ignore[no-untyped-def]
+    async def UpdateAgent(self, request, context):
         return await self.agents.update(request)
 
     @rpc("delete_agent")
-    async def DeleteAgent(self, request, context):  # type: ignore[no-untyped-def]
+    async def DeleteAgent(self, request, context):
         await self.svc.delete_agent(request.tenant_id, request.agent_id)
         return empty_pb2.Empty()
 
     @rpc("get_context")
-    async def GetContext(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetContext(self, request, context):
         return await self.agents.get_context(request.tenant_id, request.agent_id)
 
     @rpc("commit_step")
-    async def CommitStep(self, request, context):  # type: ignore[no-untyped-def]
+    async def CommitStep(self, request, context):
         return await self.agents.commit_step(request)
 
     @rpc("get_core_memory")
-    async def GetCoreMemory(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetCoreMemory(self, request, context):
         return await self.agents.core_memory(request.tenant_id, request.agent_id)
 
     @rpc("update_block")
-    async def UpdateBlock(self, request, context):  # type: ignore[no-untyped-def]
+    async def UpdateBlock(self, request, context):
         return await self.agents.update_block(request)
 
     @rpc("pop_messages")
-    async def PopMessages(self, request, context):  # type: ignore[no-untyped-def]
+    async def PopMessages(self, request, context):
         return await self.agents.pop_messages(request)
 
     @rpc("rewrite_message")
-    async def RewriteMessage(self, request, context):  # type: ignore[no-untyped-def]
+    async def RewriteMessage(self, request, context):
         return await self.agents.rewrite_message(request)
 
     # ---- documents ----
-    async def IngestDocument(self, request_iterator, context):  # type: ignore[no-untyped-def]
+    async def IngestDocument(self, request_iterator, context):
         with span("memory.ingest_document", tracer="mnemo.memory") as s:
             last = None
             ingest = DocumentIngest(self.svc.memories)
@@ -170,18 +173,18 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
 
     # ---- checkpoints, export, import ----
     @rpc("create_checkpoint")
-    async def CreateCheckpoint(self, request, context):  # type: ignore[no-untyped-def]
+    async def CreateCheckpoint(self, request, context):
         return await self.svc.checkpoints.create(request)
 
     @rpc("list_checkpoints")
-    async def ListCheckpoints(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListCheckpoints(self, request, context):
         return await self.svc.checkpoints.list(request.tenant_id, request.agent_id)
 
     @rpc("restore_checkpoint")
-    async def RestoreCheckpoint(self, request, context):  # type: ignore[no-untyped-def]
+    async def RestoreCheckpoint(self, request, context):
         return await self.svc.checkpoints.restore(request)
 
-    async def ExportAgent(self, request, context):  # type: ignore[no-untyped-def]
+    async def ExportAgent(self, request, context):
         with span("memory.export_agent", tracer="mnemo.memory",
                   attributes={"mnemo.tenant_id": request.tenant_id, "mnemo.agent_id": request.agent_id}) as s:
             sent = 0
@@ -193,7 +196,7 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
                 await _abort(context, s, exc)
             s.set_attribute("mnemo.bytes", sent)
 
-    async def ImportAgent(self, request_iterator, context):  # type: ignore[no-untyped-def]
+    async def ImportAgent(self, request_iterator, context):
         with span("memory.import_agent", tracer="mnemo.memory") as s:
             try:
                 state = await self.svc.transfer.import_(request_iterator)
@@ -206,64 +209,54 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
 
     # ---- templates ----
     @rpc("list_templates")
-    async def ListTemplates(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListTemplates(self, request, context):
         return memory_pb2.ListTemplatesResponse(
             templates=await self.svc.templates.list(request.tenant_id, request.kind))
 
     @rpc("get_template")
-    async def GetTemplate(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetTemplate(self, request, context):
         return await self.svc.templates.get(request.tenant_id, request.kind, request.name)
 
     @rpc("put_template")
-    async def PutTemplate(self, request, context):  # type: ignore[no-untyped-def]
+    async def PutTemplate(self, request, context):
         return await self.svc.templates.put(request.tenant_id, request.template, request.create_only)
 
     # ---- recall ----
     @rpc("search_recall")
-    async def SearchRecall(self, request, context):  # type: ignore[no-untyped-def]
+    async def SearchRecall(self, request, context):
         return await self.svc.memories.search_recall(request)
 
     @rpc("import_recall")
-    async def ImportRecall(self, request, context):  # type: ignore[no-untyped-def]
+    async def ImportRecall(self, request, context):
         return await self.svc.memories.import_recall(request)
 
     # ---- archival ----
     @rpc("insert_archival")
-    async def InsertArchival(self, request, context):  # type: ignore[no-untyped-def]
+    async def InsertArchival(self, request, context):
         return await self.svc.memories.insert_archival(request)
 
     @rpc("search_archival")
-    async def SearchArchival(self, request, context):  # type: ignore[no-untyped-def]
+    async def SearchArchival(self, request, context):
         return await self.svc.memories.search_archival(request)
 
     @rpc("delete_archival")
-    async def DeleteArchival(self, request, context):  # type: ignore[no-untyped-def]
+    async def DeleteArchival(self, request, context):
         await self.svc.memories.delete_archival(request)
         return empty_pb2.Empty()
 
     @rpc("get_counts")
-    async def GetCounts(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetCounts(self, request, context):
         return await self.svc.memories.counts(request.tenant_id, request.agent_id)
 
     @rpc("delete_template")
-    async def DeleteTemplate(self, request, context):  # type: ignore[no-untyped-def]
+    async def DeleteTemplate(self, request, context):
         await self.svc.templates.delete(request.tenant_id, request.kind, request.name)
         return empty_pb2.Empty()
 
 
-def make_backend(settings: Settings) -> SearchBackend | None:
+def make_backend(settings: Settings) -> SearchBackend:
     """The configured search backend (the search package's factory)."""
-    from mnemo.memory import search
-
-    factory = getattr(search, "create_backend", None)
-    if factory is not None:
-        return factory(settings)
-    try:  # until the factory lands: the embedded index directly
-        from mnemo.memory.search.embedded import EmbeddedBackend
-    except ImportError:
-        log.error("no search backend available: recall and archival memory are disabled")
-        return None
-    return EmbeddedBackend(settings.home_dir / "index")
+    return create_backend(settings)
 
 
 class MemoryService:
@@ -290,7 +283,7 @@ class MemoryService:
         nc = self.nc
         self.llm.use(lambda grpc_stub: rpcclient.llm_client(self.settings, nc, grpc_stub))
         js = self.nc.jetstream()
-        buckets = await ensure_jetstream(js)
+        buckets = await ensure_jetstream(js, self.settings.jetstream_replicas)
         self.js = js
         self.store = AgentStore(buckets[subjects.KV_AGENTS])
         await self.store.cache.watch(js, subjects.KV_AGENTS)
@@ -327,20 +320,10 @@ class MemoryService:
 
     async def _recover_commit_log(self, agents_kv: Any) -> None:
         """Re-publish the commit outboxes a crash may have left unpublished (retried until done)."""
-        delay = 0.5
-        while True:
-            try:
-                checked = await self.commitlog.recover(agents_kv)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("commit-log recovery failed, retrying in %.1fs: %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-                continue
-            self.recovered_outboxes = checked
-            log.info("commit-log recovery: %d agents with a pending outbox checked", checked)
-            return
+        checked = await retry_forever(lambda: self.commitlog.recover(agents_kv), RECOVERY_BACKOFF,
+                                      "commit-log recovery", log)
+        self.recovered_outboxes = checked
+        log.info("commit-log recovery: %d agents with a pending outbox checked", checked)
 
     async def stop(self) -> None:
         if self._recovery is not None:

@@ -66,16 +66,18 @@ class TemplateStore:
         for k, n in sorted(_SHIPPED):
             if not kind or k == kind:
                 by_key[(k, n)] = shipped(k, n)  # type: ignore[assignment]
-        async for entry in live_entries(self.kv, f"{tenant_id}.{kind or '*'}.*"):
-            t = common_pb2.Template.FromString(entry.value)
+        async for entry in live_entries(self.kv, f"{tenant_id}.{kind or '*'}.*"):  # each has a value
+            t = common_pb2.Template.FromString(entry.value or b"")
             by_key[(t.kind, t.name)] = t
         return [by_key[k] for k in sorted(by_key)]
 
-    async def put(self, tenant_id: str, template: common_pb2.Template, create_only: bool = False) -> common_pb2.Template:
+    async def put(self, tenant_id: str, template: common_pb2.Template,
+                  create_only: bool = False) -> common_pb2.Template:
         check_ref(tenant_id)
         _check(template.kind, template.name)
         if len(template.text) > MAX_TEMPLATE_CHARS:
-            raise InvalidArgument(f"template text is {len(template.text)} characters; the limit is {MAX_TEMPLATE_CHARS}")
+            raise InvalidArgument(
+                f"template text is {len(template.text)} characters; the limit is {MAX_TEMPLATE_CHARS}")
         t = common_pb2.Template()
         t.CopyFrom(template)
         t.updated_at = ids.now_iso()

@@ -102,11 +102,13 @@ class Transfer:
             except (ValueError, UnicodeDecodeError) as exc:
                 raise InvalidArgument(f"not a JSON document: {exc}") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise InvalidArgument(f"not a {FORMAT} export (format: {doc.get('format') if isinstance(doc, dict) else None!r})")
+            found = doc.get("format") if isinstance(doc, dict) else None
+            raise InvalidArgument(f"not a {FORMAT} export (format: {found!r})")
         try:
             state = ParseDict(doc.get("state") or {}, common_pb2.AgentState(), ignore_unknown_fields=True)
             recall = [ParseDict(m, common_pb2.Message(), ignore_unknown_fields=True) for m in doc.get("recall") or []]
-            archival = [ParseDict(p, common_pb2.Passage(), ignore_unknown_fields=True) for p in doc.get("archival") or []]
+            archival = [ParseDict(p, common_pb2.Passage(), ignore_unknown_fields=True)
+                        for p in doc.get("archival") or []]
         except (ParseError, TypeError, AttributeError) as exc:
             raise InvalidArgument(f"malformed export: {exc}") from None
 

@@ -31,7 +31,7 @@ class OrchestratorService:
         self.memory_target = memory_target or settings.memory_target
         self.llm_target = llm_target or settings.llm_target
         self.replica_id = ids.new_id("orch")
-        self.counter = counter
+        self.counter = counter or TokenCounter.for_settings(settings)
         self.nc: Any = None
         self.grpc: GrpcServer | None = None
         self.consumer: TurnConsumer | None = None
@@ -42,7 +42,7 @@ class OrchestratorService:
     async def start(self) -> None:
         self.nc = await connect(self.settings.nats_servers, f"mnemo-orchestrator-{self.replica_id}")
         js = self.nc.jetstream()
-        buckets = await ensure_jetstream(js)
+        buckets = await ensure_jetstream(js, self.settings.jetstream_replicas)
         memory_ch = client_channel(self.memory_target)
         llm_ch = client_channel(self.llm_target)
         self._channels = [memory_ch, llm_ch]

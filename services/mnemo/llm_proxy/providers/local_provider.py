@@ -18,9 +18,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from mnemo.llm_proxy import errors
-from mnemo.llm_proxy.config import ProviderConfig, default_local_model_path
+from mnemo.llm_proxy.config import ProviderConfig
 from mnemo.llm_proxy.providers.base import ChatCall, ChatResult
 from mnemo.llm_proxy.toolcalls import call_schema, constrained_call, local_messages, max_instance_chars
+from mnemo.tokens import default_local_model_path
 
 log = logging.getLogger(__name__)
 

@@ -155,10 +155,11 @@ class OpenAIProvider:
             raise errors.ProviderError(f"provider {self.name!r} returned no choices")
         choice = resp.choices[0]
         msg = choice.message
-        raw = [(c.id, c.function.name, c.function.arguments or "") for c in (msg.tool_calls or [])
-               if getattr(c, "function", None) is not None]
-        if not raw and getattr(msg, "function_call", None):
-            raw = [("", msg.function_call.name, msg.function_call.arguments or "")]
+        raw = [(c.id, fn.name, fn.arguments or "") for c in (msg.tool_calls or [])
+               if (fn := getattr(c, "function", None)) is not None]
+        legacy = getattr(msg, "function_call", None)
+        if not raw and legacy:
+            raw = [("", legacy.name, legacy.arguments or "")]
         content = msg.content or ""
         if self.config.constrained_tools and call.tools and call.tool_choice != "none" and not raw:
             content, raw = constrained_call(content)

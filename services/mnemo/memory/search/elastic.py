@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
+from elastic_transport import HttpxAsyncHttpNode
 from elasticsearch import AsyncElasticsearch, helpers
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
@@ -64,7 +65,7 @@ class ElasticsearchBackend:
         self.prefix = prefix
         self.min_similarity = min_similarity
         self.es = client or AsyncElasticsearch(
-            url, node_class="httpxasync", request_timeout=30, retry_on_timeout=True, max_retries=3,
+            url, node_class=HttpxAsyncHttpNode, request_timeout=30, retry_on_timeout=True, max_retries=3,
             retry_on_status=(429, 502, 503, 504))
         self.dims = AgentDims(self.es, self.meta_index)
         self._indices: set[str] = set()
@@ -175,12 +176,15 @@ class ElasticsearchBackend:
 
     async def index_messages(self, docs: list[RecallDoc]) -> None:
         for (tenant_id, agent_id), group in _by_agent(docs).items():
-            ordered = sorted(group, key=lambda d: (d.created_at, d.id))
-            texts = [d.text for d in ordered]
-            contexts = {d.id: d.context or neighbour_context(texts, i) for i, d in enumerate(ordered)}
-            await self._put("recall", tenant_id, agent_id, group, lambda d: recall_source(d, contexts[d.id]))
-            if any(not d.context for d in group):
-                await self._refresh_contexts(tenant_id, agent_id, ordered[0].created_at, ordered[-1].created_at)
+            await self._index_agent_messages(tenant_id, agent_id, group)
+
+    async def _index_agent_messages(self, tenant_id: str, agent_id: str, group: list[RecallDoc]) -> None:
+        ordered = sorted(group, key=lambda d: (d.created_at, d.id))
+        texts = [d.text for d in ordered]
+        contexts = {d.id: d.context or neighbour_context(texts, i) for i, d in enumerate(ordered)}
+        await self._put("recall", tenant_id, agent_id, group, lambda d: recall_source(d, contexts[d.id]))
+        if any(not d.context for d in group):
+            await self._refresh_contexts(tenant_id, agent_id, ordered[0].created_at, ordered[-1].created_at)
 
     async def _refresh_contexts(self, tenant_id: str, agent_id: str, first: datetime, last: datetime) -> None:
         """Re-derive the neighbour context of the messages around a written time span.
@@ -192,8 +196,8 @@ class ElasticsearchBackend:
         scope = self._scope(tenant_id, agent_id)
         sort_asc = [{"created_at": "asc"}, {"doc_id": "asc"}]
         sort_desc = [{"created_at": "desc"}, {"doc_id": "desc"}]
-        common = {"index": self._pattern("recall"), "ignore_unavailable": True, "allow_no_indices": True,
-                  "source_excludes": ["vector"]}
+        common: dict[str, Any] = {"index": self._pattern("recall"), "ignore_unavailable": True,
+                                  "allow_no_indices": True, "source_excludes": ["vector"]}
         span = await self.es.search(**common, query={"bool": {"filter": [*scope, {"range": {"created_at": {
             "gte": iso(first), "lte": iso(last)}}}]}}, sort=sort_asc, size=10_000)
         before = await self.es.search(**common, query={"bool": {"filter": [*scope, {"range": {"created_at": {

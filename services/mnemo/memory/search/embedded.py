@@ -28,6 +28,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -123,7 +124,7 @@ class EmbeddedBackend:
 
     async def index_messages(self, docs: list[RecallDoc]) -> None:
         for (tenant_id, agent_id), group in _by_agent(docs).items():
-            await self._run(tenant_id, agent_id, True, lambda s, g=group: s.index_messages(g), None)
+            await self._run(tenant_id, agent_id, True, partial(AgentShard.index_messages, docs=group), None)
 
     async def search_messages(self, tenant_id: str, agent_id: str, *, query: str = "",
                               vector: list[float] | None = None, start: datetime | None = None,
@@ -131,11 +132,12 @@ class EmbeddedBackend:
                               offset: int = 0, limit: int = 10) -> Page[RecallDoc]:
         s = None if start is None else utc_epoch(start)
         e = None if end is None else utc_epoch(end)
-        hits, total = await self._run(
+        found: tuple[list[tuple[RecallDoc, float]], int] = await self._run(
             tenant_id, agent_id, False,
             lambda sh: sh.search_messages(query.strip(), vector, s, e, role or None, max(0, offset),
                                           max(0, limit)),
             ([], 0))
+        hits, total = found
         return Page(hits=[Hit(doc=d, score=sc) for d, sc in hits], total=total)
 
     async def count_messages(self, tenant_id: str, agent_id: str) -> int:
@@ -147,17 +149,18 @@ class EmbeddedBackend:
         for (tenant_id, agent_id), group in _by_agent(docs).items():
             self._passages_changed((tenant_id, agent_id))
             try:
-                await self._run(tenant_id, agent_id, True, lambda s, g=group: s.insert_passages(g), None)
+                await self._run(tenant_id, agent_id, True, partial(AgentShard.insert_passages, docs=group), None)
             finally:
                 self._passages_changed((tenant_id, agent_id))
 
     async def search_passages(self, tenant_id: str, agent_id: str, *, query: str = "",
                               vector: list[float] | None = None, tags: list[str] | None = None,
                               offset: int = 0, limit: int = 10) -> Page[PassageDoc]:
-        hits, total = await self._run(
+        found: tuple[list[tuple[PassageDoc, float]], int] = await self._run(
             tenant_id, agent_id, False,
             lambda s: s.search_passages(query.strip(), vector, tags, max(0, offset), max(0, limit)),
             ([], 0))
+        hits, total = found
         return Page(hits=[Hit(doc=d, score=sc) for d, sc in hits], total=total)
 
     async def delete_passage(self, tenant_id: str, agent_id: str, passage_id: str) -> bool:

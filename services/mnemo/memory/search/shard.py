@@ -209,7 +209,8 @@ class AgentShard:
     @staticmethod
     def _message_filters(start: float | None, end: float | None, role: str | None,
                          alias: str = "m") -> tuple[str, list[object]]:
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[object] = []
         if start is not None:
             clauses.append(f"{alias}.created_at >= ?")
             args.append(start)

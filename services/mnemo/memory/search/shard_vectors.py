@@ -98,9 +98,10 @@ class ShardVectors:
             index.remove(without)
         if not with_vec:
             return
+        present = [v for v in vecs if v is not None]  # the rows of with_vec, in order
         if index is None:
-            index = self._indexes[kind] = VectorIndex(dim or len(vecs[with_vec[0]]))
-        index.upsert([keys[i] for i in with_vec], np.stack([vecs[i] for i in with_vec]),
+            index = self._indexes[kind] = VectorIndex(dim or len(present[0]))
+        index.upsert([keys[i] for i in with_vec], np.stack(present),
                      [ts[i] for i in with_vec], [labels[i] for i in with_vec])
 
     def removed(self, kind: str, keys: list[int]) -> None:

@@ -2,13 +2,19 @@
 
 `model_info(name)` answers for any name: known OpenAI models (longest-prefix match, so dated
 snapshots resolve), the local models, overrides registered from provider config, and a default for
-unknown models (8192 / 4096).
+unknown models (8192 / 4096). The llm-proxy registers its configured models; another process that
+counts tokens registers the same providers file with `register_file`.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, replace
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from mnemo.common.config import read_config_file
 
 DEFAULT_CONTEXT_WINDOW = 8192
 DEFAULT_MAX_OUTPUT = 4096
@@ -19,7 +25,7 @@ LOCAL_EMBEDDING_MODEL = "all-minilm-l6-v2"
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
-    """What the proxy knows about one model."""
+    """What is known about one model."""
 
     name: str
     provider: str = "openai"
@@ -30,6 +36,18 @@ class ModelInfo:
     embedding_dim: int = 0
     tokenizer: str = "cl100k_base"   # a tiktoken encoding, or "local:<model>" for a GGUF vocabulary
     known: bool = True
+
+
+class ModelSpec(BaseModel):
+    """One model served by a provider, with optional registry overrides (a providers file entry)."""
+
+    name: str
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    supports_tools: bool | None = None
+    embedding: bool = False
+    embedding_dim: int = 0
+    tokenizer: str | None = None
 
 
 def _oai(name: str, window: int, out: int, tok: str = "o200k_base") -> ModelInfo:
@@ -82,6 +100,27 @@ def unregister(name: str) -> None:
         _overrides.pop(name, None)
 
 
+def register_spec(spec: ModelSpec, provider: str) -> None:
+    """Override `spec.name` with what `spec` sets, keeping what is known of it otherwise."""
+    base = model_info(spec.name)
+    register(ModelInfo(
+        name=spec.name, provider=provider,
+        context_window=spec.context_window or base.context_window,
+        max_output_tokens=spec.max_output_tokens or base.max_output_tokens,
+        supports_tools=base.supports_tools if spec.supports_tools is None else spec.supports_tools,
+        embedding=spec.embedding or base.embedding,
+        embedding_dim=spec.embedding_dim or base.embedding_dim,
+        tokenizer=spec.tokenizer or base.tokenizer, known=True))
+
+
+def register_file(path: Path) -> None:
+    """Register the models a providers file (MNEMO_PROVIDERS_FILE) lists, as the llm-proxy does."""
+    for provider in read_config_file(path).get("providers") or []:
+        for model in provider.get("models") or []:
+            spec = ModelSpec(name=model) if isinstance(model, str) else ModelSpec.model_validate(model)
+            register_spec(spec, provider["name"])
+
+
 def _builtin(name: str) -> ModelInfo | None:
     if name in _BUILTIN:
         return _BUILTIN[name]
@@ -92,28 +131,8 @@ def _builtin(name: str) -> ModelInfo | None:
     return replace(_BUILTIN[best], name=name) if best else None
 
 
-_settings_loaded = False
-
-
-def _load_settings_overrides() -> None:
-    """Once per process: the overrides of MNEMO_PROVIDERS_FILE (so the orchestrator sees them too)."""
-    global _settings_loaded
-    _settings_loaded = True
-    try:
-        from mnemo.common.config import get_settings
-        from mnemo.llm_proxy.config import load_file
-
-        path = get_settings().providers_file
-        if path:
-            load_file(path).register_models()
-    except Exception:
-        pass
-
-
 def model_info(model: str) -> ModelInfo:
     """The registry entry for `model` (config overrides first); unknown models get 8192 / 4096."""
-    if not _settings_loaded:
-        _load_settings_overrides()
     hit = _overrides.get(model)
     if hit is not None:
         return hit

