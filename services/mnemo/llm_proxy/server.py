@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 
 from mnemo import tokens
-from mnemo.common import natsrpc
+from mnemo.common import natsrpc, status
 from mnemo.common.config import Settings
+from mnemo.common.errors import FailedPrecondition, InvalidArgument, Unavailable
 from mnemo.common.grpcutil import GrpcServer
 from mnemo.llm_proxy import config as proxy_config
 from mnemo.llm_proxy import errors
@@ -26,15 +27,12 @@ MAX_EMBED_TEXTS = 2048
 EMBED_PRIORITIES = ("", "interactive", "background")
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: errors.LLMError) -> None:
-    trailing: tuple[tuple[str, str], ...] = ()
+async def _abort(context: grpc.aio.ServicerContext, exc: errors.LLMError) -> NoReturn:
+    """End the call with the error's status; a retry hint is also said in the text, for people."""
     message = str(exc)
-    if exc.retry_after is not None:
-        ms = int(exc.retry_after * 1000)
-        trailing = (("retry-after-ms", str(ms)),)
-        if "retry after" not in message.lower() and "retry in" not in message.lower():
-            message = f"{message} (retry after {exc.retry_after:.1f}s)"
-    await context.abort(grpc.StatusCode[exc.code], message, trailing_metadata=trailing)
+    if exc.retry_after is not None and "retry after" not in message.lower() and "retry in" not in message.lower():
+        exc.args = (f"{message} (retry after {exc.retry_after:.1f}s)",)
+    await status.abort(context, exc)
 
 
 def _deadline(context: grpc.aio.ServicerContext) -> float | None:
@@ -90,11 +88,11 @@ class LLMServicer(llm_pb2_grpc.LLMServiceServicer):
 
     async def Embed(self, request: llm_pb2.EmbedRequest, context: grpc.aio.ServicerContext) -> llm_pb2.EmbedResponse:
         if len(request.texts) > MAX_EMBED_TEXTS:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"at most {MAX_EMBED_TEXTS} texts per Embed call, got {len(request.texts)}")
+            await status.abort(context,
+                InvalidArgument(f"at most {MAX_EMBED_TEXTS} texts per Embed call, got {len(request.texts)}"))
         if request.priority not in EMBED_PRIORITIES:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"priority {request.priority!r} is not one of: interactive, background")
+            await status.abort(context,
+                InvalidArgument(f"priority {request.priority!r} is not one of: interactive, background"))
         try:
             model, dim, vectors, used = await self.engine.embed(
                 request.model, list(request.texts), _meta(request), _deadline(context),
@@ -123,7 +121,7 @@ class LLMServicer(llm_pb2_grpc.LLMServiceServicer):
             await _abort(context, exc)
             raise
         except (OSError, ValueError, RuntimeError) as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"no tokenizer for model {model!r}: {exc}")
+            await status.abort(context, FailedPrecondition(f"no tokenizer for model {model!r}: {exc}"))
             raise
         return llm_pb2.CountTokensResponse(total=total, per_message=per_message, tools=tools_n, per_text=per_text,
                                            tokenizer=tokens.tokenizer_name(model))
@@ -152,9 +150,9 @@ class LLMServicer(llm_pb2_grpc.LLMServiceServicer):
     async def GetUsage(self, request: llm_pb2.GetUsageRequest,
                        context: grpc.aio.ServicerContext) -> llm_pb2.GetUsageResponse:
         if not request.tenant_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "tenant_id is required")
+            await status.abort(context, InvalidArgument("tenant_id is required"))
         if not self.meter.connected and not self.meter.totals:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "usage metering is not connected to NATS")
+            await status.abort(context, Unavailable("usage metering is not connected to NATS"))
         return llm_pb2.GetUsageResponse(totals=[
             llm_pb2.UsageTotal(tenant_id=t, agent_id=a, model=m, prompt_tokens=v.prompt_tokens,
                                completion_tokens=v.completion_tokens, calls=v.calls)
