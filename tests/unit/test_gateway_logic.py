@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import TypeVar
+
 import grpc
 import pytest
 
@@ -14,6 +17,8 @@ from mnemo.gateway.schemas import AgentCreate, AgentUpdate, ArchivalInsert
 from mnemo.gateway.tenants import hash_key, new_key
 from mnemo.gateway.turns import turn_id_for
 from mnemo.v1 import common_pb2
+
+T = TypeVar("T")
 
 
 def test_token_bucket_allows_bursts_then_asks_to_wait() -> None:
@@ -114,3 +119,95 @@ def test_waiter_merges_history_in_sequence_order() -> None:
     waiter.put(common_pb2.Event(type="usage", seq=10))  # a late duplicate is dropped
     got = [waiter.queue.get_nowait().seq for _ in range(waiter.queue.qsize())]
     assert got == [10, 11, 12]
+
+
+def test_domain_errors_map_to_http_statuses() -> None:
+    from mnemo.common.errors import MnemoError, error_for
+
+    expected = {"INVALID_ARGUMENT": 400, "OUT_OF_RANGE": 400, "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403,
+                "NOT_FOUND": 404, "ALREADY_EXISTS": 409, "FAILED_PRECONDITION": 409, "ABORTED": 409,
+                "RESOURCE_EXHAUSTED": 429, "CANCELLED": 499, "UNIMPLEMENTED": 501, "UNAVAILABLE": 503,
+                "DEADLINE_EXCEEDED": 504, "INTERNAL": 502, "UNKNOWN": 502, "DATA_LOSS": 502}
+    for code, status in expected.items():
+        err = ApiError.from_error(error_for(code, "why"), "the memory service")
+        assert err.status == status, code
+        if code == "UNAVAILABLE":
+            assert err.detail == "the memory service is unavailable: why"
+        else:
+            assert err.detail == "why"
+        # unmapped statuses travel on as UNAVAILABLE on the public gRPC API
+        assert err.grpc_code == (grpc.StatusCode[code] if status != 502 else grpc.StatusCode.UNAVAILABLE)
+    assert ApiError.from_error(MnemoError()).detail == "UNKNOWN"  # no details: the status name
+    assert ApiError.from_error(error_for("UNAVAILABLE", "x")).detail == "an internal service is unavailable: x"
+
+
+def test_turn_input_rules_keep_each_edge_wording() -> None:
+    from mnemo.gateway.submit import check_turn_input
+
+    def broken(**kwargs: object) -> ApiError:
+        with pytest.raises(ApiError) as err:
+            check_turn_input(**{"message": "hi", "max_chars": 5, **kwargs})  # type: ignore[arg-type]
+        assert err.value.status == 422 and err.value.grpc_code == grpc.StatusCode.INVALID_ARGUMENT
+        return err.value
+
+    check_turn_input("hello", 5, role="system", max_steps=3, idempotency_key="k")
+    long = broken(message="toolong")
+    assert long.detail == [{"loc": ["body", "message"], "msg": "message is longer than 5 characters",
+                            "type": "string_too_long"}]
+    assert long.text == "message: longer than 5 characters"
+    assert broken(message="").text == "message: must not be empty"
+    assert broken(role="tool").text == "role: must be user or system"
+    key = broken(idempotency_key="k" * 201)
+    assert key.detail == [{"loc": ["body", "Idempotency-Key"], "msg": "must be 1 to 200 characters",
+                           "type": "value_error"}]
+    assert key.text == "idempotency_key: at most 200 characters; max_steps: not negative"
+    assert broken(idempotency_key="").detail[0]["loc"] == ["body", "Idempotency-Key"]
+    assert broken(max_steps=-1).text == key.text
+    # the one-line form of any FastAPI-shaped detail
+    assert ApiError(422, [{"loc": ["body", "a", "b"], "msg": "bad"}, "other"]).text == "a.b: bad; other"
+
+
+async def _collect(gen: AsyncIterator[T]) -> list[T]:
+    return [item async for item in gen]
+
+
+async def test_events_of_one_turn_stop_at_its_final_event_and_close_the_source() -> None:
+    from mnemo.gateway.events import events_of_turn
+
+    closed = []
+
+    async def source() -> AsyncGenerator[common_pb2.Event | None, None]:
+        try:
+            for event in [common_pb2.Event(type="usage", turn_id="t1", seq=1), None,
+                          common_pb2.Event(type="usage", turn_id="t2", seq=2),
+                          common_pb2.Event(type="turn_completed", turn_id="t1", seq=3),
+                          common_pb2.Event(type="usage", turn_id="t1", seq=4)]:
+                yield event
+        finally:
+            closed.append(True)
+
+    got = await _collect(events_of_turn(source(), "t1"))
+    assert [e.seq if e is not None else None for e in got] == [1, None, 3] and closed == [True]
+    everything = await _collect(events_of_turn(source()))
+    assert len(everything) == 5 and closed == [True, True]
+
+
+async def test_turn_events_with_keepalives_as_sse_frames() -> None:
+    from mnemo.gateway.events import TurnWaiter
+    from mnemo.gateway.sse import KEEPALIVE, sse_frames
+    from mnemo.gateway.turns import SubmittedTurn, TurnSubmitter
+
+    submitter = TurnSubmitter(None, None)  # type: ignore[arg-type]  # following events needs no stream
+    turn = SubmittedTurn("t1", "tenant", "agent", False, TurnWaiter("t1"))
+    closed = []
+    frames = sse_frames(submitter.events(turn, None, keepalive=0.01), on_close=lambda: closed.append(True))
+    assert await anext(frames) == KEEPALIVE  # nothing for a while
+    turn.waiter.put(common_pb2.Event(type="assistant_message", turn_id="t1", seq=5))
+    turn.waiter.put(common_pb2.Event(type="turn_completed", turn_id="t1", seq=6))
+    rest = await _collect(frames)
+    assert next(f for f in rest if f != KEEPALIVE).startswith("id: 5\nevent: assistant_message\ndata: {")
+    assert rest[-1].startswith("id: 6\nevent: turn_completed\n") and closed == [True]
+    assert [e.seq for e in turn.events] == [5, 6]
+
+    quiet = SubmittedTurn("t2", "tenant", "agent", False, TurnWaiter("t2"))
+    assert await _collect(submitter.events(quiet, 0.01)) == []  # the timeout ends it, no keepalives

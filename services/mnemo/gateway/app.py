@@ -16,6 +16,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mnemo.common import metrics, telemetry
+from mnemo.common.errors import MnemoError
 from mnemo.gateway import rest_admin, rest_agents, rest_memory, rest_models, rest_openai
 from mnemo.gateway.deps import GatewayContext
 from mnemo.gateway.errors import ApiError, BodyTooLarge
@@ -129,6 +130,10 @@ def create_app(ctx: GatewayContext, nats: Any = None) -> FastAPI:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(_error_body(exc), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(MnemoError)
+    async def domain_error(request: Request, exc: MnemoError) -> JSONResponse:
+        return await api_error(request, ApiError.from_error(exc))
 
     @app.exception_handler(NatsError)
     async def nats_error(request: Request, exc: NatsError) -> JSONResponse:

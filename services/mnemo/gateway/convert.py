@@ -17,7 +17,7 @@ def to_json(msg: PbMessage) -> dict[str, Any]:
     for field in msg.DESCRIPTOR.fields:
         if field.containing_oneof is not None and not msg.HasField(field.name):
             continue
-        out[field.name] = _field_value(field, getattr(msg, field.name))
+        out[field.name] = _field_value(field, getattr(msg, field.name))  # type: ignore[arg-type]  # upb's twin
     return out
 
 

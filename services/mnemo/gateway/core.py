@@ -1,6 +1,7 @@
 """What the gateway does, independent of transport: tenant-scoped calls to the memory service.
 
-REST (rest_*.py) and gRPC (grpc_api.py) both call this; failures are ApiError.
+REST (rest_*.py) and gRPC (grpc_api.py) both call this; failures are ApiError. The memory client
+raises domain errors; its streaming methods are gRPC's own, whose errors `answer_failures` maps too.
 """
 
 from __future__ import annotations
@@ -13,15 +14,30 @@ from typing import Any, TypeVar
 
 import grpc
 
+from mnemo.common import status
+from mnemo.common.errors import MnemoError
 from mnemo.common.ids import is_token
 from mnemo.gateway.convert import config_agent, public_agent
 from mnemo.gateway.errors import ApiError
-from mnemo.v1 import agent_pb2, common_pb2, memory_pb2, memory_pb2_grpc
+from mnemo.v1 import agent_pb2, common_pb2, memory_pb2
 
 T = TypeVar("T")
 M = TypeVar("M")
 MEMORY_TIMEOUT = 30.0
 TEMPLATE_KINDS = ("persona", "human")
+MEMORY = "the memory service"
+
+
+@contextmanager
+def answer_failures(what: str = MEMORY) -> Iterator[None]:
+    """Around calls to an internal service: its failures as ApiError (a streaming call's raw gRPC
+    error is first read as the domain error it stands for)."""
+    try:
+        yield
+    except MnemoError as exc:
+        raise ApiError.from_error(exc, what) from exc
+    except grpc.aio.AioRpcError as exc:
+        raise ApiError.from_error(status.from_rpc_error(exc), what) from exc
 
 
 def check_agent_id(agent_id: str) -> None:
@@ -56,19 +72,19 @@ class _Upload:
     def reporting(self) -> Iterator[None]:
         """Around the call: the body's error if it failed, else the call's as an ApiError."""
         try:
-            yield
-        except (grpc.aio.AioRpcError, asyncio.CancelledError) as exc:
-            if self.error is not None:
+            with answer_failures():
+                yield
+        except (ApiError, asyncio.CancelledError) as exc:
+            if self.error is not None and exc is not self.error:
                 raise self.error from exc
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            raise ApiError.from_rpc(exc, "the memory service") from exc
+            raise
 
 
 class Core:
     """Tenant-scoped operations over the memory service's gRPC API."""
 
-    def __init__(self, memory: memory_pb2_grpc.MemoryServiceStub, owner_ttl: float = 5.0) -> None:
+    def __init__(self, memory: Any, owner_ttl: float = 5.0) -> None:
+        """`memory`: the memory service's client (`mnemo.common.rpcclient.memory_client`)."""
         self.memory = memory
         self.owner_ttl = owner_ttl
         self._owned: dict[tuple[str, str], float] = {}
@@ -93,8 +109,8 @@ class Core:
                    timeout: float = MEMORY_TIMEOUT) -> T:
         try:
             return await method(request, timeout=timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise ApiError.from_rpc(exc, "the memory service") from exc
+        except MnemoError as exc:
+            raise ApiError.from_error(exc, MEMORY) from exc
 
     @staticmethod
     def ref(tenant_id: str, agent_id: str) -> common_pb2.AgentRef:
@@ -114,7 +130,7 @@ class Core:
     async def get_agent(self, tenant_id: str, agent_id: str) -> agent_pb2.Agent:
         return public_agent(await self.get_state(tenant_id, agent_id))
 
-    async def list_agents(self, tenant_id: str, page: int, page_size: int) -> agent_pb2.ListAgentsResponse:
+    async def list_agents(self, tenant_id: str, page: int, page_size: int) -> memory_pb2.ListAgentsResponse:
         return await self.call(self.memory.ListAgents, memory_pb2.ListAgentsRequest(
             tenant_id=tenant_id, page=page, page_size=page_size))
 
@@ -233,10 +249,8 @@ class Core:
     async def export_agent(self, tenant_id: str, agent_id: str) -> AsyncIterator[bytes]:
         """The export's bytes; the first chunk is fetched before returning, so a 404 comes early."""
         stream = self.memory.ExportAgent(await self.owned(tenant_id, agent_id), timeout=3600.0)
-        try:
+        with answer_failures():
             first = await stream.read()
-        except grpc.aio.AioRpcError as exc:
-            raise ApiError.from_rpc(exc, "the memory service") from exc
 
         async def rest() -> AsyncIterator[bytes]:
             if first is not grpc.aio.EOF:

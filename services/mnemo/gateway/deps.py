@@ -19,7 +19,7 @@ from mnemo.gateway.models import ModelLister
 from mnemo.gateway.options import GatewayOptions
 from mnemo.gateway.ratelimit import RateLimiter
 from mnemo.gateway.tenants import Principal, TenantStore
-from mnemo.gateway.turns import TurnRunner
+from mnemo.gateway.turns import TurnSubmitter
 
 bearer = HTTPBearer(auto_error=False, description="an API key (mk-...) or, for /v1/admin, the admin key")
 
@@ -31,7 +31,7 @@ class GatewayContext:
     settings: Settings
     options: GatewayOptions
     core: Core
-    turns: TurnRunner
+    turns: TurnSubmitter
     tenants: TenantStore
     limiter: RateLimiter
     health: HealthChecker

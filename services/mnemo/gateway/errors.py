@@ -1,84 +1,120 @@
-"""Errors of the gateway: one exception for every failure, mapped to HTTP statuses and gRPC codes."""
+"""Errors of the gateway: one exception for every failure, mapped to HTTP statuses and gRPC codes.
+
+Statuses are named as in `mnemo.common.errors` (the gRPC status names); `HTTP_OF_CODE` is the one
+table from a domain error of an internal service to the HTTP status of the REST API.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import grpc
 
-# gRPC status of an internal service -> HTTP status of the REST API.
-HTTP_OF_GRPC: dict[grpc.StatusCode, int] = {
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.OUT_OF_RANGE: 400,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.FAILED_PRECONDITION: 409,
-    grpc.StatusCode.ABORTED: 409,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.CANCELLED: 499,
-    grpc.StatusCode.UNIMPLEMENTED: 501,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
-}
+from mnemo.common.errors import MnemoError
 
-GRPC_OF_HTTP: dict[int, grpc.StatusCode] = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    401: grpc.StatusCode.UNAUTHENTICATED,
-    403: grpc.StatusCode.PERMISSION_DENIED,
-    404: grpc.StatusCode.NOT_FOUND,
-    409: grpc.StatusCode.FAILED_PRECONDITION,
-    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    422: grpc.StatusCode.INVALID_ARGUMENT,
-    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    501: grpc.StatusCode.UNIMPLEMENTED,
-    503: grpc.StatusCode.UNAVAILABLE,
-    504: grpc.StatusCode.DEADLINE_EXCEEDED,
+# Status of an internal service (domain error code) -> HTTP status of the REST API; others are 502.
+HTTP_OF_CODE: dict[str, int] = {
+    "INVALID_ARGUMENT": 400,
+    "OUT_OF_RANGE": 400,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "FAILED_PRECONDITION": 409,
+    "ABORTED": 409,
+    "RESOURCE_EXHAUSTED": 429,
+    "CANCELLED": 499,
+    "UNIMPLEMENTED": 501,
+    "UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504,
+}
+HTTP_OF_GRPC: dict[grpc.StatusCode, int] = {grpc.StatusCode[name]: http for name, http in HTTP_OF_CODE.items()}
+
+# HTTP status of an ApiError -> the status it has on the public gRPC API.
+CODE_OF_HTTP: dict[int, str] = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "FAILED_PRECONDITION",
+    413: "RESOURCE_EXHAUSTED",
+    422: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    501: "UNIMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
 }
 
 
 class ApiError(Exception):
-    """An expected failure with an HTTP status and a reason for the client."""
+    """An expected failure with an HTTP status and a reason for the client.
+
+    `detail` is the REST body's "detail"; `text` the same as one line (the gRPC status details);
+    `code` the gRPC status name (by default the one of `status`).
+    """
 
     def __init__(self, status: int, detail: Any, headers: dict[str, str] | None = None,
-                 grpc_code: grpc.StatusCode | None = None) -> None:
+                 code: str | None = None, text: str | None = None) -> None:
         super().__init__(str(detail))
         self.status = status
         self.detail = detail
         self.headers = headers or {}
-        self._grpc_code = grpc_code
+        self._code = code
+        self._text = text
+
+    @property
+    def code(self) -> str:
+        if self._code is not None:
+            return self._code
+        return CODE_OF_HTTP.get(self.status, "UNKNOWN" if self.status >= 500 else "INVALID_ARGUMENT")
 
     @property
     def grpc_code(self) -> grpc.StatusCode:
-        if self._grpc_code is not None:
-            return self._grpc_code
-        return GRPC_OF_HTTP.get(self.status, grpc.StatusCode.UNKNOWN if self.status >= 500
-                                else grpc.StatusCode.INVALID_ARGUMENT)
+        return grpc.StatusCode[self.code]
+
+    @property
+    def text(self) -> str:
+        if self._text is not None:
+            return self._text
+        return _one_line(self.detail)
 
     @classmethod
-    def from_rpc(cls, exc: grpc.aio.AioRpcError, what: str = "") -> ApiError:
-        code = exc.code()
-        status = HTTP_OF_GRPC.get(code, 502)
-        details = exc.details() or code.name
-        if code == grpc.StatusCode.UNAVAILABLE:
+    def from_error(cls, err: MnemoError, what: str = "") -> ApiError:
+        """The answer to a client when an internal service (`what`, e.g. "the memory service") failed."""
+        code = err.code
+        details = str(err) or code
+        if code == "UNAVAILABLE":
             details = f"{what or 'an internal service'} is unavailable: {details}"
-        return cls(status, details, grpc_code=code if code in HTTP_OF_GRPC else grpc.StatusCode.UNAVAILABLE)
+        return cls(HTTP_OF_CODE.get(code, 502), details, code=code if code in HTTP_OF_CODE else "UNAVAILABLE")
+
+
+def _one_line(detail: Any) -> str:
+    """A REST detail as text: FastAPI's list of field errors as "field: msg; ..."."""
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                loc = ".".join(str(p) for p in item.get("loc", []) if p != "body")
+                parts.append(f"{loc}: {item.get('msg', '')}")
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    return detail if isinstance(detail, str) else json.dumps(detail)
 
 
 def not_found(what: str) -> ApiError:
     return ApiError(404, f"{what} not found")
 
 
-def invalid(field: str, msg: str, kind: str = "value_error") -> ApiError:
-    """A 422 in FastAPI's shape, naming the field path."""
+def invalid(field: str, msg: str, kind: str = "value_error", text: str | None = None) -> ApiError:
+    """A 422 in FastAPI's shape, naming the field path (`text`: its gRPC wording, when another)."""
     return ApiError(422, [{"loc": ["body", *field.split(".")], "msg": msg, "type": kind}],
-                    grpc_code=grpc.StatusCode.INVALID_ARGUMENT)
+                    code="INVALID_ARGUMENT", text=text)
 
 
 class BodyTooLarge(ApiError):
     """The request body is over the route's limit (413)."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body is larger than {limit} bytes",
-                         grpc_code=grpc.StatusCode.RESOURCE_EXHAUSTED)
+        super().__init__(413, f"request body is larger than {limit} bytes", code="RESOURCE_EXHAUSTED")

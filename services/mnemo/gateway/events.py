@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -140,11 +140,10 @@ class EventHub:
         return self._sub is not None
 
     async def _on_msg(self, msg: Any) -> None:
-        waiters = None
         event = parse_event(msg.data, msg.metadata.sequence.stream)
-        if event is not None:
-            waiters = self._waiters.get(event.turn_id)
-        for waiter in waiters or ():
+        if event is None:
+            return
+        for waiter in self._waiters.get(event.turn_id, ()):
             waiter.put(event)
 
     def register(self, turn_id: str) -> TurnWaiter:
@@ -162,7 +161,7 @@ class EventHub:
 
 async def replay(js: JetStreamContext, tenant_id: str, agent_id: str, *, after: int = 0,
                  since: datetime | None = None, follow: bool = False,
-                 idle_timeout: float | None = None) -> AsyncIterator[common_pb2.Event | None]:
+                 idle_timeout: float | None = None) -> AsyncGenerator[common_pb2.Event | None, None]:
     """The agent's events after sequence `after` (or since a time), from an ephemeral ordered consumer.
 
     Without `follow` the iteration ends once the consumer has caught up with the stream (or after
@@ -204,6 +203,24 @@ async def replay(js: JetStreamContext, tenant_id: str, agent_id: str, *, after: 
             await sub.unsubscribe()
         except Exception:
             pass
+
+
+async def events_of_turn(events: AsyncGenerator[common_pb2.Event | None, None],
+                         turn_id: str = "") -> AsyncGenerator[common_pb2.Event | None, None]:
+    """Only `turn_id`'s events, up to its final one (every event when `turn_id` is empty); the
+    Nones of a followed replay (idle periods) pass through. Closes `events` when done."""
+    try:
+        async for event in events:
+            if event is not None and turn_id:
+                if event.turn_id != turn_id:
+                    continue
+                yield event
+                if is_final(event):
+                    return
+            else:
+                yield event
+    finally:
+        await events.aclose()
 
 
 def recent_window_start(seconds: float) -> datetime:

@@ -3,44 +3,44 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import empty_pb2
 
 from mnemo.common import telemetry
+from mnemo.common.agent_fields import UPDATABLE
+from mnemo.common.errors import MnemoError
 from mnemo.gateway.deps import GatewayContext, authenticate
 from mnemo.gateway.errors import ApiError
-from mnemo.gateway.events import is_final, replay
+from mnemo.gateway.events import events_of_turn, replay
+from mnemo.gateway.submit import submit_turn
 from mnemo.gateway.tenants import Principal
 from mnemo.v1 import agent_pb2, agent_pb2_grpc, memory_pb2
 
+# What a handler may raise that ends the call with a status (anything else is a bug: UNKNOWN).
+FAILURES = (ApiError, MnemoError)
 
-def _detail_text(detail: Any) -> str:
-    if isinstance(detail, list):
-        parts = []
-        for item in detail:
-            if isinstance(item, dict):
-                loc = ".".join(str(p) for p in item.get("loc", []) if p != "body")
-                parts.append(f"{loc}: {item.get('msg', '')}")
-            else:
-                parts.append(str(item))
-        return "; ".join(parts)
-    return detail if isinstance(detail, str) else json.dumps(detail)
+
+async def _abort(context: grpc.aio.ServicerContext, exc: ApiError | MnemoError) -> NoReturn:
+    """End the call with the status of `exc`: the one mapping of the gateway's failures to gRPC."""
+    err = exc if isinstance(exc, ApiError) else ApiError.from_error(exc)
+    if "Retry-After" in err.headers:  # rate limited
+        context.set_trailing_metadata((("retry-after", err.headers["Retry-After"]),))
+    await context.abort(err.grpc_code, err.text)
+    raise AssertionError("unreachable: abort raises")
 
 
 async def _principal(ctx: GatewayContext, context: grpc.aio.ServicerContext) -> Principal:
     metadata = dict(context.invocation_metadata() or ())
+    authorization = metadata.get("authorization")
+    if isinstance(authorization, bytes):
+        authorization = authorization.decode("latin-1")
     try:
-        return await authenticate(ctx, metadata.get("authorization"))
+        return await authenticate(ctx, authorization)
     except ApiError as exc:
-        code = grpc.StatusCode.UNAUTHENTICATED if exc.status == 401 else exc.grpc_code
-        if exc.status == 429:
-            context.set_trailing_metadata((("retry-after", exc.headers.get("Retry-After", "1")),))
-        await context.abort(code, _detail_text(exc.detail))
-        raise  # unreachable: abort raises
+        await _abort(context, exc)
 
 
 def unary(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -51,8 +51,8 @@ def unary(fn: Callable[..., Any]) -> Callable[..., Any]:
         who = await _principal(self.ctx, context)
         try:
             return await fn(self, who.tenant_id, request, context)
-        except ApiError as exc:
-            await context.abort(exc.grpc_code, _detail_text(exc.detail))
+        except FAILURES as exc:
+            await _abort(context, exc)
     return handler
 
 
@@ -65,8 +65,8 @@ def streaming(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncItera
         try:
             async for item in fn(self, who.tenant_id, request, context):
                 yield item
-        except ApiError as exc:
-            await context.abort(exc.grpc_code, _detail_text(exc.detail))
+        except FAILURES as exc:
+            await _abort(context, exc)
     return handler
 
 
@@ -95,10 +95,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 
     @unary
     async def UpdateAgent(self, tenant: str, request: memory_pb2.UpdateAgentRequest, context: Any) -> Any:
-        allowed = {"name", "model", "context_window", "preset", "limits", "summarizer_model", "metadata"}
-        bad = [m for m in request.update_mask if m not in allowed]
+        bad = [m for m in request.update_mask if m not in UPDATABLE]
         if bad:
-            raise ApiError(400, f"update_mask may name only {sorted(allowed)}; got {bad}")
+            raise ApiError(400, f"update_mask may name only {sorted(UPDATABLE)}; got {bad}")
         config = memory_pb2.UpdateAgentRequest().config
         config.CopyFrom(request.config)
         return await self.core.update_agent(tenant, request.ref.agent_id, config, list(request.update_mask))
@@ -112,19 +111,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     @streaming
     async def SendMessage(self, tenant: str, request: agent_pb2.SendMessageRequest,
                           context: Any) -> AsyncIterator[Any]:
-        options = self.ctx.options
-        if not request.message:
-            raise ApiError(400, "message: must not be empty")
-        if len(request.message) > options.max_message_chars:
-            raise ApiError(400, f"message: longer than {options.max_message_chars} characters")
-        if request.role not in ("", "user", "system"):
-            raise ApiError(400, "role: must be user or system")
-        if len(request.idempotency_key) > 200 or request.max_steps < 0:
-            raise ApiError(400, "idempotency_key: at most 200 characters; max_steps: not negative")
-        await self.core.owned(tenant, request.agent_id)
-        turn = await self.ctx.turns.submit(tenant, request.agent_id, request.message,
-                                           role=request.role or "user", max_steps=request.max_steps,
-                                           idempotency_key=request.idempotency_key or None)
+        turn = await submit_turn(self.ctx, tenant, request.agent_id, request.message, role=request.role or "user",
+                                 max_steps=request.max_steps, idempotency_key=request.idempotency_key or None)
         context.set_trailing_metadata((("mnemo-turn-id", turn.turn_id),))
         try:
             with telemetry.turn_scope(tenant, request.agent_id, turn.turn_id):
@@ -137,15 +125,14 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def StreamEvents(self, tenant: str, request: agent_pb2.StreamEventsRequest,
                            context: Any) -> AsyncIterator[Any]:
         await self.core.get_state(tenant, request.agent_id)
-        events = replay(self.ctx.js, tenant, request.agent_id, after=request.after_seq, follow=request.follow,
-                        idle_timeout=self.ctx.options.sse_keepalive if request.follow else 5.0)
+        events = events_of_turn(replay(self.ctx.js, tenant, request.agent_id, after=request.after_seq,
+                                       follow=request.follow,
+                                       idle_timeout=self.ctx.options.sse_keepalive if request.follow else 5.0),
+                                request.turn_id)
         try:
             async for event in events:
-                if event is None or (request.turn_id and event.turn_id != request.turn_id):
-                    continue
-                yield event
-                if request.turn_id and is_final(event):
-                    return
+                if event is not None:
+                    yield event
         finally:
             await events.aclose()
 
@@ -204,16 +191,15 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 async for chunk in request_iterator:
                     total += len(chunk.data)
                     if total > self.ctx.options.max_document_bytes:
-                        raise ApiError(413, f"document larger than {self.ctx.options.max_document_bytes} bytes",
-                                       grpc_code=grpc.StatusCode.RESOURCE_EXHAUSTED)
+                        raise ApiError(413, f"document larger than {self.ctx.options.max_document_bytes} bytes")
                     yield chunk.data
 
             async for progress in self.core.ingest_document_progress(
                     who.tenant_id, header.agent_id, header.filename or "document.txt", header.content_type,
                     list(header.tags), data()):
                 yield progress
-        except ApiError as exc:
-            await context.abort(exc.grpc_code, _detail_text(exc.detail))
+        except FAILURES as exc:
+            await _abort(context, exc)
 
     # ---- checkpoints, export / import ----
     @unary
@@ -243,8 +229,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 yield chunk.data
         try:
             return await self.core.import_agent(who.tenant_id, data())
-        except ApiError as exc:
-            await context.abort(exc.grpc_code, _detail_text(exc.detail))
+        except FAILURES as exc:
+            await _abort(context, exc)
 
     # ---- templates ----
     @unary

@@ -24,6 +24,6 @@ class HealthChecker:
                 return self._cached[1]
             names = list(self.targets)
             results = await asyncio.gather(*(check_health(self.targets[n], timeout=1.0) for n in names))
-            status = dict(zip(names, results))
+            status = dict(zip(names, results, strict=True))
             self._cached = (time.monotonic(), status)
             return status

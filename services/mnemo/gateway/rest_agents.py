@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
@@ -12,14 +10,13 @@ from opentelemetry import trace
 
 from mnemo.gateway.convert import to_json
 from mnemo.gateway.deps import Ctx, GatewayContext, Tenant
-from mnemo.gateway.errors import invalid
-from mnemo.gateway.events import event_json, is_final, replay, sse_frame, stop_reason_of, usage_of
+from mnemo.gateway.events import event_json, events_of_turn, is_final, replay, stop_reason_of, usage_of
 from mnemo.gateway.schemas import AgentCreate, AgentUpdate, MessageBody, PopBody, RewriteBody
+from mnemo.gateway.sse import sse_response
+from mnemo.gateway.submit import submit_turn
 from mnemo.gateway.turns import SubmittedTurn
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @router.post("", status_code=201, summary="Create an agent")
@@ -56,14 +53,8 @@ async def delete_agent(agent_id: str, who: Tenant, ctx: Ctx) -> Response:
 
 async def _submit(ctx: GatewayContext, tenant_id: str, agent_id: str, body: MessageBody,
                   idempotency_key: str | None) -> SubmittedTurn:
-    if len(body.message) > ctx.options.max_message_chars:
-        raise invalid("message", f"message is longer than {ctx.options.max_message_chars} characters",
-                      "string_too_long")
-    if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
-        raise invalid("Idempotency-Key", "must be 1 to 200 characters")
-    await ctx.core.owned(tenant_id, agent_id)  # 404 for unknown and other tenants' agents (cached)
-    turn = await ctx.turns.submit(tenant_id, agent_id, body.message, role=body.role, max_steps=body.max_steps,
-                                  idempotency_key=idempotency_key)
+    turn = await submit_turn(ctx, tenant_id, agent_id, body.message, role=body.role, max_steps=body.max_steps,
+                             idempotency_key=idempotency_key)
     span = trace.get_current_span()
     span.set_attribute("mnemo.agent_id", agent_id)
     span.set_attribute("mnemo.turn_id", turn.turn_id)
@@ -97,24 +88,8 @@ async def send_message(agent_id: str, body: MessageBody, who: Tenant, ctx: Ctx,
 async def stream_message(agent_id: str, body: MessageBody, who: Tenant, ctx: Ctx,
                          idempotency_key: Annotated[str | None, Header()] = None) -> StreamingResponse:
     turn = await _submit(ctx, who.tenant_id, agent_id, body, idempotency_key)
-
-    async def frames() -> AsyncIterator[str]:
-        try:
-            while True:
-                try:
-                    event = await asyncio.wait_for(turn.waiter.queue.get(), ctx.options.sse_keepalive)
-                except TimeoutError:
-                    yield ": keepalive\n\n"
-                    continue
-                turn.events.append(event)
-                yield sse_frame(event)
-                if is_final(event):
-                    return
-        finally:
-            ctx.turns.close(turn)
-
-    return StreamingResponse(frames(), media_type="text/event-stream",
-                             headers={**SSE_HEADERS, "X-Turn-Id": turn.turn_id})
+    return sse_response(ctx.turns.events(turn, None, keepalive=ctx.options.sse_keepalive),
+                        headers={"X-Turn-Id": turn.turn_id}, on_close=lambda: ctx.turns.close(turn))
 
 
 @router.get("/{agent_id}/events", summary="Events after a sequence number (resume); follow=true for SSE",
@@ -134,22 +109,7 @@ async def agent_events(agent_id: str, who: Tenant, ctx: Ctx,
     if not sse:
         out = [event_json(e) async for e in events if e is not None and (not turn_id or e.turn_id == turn_id)]
         return JSONResponse({"events": out})
-
-    async def frames() -> AsyncIterator[str]:
-        try:
-            async for event in events:
-                if event is None:
-                    yield ": keepalive\n\n"
-                    continue
-                if turn_id and event.turn_id != turn_id:
-                    continue
-                yield sse_frame(event)
-                if turn_id and is_final(event):
-                    return
-        finally:
-            await events.aclose()
-
-    return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+    return sse_response(events_of_turn(events, turn_id or ""))
 
 
 # ---- queue editing (CLI /pop, /rewrite) -------------------------------------------------------------

@@ -25,7 +25,7 @@ from mnemo.gateway.models import ModelLister
 from mnemo.gateway.options import GatewayOptions
 from mnemo.gateway.ratelimit import RateLimiter
 from mnemo.gateway.tenants import TenantStore
-from mnemo.gateway.turns import TurnRunner
+from mnemo.gateway.turns import TurnSubmitter
 from mnemo.v1 import agent_pb2_grpc, llm_pb2_grpc, memory_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class GatewayService:
         settings, options = self.settings, self.options
         self.nc = await connect(settings.nats_servers, "mnemo-gateway")
         js = self.nc.jetstream()
-        buckets = await ensure_jetstream(js)
+        buckets = await ensure_jetstream(js, self.settings.jetstream_replicas)
         idempotency = await ensure_kv(js, IDEMPOTENCY_BUCKET)
         tenants = TenantStore(buckets[subjects.KV_TENANTS], cache_ttl=options.key_cache_ttl)
         if options.local_bootstrap:
@@ -87,7 +87,7 @@ class GatewayService:
         health = HealthChecker({"memory": self.memory_target, "llm-proxy": self.llm_target,
                                 "orchestrator": self.orchestrator_target}, ttl=options.health_cache_ttl)
         self.context = GatewayContext(settings=settings, options=options, core=core,
-                                      turns=TurnRunner(js, self.hub, idempotency), tenants=tenants,
+                                      turns=TurnSubmitter(js, self.hub, idempotency), tenants=tenants,
                                       limiter=RateLimiter(options.rate_per_second, options.rate_burst),
                                       health=health, js=js,
                                       models=ModelLister(rpcclient.llm_client(

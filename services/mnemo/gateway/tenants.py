@@ -9,6 +9,7 @@ Revoking deletes the hash entry and the key record, so a revoked key resolves to
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -128,7 +129,7 @@ class TenantStore:
         except TenantNotFound:
             await self.create_tenant("local", tenant_id=LOCAL_TENANT)
         try:
-            existing = key_file.read_text().strip()
+            existing = (await asyncio.to_thread(key_file.read_text)).strip()
         except OSError:
             existing = ""
         if existing:

@@ -1,4 +1,4 @@
-"""Submitting turns to JetStream and collecting their events."""
+"""Submitting turns to JetStream and following their events."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import overload
 
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
@@ -46,7 +47,7 @@ class SubmittedTurn:
     events: list[common_pb2.Event] = field(default_factory=list)
 
 
-class TurnRunner:
+class TurnSubmitter:
     """Publishes TurnRequests (durable once acked) and streams their events from the hub."""
 
     def __init__(self, js: JetStreamContext, hub: EventHub, idempotency_kv: KeyValue | None = None) -> None:
@@ -107,18 +108,38 @@ class TurnRunner:
     def close(self, turn: SubmittedTurn) -> None:
         self.hub.unregister(turn.waiter)
 
-    async def events(self, turn: SubmittedTurn, timeout: float | None) -> AsyncIterator[common_pb2.Event]:
-        """The turn's events in order of arrival, until its final event or `timeout` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+    @overload
+    def events(self, turn: SubmittedTurn, timeout: float | None,
+               keepalive: None = None) -> AsyncGenerator[common_pb2.Event, None]: ...
+    @overload
+    def events(self, turn: SubmittedTurn, timeout: float | None,
+               keepalive: float) -> AsyncGenerator[common_pb2.Event | None, None]: ...
+
+    def events(self, turn: SubmittedTurn, timeout: float | None,
+               keepalive: float | None = None) -> AsyncGenerator[common_pb2.Event | None, None]:
+        """The turn's events in order of arrival (each also appended to `turn.events`), until its final
+        event or `timeout` seconds; with `keepalive`, None after each `keepalive` seconds without one."""
+        return _follow(turn, timeout, keepalive)
+
+
+async def _follow(turn: SubmittedTurn, timeout: float | None,
+                  keepalive: float | None) -> AsyncGenerator[common_pb2.Event | None, None]:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        wait = keepalive
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return
-            try:
-                event = await asyncio.wait_for(turn.waiter.queue.get(), remaining)
-            except TimeoutError:
+            wait = remaining if wait is None else min(wait, remaining)
+        try:
+            event = await asyncio.wait_for(turn.waiter.queue.get(), wait)
+        except TimeoutError:
+            if keepalive is None or (deadline is not None and time.monotonic() >= deadline):
                 return
-            turn.events.append(event)
-            yield event
-            if is_final(event):
-                return
+            yield None
+            continue
+        turn.events.append(event)
+        yield event
+        if is_final(event):
+            return

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from mnemo.common import ids, subjects, telemetry
+from mnemo.common.agent_fields import UPDATABLE  # AgentConfig fields UpdateAgent may change
 from mnemo.common.config import Settings
 from mnemo.common.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from mnemo.common.events import EventPublisher
@@ -23,8 +24,6 @@ log = logging.getLogger(__name__)
 
 CAS_RETRIES = 8
 MAX_PAGE_SIZE = 100
-# AgentConfig fields a user may change with UpdateAgent.
-UPDATABLE = {"name", "model", "context_window", "preset", "summarizer_model", "limits", "metadata"}
 FIXED = {"id", "tenant_id", "created_at", "embedding_model", "embedding_dim"}
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
-from mnemo.common.errors import FailedPrecondition, InvalidArgument, Unavailable
+from mnemo.common import natsrpc, rpcclient
+from mnemo.common.errors import FailedPrecondition, InvalidArgument, MnemoError, Unavailable
 from mnemo.common.grpcutil import client_channel
+from mnemo.common.models import ModelListCache
 from mnemo.v1 import llm_pb2, llm_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -25,6 +28,10 @@ class ModelDefaults:
     embedding_dim: int
 
 
+def _over_grpc(grpc_stub: llm_pb2_grpc.LLMServiceStub) -> rpcclient.RpcClient:
+    return rpcclient.RpcClient(natsrpc.LLM_SERVICE, grpc_stub, idempotent=rpcclient.LLM_IDEMPOTENT)
+
+
 class LLMClient:
     """gRPC client of mnemo.v1.LLMService (embeddings, model defaults)."""
 
@@ -33,10 +40,12 @@ class LLMClient:
         self._channel: grpc.aio.Channel | None = None
         self._stub: llm_pb2_grpc.LLMServiceStub | None = None
         self._defaults: ModelDefaults | None = None
-        self._wrap: Callable[[Any], Any] = lambda stub: stub
+        self._models: ModelListCache | None = None
+        self._wrap: Callable[[Any], Any] = _over_grpc
 
     def use(self, wrap: Callable[[Any], Any]) -> None:
-        """Calls go through `wrap(grpc_stub)` (e.g. a NATS stub with gRPC as its fallback)."""
+        """Calls go through `wrap(grpc_stub)` (e.g. a NATS client with gRPC as its fallback), which
+        raises domain errors (`mnemo.common.rpcclient`)."""
         self._wrap = wrap
         self._stub = None
 
@@ -46,6 +55,13 @@ class LLMClient:
                 self._channel = client_channel(self.target)
             self._stub = self._wrap(llm_pb2_grpc.LLMServiceStub(self._channel))
         return self._stub
+
+    def _model_list(self) -> ModelListCache:
+        """The llm-proxy's model list, kept until `refresh()` (defaults do not change while it runs)."""
+        stub = self._get_stub()
+        if self._models is None or self._models.llm is not stub:
+            self._models = ModelListCache(stub, ttl=math.inf)
+        return self._models
 
     async def close(self) -> None:
         if self._channel is not None:
@@ -57,9 +73,9 @@ class LLMClient:
         """Default chat model and embedding model + dimension (asked once, then cached)."""
         if self._defaults is None:
             try:
-                resp = await self._get_stub().ListModels(llm_pb2.ListModelsRequest(), timeout=10)
-            except grpc.aio.AioRpcError as exc:
-                raise Unavailable(f"llm-proxy unavailable at {self.target}: {exc.details()}") from None
+                resp = await self._model_list().list()
+            except MnemoError as exc:
+                raise Unavailable(f"llm-proxy unavailable at {self.target}: {exc}") from None
             dim = 0
             for m in resp.models:
                 if m.name == resp.default_embedding_model:
@@ -72,7 +88,7 @@ class LLMClient:
         defaults = await self.defaults()
         if not model or model == defaults.embedding_model:
             return defaults.embedding_dim
-        resp = await self._get_stub().ListModels(llm_pb2.ListModelsRequest(), timeout=10)
+        resp = await self._model_list().refresh()  # a model the proxy may have been given since
         return next((m.embedding_dim for m in resp.models if m.name == model), 0)
 
     async def embed(self, texts: list[str], *, model: str = "", expected_dim: int = 0,
@@ -87,10 +103,10 @@ class LLMClient:
                     llm_pb2.EmbedRequest(model=model, texts=batch, tenant_id=tenant_id, agent_id=agent_id,
                                          priority="background" if background else ""),
                     timeout=60)
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                    raise InvalidArgument(f"embedding failed: {exc.details()}") from None
-                raise Unavailable(f"embedding failed ({exc.code().name}): {exc.details()}") from None
+            except MnemoError as exc:
+                if isinstance(exc, InvalidArgument):
+                    raise InvalidArgument(f"embedding failed: {exc}") from None
+                raise Unavailable(f"embedding failed ({exc.code}): {exc}") from None
             if len(resp.embeddings) != len(batch):
                 raise Unavailable(f"llm-proxy returned {len(resp.embeddings)} embeddings for {len(batch)} texts")
             for e in resp.embeddings:

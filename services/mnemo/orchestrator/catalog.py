@@ -3,43 +3,47 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
-import grpc
-
+from mnemo.common.errors import InvalidArgument, MnemoError, NotFound
+from mnemo.common.models import ModelListCache, ModelSource
 from mnemo.orchestrator import presets
 from mnemo.orchestrator.limits import DEFAULT_CONTEXT_WINDOW
-from mnemo.v1 import llm_pb2, llm_pb2_grpc, memory_pb2, memory_pb2_grpc
+from mnemo.v1 import llm_pb2, memory_pb2
+
+# An unknown model asks the llm-proxy again, at most this often (seconds).
+UNKNOWN_MODEL_REFRESH = 1.0
 
 
 class ModelCatalog:
-    """Context windows from the llm-proxy registry (ListModels), refreshed on an unknown model."""
+    """Context windows from the llm-proxy registry (ListModels), refreshed on an unknown model (at
+    most once a second; meanwhile, and while the llm-proxy cannot be asked, the default window)."""
 
-    def __init__(self, llm: llm_pb2_grpc.LLMServiceStub, refresh_s: float = 60.0) -> None:
+    def __init__(self, llm: ModelSource, refresh_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.llm = llm
         self.windows: dict[str, int] = {}
         self.default_model = ""
-        self._loaded_at = 0.0
-        self._refresh_s = refresh_s
+        self._models = ModelListCache(llm, ttl=refresh_s, clock=clock)
 
-    async def _load(self) -> None:
-        resp = await self.llm.ListModels(llm_pb2.ListModelsRequest(), timeout=10)
+    def _use(self, resp: llm_pb2.ListModelsResponse) -> None:
         self.windows = {m.name: m.context_window for m in resp.models if m.context_window > 0}
         self.default_model = resp.default_model
-        self._loaded_at = time.monotonic()
 
     async def context_window(self, model: str) -> int:
-        if model not in self.windows and time.monotonic() - self._loaded_at > 1.0:
+        if model not in self.windows and self._models.age() > UNKNOWN_MODEL_REFRESH:
             try:
-                await self._load()
-            except grpc.aio.AioRpcError:
-                pass
+                self._use(await self._models.refresh(min_age=UNKNOWN_MODEL_REFRESH))
+            except MnemoError:
+                pass  # the default window until the llm-proxy answers
         return self.windows.get(model, DEFAULT_CONTEXT_WINDOW)
 
 
 class PresetCache:
     """Preset texts: built-in presets, or tenant templates of kind "preset" (cached briefly)."""
 
-    def __init__(self, memory: memory_pb2_grpc.MemoryServiceStub, ttl_s: float = 30.0) -> None:
+    def __init__(self, memory: Any, ttl_s: float = 30.0) -> None:
         self.memory = memory
         self.ttl_s = ttl_s
         self._cache: dict[tuple[str, str], tuple[float, str]] = {}
@@ -57,8 +61,10 @@ class PresetCache:
                 tenant_id=tenant_id, kind="preset", name=name), timeout=10)
             if tpl.text and (text is None or name not in ("default",)):
                 text = tpl.text
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT) and text is None:
+        except (NotFound, InvalidArgument):
+            pass  # no such template: the built-in preset
+        except MnemoError:
+            if text is None:
                 raise
         if text is None:
             text = presets.MEMGPT_CHAT

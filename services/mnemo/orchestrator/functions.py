@@ -95,7 +95,7 @@ def parse_call(call_id: str, name: str, arguments: str) -> ParsedCall:
         raise FunctionError(f"unknown function {name!r}; available functions: {', '.join(NAMES)}")
     try:
         args = json.loads(arguments) if arguments.strip() else {}
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise FunctionError(f"arguments of {name} are not valid JSON ({exc.msg} at position {exc.pos})") from None
     if not isinstance(args, dict):
         raise FunctionError(f"arguments of {name} must be a JSON object")
