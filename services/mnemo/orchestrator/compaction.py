@@ -42,6 +42,17 @@ def plan_eviction(roles: list[str], tokens: list[int], excess: int, keep_last: i
     return k
 
 
+def eviction_count(roles: list[str], tokens: list[int], prompt_tokens: int, target: int, keep_last: int,
+                   force: bool) -> int:
+    """How many queue messages a compaction evicts to bring `prompt_tokens` down to `target`.
+
+    A forced compaction (the context does not fit) evicts at least one message when the rules of
+    `plan_eviction` allow it, even if the prompt is already under the target.
+    """
+    excess = prompt_tokens - target
+    return plan_eviction(roles, tokens, max(excess, 1) if force else excess, keep_last)
+
+
 def transcript_line(m: common_pb2.Message, max_chars: int = 2000) -> str:
     when = packing.friendly_time(m.created_at) if m.created_at else ""
     text = m.text

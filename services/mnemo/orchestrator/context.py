@@ -57,8 +57,8 @@ def chat_dict(m: common_pb2.Message) -> dict[str, Any]:
 
 
 def to_chat_message(d: dict[str, Any], m: common_pb2.Message | None = None) -> llm_pb2.ChatMessage:
-    cm = llm_pb2.ChatMessage(role=d["role"], content=d.get("content") or "",
-                             tool_call_id=d.get("tool_call_id", ""), name=d.get("name", "") if d["role"] == "tool" else "")
+    cm = llm_pb2.ChatMessage(role=d["role"], content=d.get("content") or "", tool_call_id=d.get("tool_call_id", ""),
+                             name=d.get("name", "") if d["role"] == "tool" else "")
     if m is not None and m.tool_calls:
         cm.tool_calls.extend(m.tool_calls)
     return cm

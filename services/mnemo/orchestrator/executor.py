@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import grpc
-
 from mnemo.common import ids
+from mnemo.common.errors import ContextOverflow, FailedPrecondition, InvalidArgument, NotFound
+from mnemo.common.ports import MemoryPort
 from mnemo.orchestrator import packing
 from mnemo.orchestrator.context import DEFAULT_BLOCK_LIMIT
 from mnemo.orchestrator.functions import FunctionError, ParsedCall
-from mnemo.v1 import common_pb2, memory_pb2, memory_pb2_grpc
+from mnemo.v1 import common_pb2, memory_pb2
 
 RECALL_PAGE_SIZE = 5
 ARCHIVAL_PAGE_SIZE = 5
-# gRPC statuses of the memory service that describe a bad call by the agent (fed back to it).
-_AGENT_ERRORS = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
-                 grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.FAILED_PRECONDITION}
+# Memory-service errors that describe a bad call by the agent (fed back to it as a Failed result).
+_AGENT_ERRORS = (InvalidArgument, NotFound, ContextOverflow, FailedPrecondition)
 
 
 @dataclass
@@ -60,7 +59,7 @@ class FunctionExecutor:
     """Runs the memory functions of one agent step; send_message and pause_heartbeats are handled
     by the step loop."""
 
-    def __init__(self, memory: memory_pb2_grpc.MemoryServiceStub, ref: common_pb2.AgentRef,
+    def __init__(self, memory: MemoryPort, ref: common_pb2.AgentRef,
                  step_id: str, mem: StepMemory, max_chars: int) -> None:
         self.memory = memory
         self.ref = ref
@@ -71,10 +70,8 @@ class FunctionExecutor:
     async def run(self, call: ParsedCall, call_index: int) -> str:
         try:
             return await getattr(self, "_" + call.name)(call.args, call_index)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in _AGENT_ERRORS:
-                raise FunctionError(f"{call.name} failed: {exc.details()}") from None
-            raise
+        except _AGENT_ERRORS as exc:
+            raise FunctionError(f"{call.name} failed: {exc}") from None
 
     # ---- core memory ----
     async def _core_memory_append(self, args: dict, _: int) -> str:
