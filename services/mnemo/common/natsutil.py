@@ -1,4 +1,4 @@
-"""NATS connection and the JetStream streams / KV buckets of DESIGN.md §5, created idempotently."""
+"""NATS connection and the JetStream streams / KV buckets of docs/architecture.md, created idempotently."""
 
 from __future__ import annotations
 

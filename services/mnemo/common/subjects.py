@@ -1,4 +1,4 @@
-"""NATS subjects, JetStream streams and KV buckets (DESIGN.md §5). One place for every name."""
+"""NATS subjects, JetStream streams and KV buckets (docs/architecture.md). One place for every name."""
 
 from __future__ import annotations
 

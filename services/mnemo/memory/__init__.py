@@ -1,1 +1,1 @@
-"""The memory service: the only owner of agent state and memory (DESIGN.md §2, §5)."""
+"""The memory service: the only owner of agent state and memory (docs/architecture.md)."""

@@ -1,1 +1,1 @@
-"""The orchestrator: the MemGPT agent loop (DESIGN.md §3, §4)."""
+"""The orchestrator: the MemGPT agent loop (docs/architecture.md)."""

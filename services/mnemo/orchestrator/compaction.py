@@ -1,4 +1,4 @@
-"""Queue compaction (DESIGN.md §4): which messages to evict, and folding them into the summary."""
+"""Queue compaction (docs/architecture.md): which messages to evict, and folding them into the summary."""
 
 from __future__ import annotations
 

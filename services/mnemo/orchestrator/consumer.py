@@ -1,75 +1,86 @@
 """Turns from the JetStream TURNS work queue: a durable pull consumer with explicit acks, bounded
-concurrency, per-agent arrival order and step leases (DESIGN.md §3)."""
+concurrency, per-agent arrival order and step leases (docs/architecture.md).
+
+This module is the JetStream side (pulls, acks, naks, spans, metrics); the rules it follows
+(order, lease decisions, retry delays, when to give a turn up) are in scheduling.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import Any
 
-import grpc
 import nats.errors
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NoStreamResponseError, NotFoundError
 from opentelemetry.trace import Status, StatusCode
 
 from mnemo.common import metrics, subjects, telemetry
+from mnemo.common.errors import MnemoError
 from mnemo.common.natsutil import ensure_jetstream
 from mnemo.common.telemetry import span
 from mnemo.orchestrator.events import StepEvents
 from mnemo.orchestrator.leases import Lease, LeaseManager
 from mnemo.orchestrator.runner import TurnRunner
+from mnemo.orchestrator.scheduling import MAX_DELIVERIES, AgentOrder, DeliveryPolicy, Fail, may_run
 from mnemo.v1 import common_pb2
+
+__all__ = ["MAX_DELIVERIES", "TurnConsumer"]
 
 log = logging.getLogger(__name__)
 
-ORDER_RETRY_DELAY = 0.02   # nak delay while an earlier turn of the agent runs elsewhere
-PULL_EXPIRES = 1.0         # seconds a pull request stays open
+PULL_EXPIRES = 1.0          # seconds a pull request stays open
 MAX_BATCH = 64
-MAX_DELIVERIES = 20        # then the turn is reported failed and dropped
-MAX_BACKOFF = 2.0          # seconds between pull attempts while JetStream is unreachable
-_TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-              grpc.StatusCode.ABORTED, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNKNOWN,
-              grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED}
+CONSUMER_CHECK = 2.0        # seconds between checks that the consumer exists, while pulls time out
+STOP_HAND_BACK_DELAY = 0.2  # nak delay of a turn delivered while this replica stops
+
+# NATS client errors (connection lost, JetStream API errors) are transient too.
+POLICY = DeliveryPolicy(transient=(TimeoutError, ConnectionError, nats.errors.Error))
 
 
 class TurnConsumer:
     def __init__(self, js: JetStreamContext, leases: LeaseManager, runner: TurnRunner,
-                 concurrency: int, ack_wait: float) -> None:
+                 concurrency: int, ack_wait: float, policy: DeliveryPolicy = POLICY,
+                 replicas: int | None = None) -> None:
         self.js = js
+        self.replicas = replicas  # JetStream replication factor for what a NATS restart lost
         self.leases = leases
         self.runner = runner
         self.concurrency = max(1, concurrency)
         self.ack_wait = ack_wait
+        self.policy = policy
+        self.psub: JetStreamContext.PullSubscription | None = None
         self._slots = asyncio.Semaphore(self.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._local: dict[str, asyncio.Event] = {}   # agent key -> set when its running turn ends
+        self._order = AgentOrder()
         self._loop_task: asyncio.Task[None] | None = None
+        self._fetch: asyncio.Task[list[Msg]] | None = None   # the pull in progress
         self._stopping = False
-        self._reserved = 0                       # slots held by the open pull request
-        self._request_done = asyncio.Event()     # no pull request open
-        self._request_done.set()
-        self.psub: Any = None
-        self._backoff = 0.0                      # > 0 while JetStream does not answer pulls
         self._restore_lock = asyncio.Lock()
         self._restored_at = 0.0
+        self._checked_at = 0.0
 
+    # ---- the consumer ---------------------------------------------------------------------------
     async def _ensure_consumer(self) -> None:
         """Create the durable pull consumer unless it exists (idempotent, any replica)."""
+        self._checked_at = time.monotonic()
+        try:
+            await self.js.consumer_info(subjects.TURNS_STREAM, subjects.ORCHESTRATOR_CONSUMER)
+            return
+        except NotFoundError:
+            pass
         config = ConsumerConfig(
             durable_name=subjects.ORCHESTRATOR_CONSUMER, ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait, max_deliver=-1, filter_subject="mnemo.turns.>",
             deliver_policy=DeliverPolicy.ALL, max_ack_pending=-1, max_waiting=512)
         try:
-            await self.js.consumer_info(subjects.TURNS_STREAM, subjects.ORCHESTRATOR_CONSUMER)
-        except NotFoundError:
-            try:
-                await self.js.add_consumer(subjects.TURNS_STREAM, config)
-            except Exception as exc:
-                log.debug("consumer create: %s", exc)
+            await self.js.add_consumer(subjects.TURNS_STREAM, config)
+        except Exception as exc:  # another replica created it first
+            log.debug("consumer create: %s", exc)
 
     async def _restore_streams(self) -> None:
         """Re-create what a NATS restart can lose (the memory-stored leases bucket), idempotently."""
@@ -77,30 +88,15 @@ class TurnConsumer:
             if time.monotonic() - self._restored_at < 1.0:
                 return  # a concurrent turn just did it
             try:
-                await ensure_jetstream(self.js)
+                await ensure_jetstream(self.js, self.replicas)
                 self._restored_at = time.monotonic()
             except Exception as exc:
                 log.warning("JetStream not restored yet: %s", exc)
 
-    async def _recover(self) -> None:
-        """JetStream did not answer our pull (NATS restarting, consumer lost): wait, then make sure
-        the consumer exists again before the next pull."""
-        await asyncio.sleep(self._backoff)
-        try:
-            await self._ensure_consumer()
-        except Exception as exc:
-            log.warning("turn consumer not reachable yet: %s", exc)
-            self._backoff = min(MAX_BACKOFF, self._backoff * 2)
-            return
-        self._backoff = 0.0
-
     async def start(self) -> None:
         await self._ensure_consumer()
-        nc = self.js._nc
-        self._nc = nc
-        self._inbox = nc.new_inbox()
-        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{subjects.TURNS_STREAM}.{subjects.ORCHESTRATOR_CONSUMER}"
-        self.psub = await nc.subscribe(self._inbox, cb=self._on_message)
+        self.psub = await self.js.pull_subscribe_bind(subjects.ORCHESTRATOR_CONSUMER,
+                                                      stream=subjects.TURNS_STREAM)
         self._loop_task = asyncio.create_task(self._pull_loop(), name="turn-pull")
 
     async def stop(self) -> None:
@@ -109,12 +105,15 @@ class TurnConsumer:
         if self._loop_task:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
-        # Our last pull request must expire before we leave: a turn delivered to it afterwards
-        # would wait a whole ack_wait.
-        try:
-            await asyncio.wait_for(self._request_done.wait(), PULL_EXPIRES + 0.5)
-        except TimeoutError:
-            pass
+        if self._fetch is not None:
+            # The pull in progress ends within PULL_EXPIRES. Abandoning it would leave its request
+            # open on the server, and a turn delivered to it would wait a whole ack_wait.
+            try:
+                late = await asyncio.wait_for(self._fetch, PULL_EXPIRES + 0.5)
+            except Exception:
+                late = []
+            for msg in late:
+                await _quietly(msg.nak(delay=STOP_HAND_BACK_DELAY))
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -124,120 +123,170 @@ class TurnConsumer:
             except Exception:
                 pass
 
+    # ---- pulling --------------------------------------------------------------------------------
     async def _pull_loop(self) -> None:
-        """Keep one pull request open for as many turns as there are free slots. Turns are handled
-        the moment they arrive (a batch fetch would wait for the whole batch or its expiry)."""
+        """Pull as many turns as there are free slots and start each one at once. A pull returns as
+        soon as one turn is there (nats-py's fetch of a batch asks with no_wait + expires: the
+        server answers with what it has the moment it has anything, or when the request expires)."""
+        assert self.psub is not None
+        failures = 0   # consecutive pulls JetStream did not answer
         while not self._stopping:
-            await self._request_done.wait()
-            if self._backoff:
-                await self._recover()
-                continue
-            await self._slots.acquire()  # at least one free slot
-            free = 1
-            while free < MAX_BATCH and not self._slots.locked():
-                await self._slots.acquire()
-                free += 1
-            self._reserved = free
-            self._request_done.clear()
-            req = {"batch": free, "expires": int(PULL_EXPIRES * 1e9)}
+            free = await self._reserve_slots()
+            self._fetch = asyncio.create_task(self.psub.fetch(free, timeout=PULL_EXPIRES))
             try:
-                await self._nc.publish(self._next_subject, json.dumps(req).encode(), reply=self._inbox)
-            except Exception as exc:
-                log.warning("pull request failed: %s", exc)
-                self._end_request()
-                self._backoff = max(self._backoff, 0.5)
+                # shielded: stop() lets the pull end instead of abandoning its request
+                msgs = await asyncio.shield(self._fetch)
+            except asyncio.CancelledError:
+                raise
+            except TimeoutError:  # no turn queued (or the consumer is gone: checked now and then)
+                msgs = []
+                if time.monotonic() - self._checked_at > CONSUMER_CHECK:
+                    failures = await self._check_consumer(failures)
+            except Exception as exc:  # JetStream not there (yet): back off, then check the consumer
+                msgs = []
+                failures += 1
+                delay = self.policy.pull.delay(failures)
+                log.warning("pull failed (%r), retrying in %.1fs", exc, delay)
+                self._fetch = None
+                self._release_slots(free)
+                await asyncio.sleep(delay)
+                failures = await self._check_consumer(failures)
                 continue
-            try:  # a lost request (e.g. NATS restarted) must not stall the loop
-                await asyncio.wait_for(self._request_done.wait(), PULL_EXPIRES + 2.0)
-            except TimeoutError:
-                self._end_request()
-                self._backoff = max(self._backoff, 0.1)
+            else:
+                failures = 0
+            self._fetch = None
+            await self._start_turns(msgs, free)
 
-    def _end_request(self) -> None:
-        for _ in range(self._reserved):
-            self._slots.release()
-        self._reserved = 0
-        self._request_done.set()
+    async def _check_consumer(self, failures: int) -> int:
+        """Make sure the consumer exists; the count of consecutive failures after the check."""
+        try:
+            await self._ensure_consumer()
+        except Exception as exc:
+            log.warning("turn consumer not reachable yet: %s", exc)
+            return failures + 1
+        return 0
 
-    async def _on_message(self, msg: Any) -> None:
-        status = msg.headers.get("Status") if msg.headers else None
-        if status:
-            # 404 no messages / 408 expired / 409 ...: this pull request is over.
-            # 503 no responders: JetStream is not (yet) there; back off instead of spinning.
-            if status == "503":
-                self._backoff = max(0.1, self._backoff)
-            self._end_request()
-            return
-        if self._reserved > 0:
-            self._reserved -= 1  # the slot now belongs to this turn's task
-        else:  # pragma: no cover - a delivery beyond what we asked for
-            await self._slots.acquire()
-        if self._reserved == 0:
-            self._request_done.set()
-        if self._stopping:
+    async def _reserve_slots(self) -> int:
+        """Wait for a free slot, then take every free slot (up to MAX_BATCH)."""
+        await self._slots.acquire()
+        free = 1
+        while free < MAX_BATCH and not self._slots.locked():
+            await self._slots.acquire()  # does not block: a slot is free
+            free += 1
+        return free
+
+    def _release_slots(self, n: int) -> None:
+        for _ in range(n):
             self._slots.release()
-            await msg.nak(delay=0.2)
-            return
-        task = asyncio.create_task(self._handle(msg))
+
+    async def _start_turns(self, msgs: list[Msg], reserved: int) -> None:
+        """One task per turn, each holding one of the `reserved` slots (the rest are freed)."""
+        for msg in msgs:
+            if reserved == 0:
+                # A delivery beyond the batch (to a pull request sent before a reconnect): run it
+                # if a slot is free, else hand it back at once for a replica that has one.
+                if self._slots.locked():
+                    self._spawn(_quietly(msg.nak()))
+                    continue
+                await self._slots.acquire()  # does not block: a slot is free
+                reserved = 1
+            reserved -= 1
+            task = asyncio.create_task(self._handle(msg))
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+        self._release_slots(reserved)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._done)
+        task.add_done_callback(self._tasks.discard)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._slots.release()
 
-    async def _handle(self, msg: Any) -> None:
+    # ---- one turn -------------------------------------------------------------------------------
+    async def _handle(self, msg: Msg) -> None:
         try:
             turn = common_pb2.TurnRequest.FromString(msg.data)
         except Exception:
             log.error("dropping a malformed turn request on %s", msg.subject)
-            await msg.term()
+            await _quietly(msg.term())
             return
         seq = msg.metadata.sequence.stream
         key = subjects.agent_key(turn.tenant_id, turn.agent_id)
-        # Arrival order: wait for this replica's own earlier turn, nak for another replica's.
-        while key in self._local:
-            await self._local[key].wait()
-        # The turn span comes first: the state read below already belongs to the turn's trace.
-        with span("orchestrator.turn", tracer="mnemo.orchestrator", parent=dict(msg.headers or {}),
-                  attributes={"mnemo.agent_id": turn.agent_id, "mnemo.tenant_id": turn.tenant_id,
-                              "mnemo.turn_id": turn.turn_id}) as turn_span:
-            await self._claim_and_run(msg, turn, seq, key, turn_span)
+        # Arrival order on this replica: wait for its own earlier turns of the agent.
+        try:
+            await self._order.enter(key, seq)
+        except asyncio.CancelledError:  # stopping: hand the turn back for another replica
+            await asyncio.shield(_quietly(msg.nak()))
+            raise
+        try:
+            # The turn span comes first: the state read below already belongs to the turn's trace.
+            with span("orchestrator.turn", tracer="mnemo.orchestrator", parent=dict(msg.headers or {}),
+                      attributes={"mnemo.agent_id": turn.agent_id, "mnemo.tenant_id": turn.tenant_id,
+                                  "mnemo.turn_id": turn.turn_id}) as turn_span:
+                await self._claim_and_run(msg, turn, seq, key, turn_span)
+        finally:
+            self._order.leave(key)
 
-    async def _claim_and_run(self, msg: Any, turn: common_pb2.TurnRequest, seq: int, key: str,
+    async def _claim_and_run(self, msg: Msg, turn: common_pb2.TurnRequest, seq: int, key: str,
                              turn_span: Any) -> None:
         """Order check, lease, state read; then run the turn (or hand it back for later)."""
         # Order check, lease and the agent's state in one round trip (the CommitStep CAS protects
         # against a state read while an earlier holder was still finishing).
-        results = await asyncio.gather(
-            self._first_pending(msg.subject), self.leases.acquire(key), self.runner.prefetch(turn),
-            return_exceptions=True)
-        # (prefetch returns its gRPC error as a value: run() reports it or retries it)
-        failure = next((r for r in results if isinstance(r, BaseException)
-                        and not isinstance(r, grpc.aio.AioRpcError)), None)
+        parts = (asyncio.ensure_future(self._first_pending(msg.subject)),
+                 asyncio.ensure_future(self.leases.acquire(key)),
+                 asyncio.ensure_future(self.runner.prefetch(turn)))
+        try:
+            await asyncio.wait(parts)  # (unlike gather, a cancel here leaves the parts running)
+        except asyncio.CancelledError:  # stopping: give back what the claim took
+            await asyncio.shield(self._drop_claim(msg, parts))
+            raise
+        first_seq, lease, prefetched = (_outcome(p) for p in parts)
+        deliveries = msg.metadata.num_delivered
+        # (prefetch returns a domain error as a value: run() reports it or retries it)
+        failure = next((r for r in (first_seq, lease) if isinstance(r, BaseException)), None)
+        if failure is None and isinstance(prefetched, BaseException) and not isinstance(prefetched, MnemoError):
+            failure = prefetched
         if failure is not None:  # NATS restarting or unreachable: hand the turn back for later
-            if isinstance(results[1], Lease):
-                await self.leases.release(results[1])
-            if isinstance(failure, NoStreamResponseError):
-                await self._restore_streams()
-            delay = min(10.0, 0.2 * 2 ** min(msg.metadata.num_delivered, 6))
-            log.warning("turn %s postponed (%r), retrying in %.1fs", turn.turn_id, failure, delay)
-            await _quietly(msg.nak(delay=delay))
-            turn_span.set_attribute("mnemo.deferred", "unavailable")
-            if not _is_transient(failure):
-                raise failure
+            await self._postpone(msg, turn, lease, failure, deliveries, turn_span)
             return
-        first_seq, lease, prefetched = results
-        if lease is None or (first_seq is not None and first_seq < seq):
+        assert not isinstance(first_seq, BaseException) and not isinstance(lease, BaseException)
+        if not may_run(seq, first_seq, lease is not None):
             if lease is not None:
                 await self.leases.release(lease)
-            # Backs off while an earlier turn of the agent runs on another replica.
-            waits = max(0, min(msg.metadata.num_delivered - 1, 5))
-            await msg.nak(delay=ORDER_RETRY_DELAY * 2 ** waits)
+            # An earlier turn of the agent runs on another replica: back off while it does.
+            await _quietly(msg.nak(delay=self.policy.order_delay(deliveries)))
             turn_span.set_attribute("mnemo.deferred", "order")
             return
-        done = asyncio.Event()
-        self._local[key] = done
+        assert lease is not None and (isinstance(prefetched, MnemoError)
+                                      or not isinstance(prefetched, BaseException))
+        await self._run(msg, turn, seq, lease, prefetched, turn_span)
+
+    async def _drop_claim(self, msg: Msg, parts: tuple[asyncio.Future[Any], ...]) -> None:
+        outcomes = await asyncio.gather(*parts, return_exceptions=True)
+        if isinstance(outcomes[1], Lease):
+            await self.leases.release(outcomes[1])
+        await _quietly(msg.nak())
+
+    async def _postpone(self, msg: Msg, turn: common_pb2.TurnRequest, lease: Any,
+                        failure: BaseException, deliveries: int, turn_span: Any) -> None:
+        if isinstance(lease, Lease):
+            await self.leases.release(lease)
+        if isinstance(failure, NoStreamResponseError):
+            await self._restore_streams()
+        delay = self.policy.retry_delay(deliveries, failure)
+        log.warning("turn %s postponed (%r), retrying in %.1fs", turn.turn_id, failure, delay)
+        await _quietly(msg.nak(delay=delay))
+        turn_span.set_attribute("mnemo.deferred", "unavailable")
+        if not self.policy.is_transient(failure):
+            log.error("turn %s: unexpected failure while claiming it", turn.turn_id, exc_info=failure)
+            turn_span.record_exception(failure)
+            turn_span.set_status(Status(StatusCode.ERROR, str(failure)[:200]))
+
+    async def _run(self, msg: Msg, turn: common_pb2.TurnRequest, seq: int, lease: Lease,
+                   prefetched: common_pb2.AgentState | MnemoError, turn_span: Any) -> None:
         refresher = asyncio.create_task(self._keep_alive(msg, lease))
         started = time.perf_counter()
         metrics.TURNS_IN_FLIGHT.add(1)
@@ -263,8 +312,6 @@ class TurnConsumer:
             metrics.TURNS_IN_FLIGHT.add(-1)
             metrics.TURN_LATENCY.record(time.perf_counter() - started)
             metrics.TURNS_TOTAL.add(1, {"stop_reason": outcome})
-            self._local.pop(key, None)
-            done.set()
 
     async def _first_pending(self, subject: str) -> int | None:
         """Stream sequence of the oldest turn still queued for this agent."""
@@ -274,37 +321,34 @@ class TurnConsumer:
             return None
         return first.seq
 
-    async def _hand_back(self, msg: Any, lease: Any) -> None:
-        await asyncio.gather(msg.nak(), self.leases.release(lease),
-                             return_exceptions=True)
+    async def _hand_back(self, msg: Msg, lease: Lease) -> None:
+        await asyncio.gather(msg.nak(), self.leases.release(lease), return_exceptions=True)
 
-    async def _keep_alive(self, msg: Any, lease: Any) -> None:
+    async def _keep_alive(self, msg: Msg, lease: Lease) -> None:
         period = max(0.2, min(self.leases.ttl, self.ack_wait) / 3)
         while True:
             await asyncio.sleep(period)
             await asyncio.gather(self.leases.refresh(lease), msg.in_progress(), return_exceptions=True)
 
-    async def _on_error(self, msg: Any, turn: common_pb2.TurnRequest, exc: Exception) -> None:
-        deliveries = msg.metadata.num_delivered
-        if _is_transient(exc) and deliveries < MAX_DELIVERIES:
-            delay = min(10.0, 0.2 * 2 ** deliveries)
-            log.warning("turn %s failed (%s), retrying in %.1fs", turn.turn_id, exc, delay)
-            await _quietly(msg.nak(delay=delay))  # if the nak is lost, ack_wait redelivers
+    async def _on_error(self, msg: Msg, turn: common_pb2.TurnRequest, exc: Exception) -> None:
+        verdict = self.policy.after_failure(exc, msg.metadata.num_delivered)
+        if not isinstance(verdict, Fail):
+            log.warning("turn %s failed (%s), retrying in %.1fs", turn.turn_id, exc, verdict.delay)
+            await _quietly(msg.nak(delay=verdict.delay))  # if the nak is lost, ack_wait redelivers
             return
         log.exception("turn %s failed", turn.turn_id, exc_info=exc)
-        code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else "INTERNAL"
         ev = StepEvents(turn.turn_id, turn.tenant_id, turn.agent_id, 0)
-        ev.add("turn_failed", turn_failed=common_pb2.TurnFailed(error=str(exc)[:500], code=code))
+        ev.add("turn_failed", turn_failed=common_pb2.TurnFailed(error=verdict.message, code=verdict.code))
         try:
             await self.runner.publisher.publish(ev.events, {})
         finally:
             await _quietly(msg.term())
 
 
-def _is_transient(exc: BaseException) -> bool:
-    """Worth retrying: a dependency or NATS briefly unavailable (restart, reconnect, timeout)."""
-    return (isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _TRANSIENT) or \
-        isinstance(exc, (nats.errors.Error, asyncio.TimeoutError, ConnectionError))
+def _outcome(part: asyncio.Future[Any]) -> Any:
+    """A finished part's result, or its exception as a value."""
+    exc = part.exception()
+    return exc if exc is not None else part.result()
 
 
 async def _quietly(coro: Any) -> None:
@@ -313,4 +357,3 @@ async def _quietly(coro: Any) -> None:
         await coro
     except Exception as exc:
         log.debug("ack not delivered: %s", exc)
-

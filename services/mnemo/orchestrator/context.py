@@ -1,4 +1,4 @@
-"""Main-context assembly (DESIGN.md §1): system instructions, memory metadata, core memory, summary,
+"""Main-context assembly (docs/architecture.md): system instructions, memory metadata, core memory, summary,
 then the message queue, converted to chat messages and counted part by part."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Per-agent step leases in the KV bucket `mnemo_leases` (create = acquire, CAS refresh, delete)."""
+"""Per-agent step leases in the KV bucket `mnemo_leases`: a CAS write takes, refreshes and releases one."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import time
 
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+
+from mnemo.orchestrator.scheduling import RELEASED, lease_value, read_lease
 
 log = logging.getLogger(__name__)
 
@@ -18,48 +20,45 @@ class Lease:
 
 
 class LeaseManager:
-    """Leases carry their own expiry (`<owner>|<expires_ms>`) so a crashed holder's lease can be taken
-    over after `ttl` seconds, independently of the bucket's own (longer) TTL."""
+    """Leases carry their own expiry (scheduling.lease_value) so a crashed holder's lease can be taken
+    over after `ttl` seconds. Releasing writes the empty value (a CAS update, not a delete): its
+    revision is known, so re-acquiring the same agent's lease is one CAS write instead of three."""
 
     def __init__(self, kv: KeyValue, owner: str, ttl: float) -> None:
         self.kv = kv
         self.owner = owner
         self.ttl = ttl
-        # Revision of the delete marker this replica left per key: re-acquiring the same agent's
-        # lease is then one CAS write instead of create + read + update.
-        self._released: dict[str, int] = {}
+        self._released: dict[str, int] = {}   # key -> revision of this replica's release write
 
     def _value(self) -> bytes:
-        return f"{self.owner}|{int((time.time() + self.ttl) * 1000)}".encode()
+        return lease_value(self.owner, self.ttl, time.time())
 
     async def acquire(self, key: str) -> Lease | None:
         """Take the lease, or None when another live holder has it."""
-        marker = self._released.pop(key, None)
-        if marker is not None:
+        released = self._released.pop(key, None)
+        if released is not None:
             try:
-                return Lease(key, await self.kv.update(key, self._value(), last=marker))
+                return Lease(key, await self.kv.update(key, self._value(), last=released))
             except KeyWrongLastSequenceError:
                 pass  # someone else took (and maybe released) it since: the general path
-        try:
-            return Lease(key, await self.kv.create(key, self._value()))
+        try:  # a key nobody wrote yet (or aged out of the bucket)
+            return Lease(key, await self.kv.update(key, self._value(), last=0))
         except KeyWrongLastSequenceError:
             pass
         try:
             entry = await self.kv.get(key)
-        except KeyNotFoundError:  # released meanwhile (deleted): try once more
+        except KeyNotFoundError as err:  # gone meanwhile, or a delete marker: write over it
+            last = err.entry.revision if err.entry is not None else 0
             try:
-                return Lease(key, await self.kv.create(key, self._value()))
+                return Lease(key, await self.kv.update(key, self._value(), last=last))
             except KeyWrongLastSequenceError:
                 return None
-        try:
-            owner, _, expires = (entry.value or b"").decode().partition("|")
-            expired = int(expires) < time.time() * 1000
-        except ValueError:
-            expired = True
-        if not expired:
+        held = read_lease(entry.value, time.time())
+        if held.live:
             return None
+        if held.owner:
+            log.info("taking over the expired lease %s of %s", key, held.owner)
         try:
-            log.info("taking over the expired lease %s of %s", key, owner)
             return Lease(key, await self.kv.update(key, self._value(), last=entry.revision))
         except KeyWrongLastSequenceError:
             return None
@@ -73,13 +72,12 @@ class LeaseManager:
             return False
 
     async def release(self, lease: Lease) -> None:
+        """Give the lease up (a no-op when it was lost meanwhile)."""
         try:
-            ack = await self.kv._js.publish(
-                f"{self.kv._pre}{lease.key}",
-                headers={"KV-Operation": "DEL", "Nats-Expected-Last-Subject-Sequence": str(lease.revision)})
+            revision = await self.kv.update(lease.key, RELEASED, last=lease.revision)
         except Exception as exc:
             log.debug("lease %s not released: %s", lease.key, exc)
             return
-        self._released[lease.key] = ack.seq
+        self._released[lease.key] = revision
         if len(self._released) > 100_000:
             self._released.clear()

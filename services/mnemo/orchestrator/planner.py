@@ -1,4 +1,4 @@
-"""The step planner (DESIGN.md §3, §4): every decision of one agent step, as plain data, without I/O.
+"""The step planner (docs/architecture.md): every decision of one agent step, as plain data, without I/O.
 
 A `StepPlanner` is built from the agent's state, the turn's limits and what the driver looked up
 (context window, preset text). It answers each result the driver hands it with the next decision:

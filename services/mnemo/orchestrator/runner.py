@@ -1,4 +1,4 @@
-"""The step loop of one turn (DESIGN.md §3, §4): the driver of `mnemo.orchestrator.planner`.
+"""The step loop of one turn (docs/architecture.md): the driver of `mnemo.orchestrator.planner`.
 
 Each step is planned by a `StepPlanner` (context → budget → llm.Chat → functions → CommitStep, which
 publishes the step's events); the turn goes on while a heartbeat is pending and the limits allow.

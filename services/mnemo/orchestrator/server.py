@@ -52,7 +52,8 @@ class OrchestratorService:
                                  EventPublisher.for_replicas(js, self.settings.jetstream_replicas), self.counter)
         leases = LeaseManager(buckets[subjects.KV_LEASES], self.replica_id, self.settings.orchestrator_lease_ttl)
         self.consumer = TurnConsumer(js, leases, self.runner, self.settings.orchestrator_concurrency,
-                                     self.settings.orchestrator_ack_wait)
+                                     self.settings.orchestrator_ack_wait,
+                                     replicas=self.settings.jetstream_replicas)
         self.grpc = GrpcServer("orchestrator", self.settings.host, self.settings.orchestrator_port)
         await self.grpc.start()
         self.address = self.grpc.address
