@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 MAX_EMBED_TEXTS = 2048
 EMBED_PRIORITIES = ("", "interactive", "background")
+USAGE_CONNECT_WAIT = 2.0  # seconds GetUsage waits for a proxy that is still connecting to NATS
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: errors.LLMError) -> NoReturn:
@@ -151,7 +152,8 @@ class LLMServicer(llm_pb2_grpc.LLMServiceServicer):
                        context: grpc.aio.ServicerContext) -> llm_pb2.GetUsageResponse:
         if not request.tenant_id:
             await status.abort(context, InvalidArgument("tenant_id is required"))
-        if not self.meter.connected and not self.meter.totals:
+        if not self.meter.totals and not await self.meter.wait_connected(
+                min(USAGE_CONNECT_WAIT, _deadline(context) or USAGE_CONNECT_WAIT)):
             await status.abort(context, Unavailable("usage metering is not connected to NATS"))
         return llm_pb2.GetUsageResponse(totals=[
             llm_pb2.UsageTotal(tenant_id=t, agent_id=a, model=m, prompt_tokens=v.prompt_tokens,

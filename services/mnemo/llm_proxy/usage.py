@@ -71,6 +71,7 @@ class UsageMeter:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._subscribed = asyncio.Event()  # set once totals are being rebuilt from the stream
         self._flusher: asyncio.Task[None] | None = None
         self._connect_task: asyncio.Task[None] | None = None
 
@@ -101,6 +102,7 @@ class UsageMeter:
 
         self.sub = await self.js.subscribe("mnemo.usage.>", cb=self._on_record, ordered_consumer=True,
                                            deliver_policy=DeliverPolicy.ALL, stream=subjects.USAGE_STREAM)
+        self._subscribed.set()
         if self.on_connect is not None:
             await self.on_connect(self.nc)
 
@@ -110,6 +112,13 @@ class UsageMeter:
     @property
     def connected(self) -> bool:
         return self.nc is not None and self.nc.is_connected
+
+    async def wait_connected(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the first connection (a proxy that just started)."""
+        if not self.connected:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._subscribed.wait(), timeout)
+        return self.connected
 
     async def _on_record(self, msg: Any) -> None:
         try:
