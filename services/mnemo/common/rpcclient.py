@@ -15,6 +15,8 @@ Streaming methods are the gRPC stub's own (they run over gRPC only); map their e
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
@@ -87,7 +89,15 @@ class RpcClient:
 
 def _retried(call: UnaryCall, policy: Backoff) -> UnaryCall:
     async def retried(request: Message, timeout: float | None = None) -> Any:
-        async for attempt in policy.retrying(_unavailable):
+        try:  # the first attempt without the retry machinery: it is the hot path
+            return await call(request, timeout)
+        except Unavailable as err:
+            failure = err
+        rest = dataclasses.replace(policy, attempts=None if policy.attempts is None else policy.attempts - 1)
+        if rest.attempts == 0:
+            raise failure
+        await asyncio.sleep(policy.delay(1, failure.retry_after))
+        async for attempt in rest.retrying(_unavailable):
             with attempt:
                 return await call(request, timeout)
         raise AssertionError("unreachable: retrying() re-raises")  # pragma: no cover
