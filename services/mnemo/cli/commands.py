@@ -1,7 +1,9 @@
-"""The non-chat commands: agents, personas / humans, documents, export / import."""
+"""The non-chat commands: agents, personas / humans, documents, export / import, stack status."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import typer
@@ -140,3 +142,51 @@ def import_(file: Path) -> None:
     """Create an agent from an export file."""
     agent = client().agents.import_(file.read_bytes())
     console.print(f"imported agent {escape(agent.name)} ({agent.id})")
+
+
+def status(home: Path) -> int:
+    """Print the processes of the `mnemo up` running under `home`; 1 when none is running."""
+    from mnemo.cli.up import read_stack, stack_file
+
+    record = read_stack(home)
+    if record is None or not _pid_alive(int(record.get("pid", 0))):
+        console.print(f"Mnemo is not running (no live `mnemo up` with home {home}); start it with `mnemo up`",
+                      highlight=False)
+        return 1
+    now = time.time()
+    up_for = _duration(now - float(record.get("started_at", now)))
+    table = Table(title=f"mnemo up: pid {record['pid']}, up {up_for}", title_justify="left",
+                  caption=str(stack_file(home)), caption_justify="left", header_style="bold", box=None)
+    for column in ("process", "pid", "uptime", "restarts", "alive"):
+        table.add_column(column, no_wrap=True, justify="right" if column in ("pid", "restarts") else "left")
+    for child in record.get("children", []):
+        alive = _pid_alive(int(child["pid"]))
+        table.add_row(child["name"], str(child["pid"]),
+                      _duration(now - float(child["started_at"])) if alive else "-",
+                      str(child["restarts"]), "yes" if alive else "[red]no[/red]")
+    console.print(table)
+    return 0
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _duration(seconds: float) -> str:
+    """'42s', '3m05s', '2h07m', '3d04h'."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from pydantic import ValidationError
@@ -13,6 +13,9 @@ from rich.markup import escape
 
 from mnemo.cli import commands
 from mnemo.client import MnemoError
+
+if TYPE_CHECKING:
+    from mnemo.common.config import Settings
 
 err_console = Console(stderr=True)
 
@@ -38,17 +41,29 @@ app.add_typer(commands.personas_app, name="personas")
 app.add_typer(commands.humans_app, name="humans")
 
 
+def _settings(overrides: dict[str, Any]) -> Settings:
+    """Settings from the environment and the command's options; a bad one is one clear error."""
+    from mnemo.common.config import Settings
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"MNEMO_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors())
+        raise MnemoError(0, f"invalid setting {problems}") from None
+
+
 @app.command()
 def up(
     home: Path = typer.Option(None, "--home", help="data directory (default $MNEMO_HOME or ~/.mnemo)"),
     http_port: int = typer.Option(None, "--http-port", help="REST port (default $MNEMO_HTTP_PORT or 8283)"),
     grpc_port: int = typer.Option(None, "--grpc-port", help="public gRPC port (default $MNEMO_GRPC_PORT or 50051)"),
+    orchestrators: int = typer.Option(None, "--orchestrators", min=1,
+                                      help="orchestrator replicas (default $MNEMO_ORCHESTRATORS or 1)"),
     timeout: float = typer.Option(180.0, help="seconds each service may take to become healthy"),
     grace: float = typer.Option(10.0, help="seconds a service gets to stop before SIGKILL"),
 ) -> None:
-    """Start NATS and the four services on this machine; Ctrl-C stops them all."""
+    """Start NATS and the four services on this machine, restarting any that dies; Ctrl-C stops them all."""
     from mnemo.cli.up import up as run_up
-    from mnemo.common.config import Settings
 
     overrides: dict[str, Any] = {}
     if home is not None:
@@ -57,12 +72,16 @@ def up(
         overrides["http_port"] = http_port
     if grpc_port is not None:
         overrides["grpc_port"] = grpc_port
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(f"MNEMO_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors())
-        raise MnemoError(0, f"invalid setting {problems}") from None
-    raise typer.Exit(run_up(settings, timeout=timeout, grace=grace))
+    if orchestrators is not None:
+        overrides["orchestrators"] = orchestrators
+    raise typer.Exit(run_up(_settings(overrides), timeout=timeout, grace=grace))
+
+
+@app.command()
+def status(home: Path = typer.Option(None, "--home", help="data directory (default $MNEMO_HOME or ~/.mnemo)")) -> None:
+    """The processes of the running `mnemo up`: pid, uptime, restarts, alive."""
+    settings = _settings({"home": home} if home is not None else {})
+    raise typer.Exit(commands.status(settings.home_dir.resolve()))
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""Process supervision for `mnemo up`: start NATS and the four services, wait for health, stop cleanly.
+"""Process supervision for `mnemo up`: start NATS and the four services, wait for health, restart
+what dies afterwards (restarts.py decides when, and when to give up), stop cleanly.
 
 Children run in their own session so a terminal Ctrl-C reaches only the supervisor, which then
 stops them in order (gateway first, NATS last). They also get PR_SET_PDEATHSIG so that nothing
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from mnemo.cli.restarts import RestartDecision, RestartTracker, exit_status
 from mnemo.common.grpcutil import check_health
 
 HealthCheck = Callable[[], Awaitable[bool]]
@@ -35,6 +37,20 @@ class StartupError(RuntimeError):
         super().__init__(f"{name} {reason}")
         self.name = name
         self.reason = reason
+        self.log_tail = log_tail
+        self.log_path = log_path
+
+
+class CrashLoopError(RuntimeError):
+    """A process kept dying after start-up (the restart policy's limit); carries the tail of its log."""
+
+    def __init__(self, name: str, exits: int, window: float, status: str, log_tail: str = "",
+                 log_path: Path | None = None) -> None:
+        super().__init__(f"{name} keeps crashing: {exits} failures within {window:.0f}s (last: {status}); "
+                         "stopping Mnemo")
+        self.name = name
+        self.exits = exits
+        self.status = status
         self.log_tail = log_tail
         self.log_path = log_path
 
@@ -55,17 +71,52 @@ class ProcessSpec:
 class RunningProcess:
     spec: ProcessSpec
     proc: subprocess.Popen[bytes]
-    started_at: float
+    started_at: float                  # time.monotonic()
+    started_wall: float = field(default_factory=time.time)
+    restarts: int = 0                  # times this process was restarted after start-up
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
 
+class RestartEvents:
+    """What `Supervisor.supervise` reports as it restarts processes; the defaults do nothing."""
+
+    def exited(self, running: RunningProcess, status: str, decision: RestartDecision, log_tail: str) -> None:
+        """`running` exited with `status`; it is restarted after `decision.delay` seconds."""
+
+    def restart_failed(self, running: RunningProcess, reason: str, decision: RestartDecision) -> None:
+        """A restart of `running` could not even spawn (say, its port is taken); retried later."""
+
+    def restarted(self, running: RunningProcess) -> None:
+        """`running` is the new process (new pid, restart count one higher)."""
+
+    def healthy(self, running: RunningProcess, seconds: float) -> None:
+        """A restarted process answers its health check again."""
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL what a (dead or stopped) child spawned in its own session, so nothing lingers."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _note(log_path: Path, text: str) -> None:
+    """A supervisor line in a child's log, in the style of the start banner."""
+    try:
+        with open(log_path, "ab") as log:
+            log.write(f"---- {text} {time.strftime('%Y-%m-%dT%H:%M:%S')} ----\n".encode())
     except OSError:
         pass
 
@@ -141,16 +192,31 @@ def http_health(url: str) -> HealthCheck:
 
 
 class Supervisor:
-    """Starts process specs in waves, waits for health, and stops everything in reverse order."""
+    """Starts process specs in waves, waits for health, restarts what dies (`supervise`), and stops
+    everything in reverse order."""
 
-    def __init__(self, env: dict[str, str], grace: float = 10.0, poll: float = 0.1) -> None:
+    def __init__(self, env: dict[str, str], grace: float = 10.0, poll: float = 0.1,
+                 watch_interval: float = 0.2) -> None:
         self.env = env
         self.grace = grace
         self.poll = poll
+        self.watch_interval = watch_interval
         self.running: list[RunningProcess] = []
 
     # ---- start -----------------------------------------------------------------------------
     def spawn(self, spec: ProcessSpec) -> RunningProcess:
+        running = self._launch(spec)
+        self.running.append(running)
+        return running
+
+    def respawn(self, index: int) -> RunningProcess:
+        """Start `self.running[index]` again from its spec (same argv, env and ports), in its place."""
+        old = self.running[index]
+        running = self._launch(old.spec, restarts=old.restarts + 1)
+        self.running[index] = running
+        return running
+
+    def _launch(self, spec: ProcessSpec, restarts: int = 0) -> RunningProcess:
         busy = [p for p in spec.ports if port_in_use(p)]
         if busy:
             raise StartupError(spec.name, f"cannot start: port {busy[0]} is already in use "
@@ -165,9 +231,7 @@ class Supervisor:
                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
         finally:
             log.close()
-        running = RunningProcess(spec, proc, time.monotonic())
-        self.running.append(running)
-        return running
+        return RunningProcess(spec, proc, time.monotonic(), restarts=restarts)
 
     async def wait_healthy(self, running: RunningProcess, timeout: float,
                            cancel: asyncio.Event | None = None) -> float:
@@ -219,6 +283,76 @@ class Supervisor:
                 pass
         return None
 
+    async def supervise(self, stop: asyncio.Event, tracker: RestartTracker, events: RestartEvents | None = None,
+                        health_timeout: float = 120.0) -> None:
+        """Until `stop`: restart each process that exits, after the tracker's backoff, while the others
+        keep running. Raises CrashLoopError when the tracker gives up on one."""
+        events = events or RestartEvents()
+        due: dict[int, float] = {}   # index in self.running -> when its restart is due (monotonic)
+        checks: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                for index, running in enumerate(self.running):
+                    if index in due:
+                        if time.monotonic() >= due[index]:
+                            del due[index]
+                            self._restart(index, tracker, events, due, checks, health_timeout)
+                        continue
+                    code = running.proc.poll()
+                    if code is None:
+                        continue
+                    _kill_group(running.proc.pid)
+                    status, log_tail = exit_status(code), tail(running.spec.log_path, 10)
+                    decision = tracker.exited(running.spec.name)
+                    if decision.give_up:
+                        raise self._crash_loop(running, decision, tracker, status)
+                    _note(running.spec.log_path, f"{running.spec.name} exited ({status}); "
+                                                 f"restarting in {decision.delay:.1f}s")
+                    events.exited(running, status, decision, log_tail)
+                    due[index] = time.monotonic() + decision.delay
+                try:
+                    await asyncio.wait_for(stop.wait(), self.watch_interval)
+                except TimeoutError:
+                    pass
+        finally:
+            for check in checks:
+                check.cancel()
+
+    def _restart(self, index: int, tracker: RestartTracker, events: RestartEvents, due: dict[int, float],
+                 checks: set[asyncio.Task[None]], health_timeout: float) -> None:
+        old = self.running[index]
+        try:
+            running = self.respawn(index)
+        except StartupError as exc:  # e.g. its port is taken now: a failure like an exit
+            decision = tracker.exited(old.spec.name)
+            if decision.give_up:
+                raise self._crash_loop(old, decision, tracker, exc.reason) from None
+            _note(old.spec.log_path, f"{old.spec.name} did not restart ({exc.reason}); "
+                                     f"retrying in {decision.delay:.1f}s")
+            events.restart_failed(old, exc.reason, decision)
+            due[index] = time.monotonic() + decision.delay
+            return
+        events.restarted(running)
+        check = asyncio.create_task(self._report_healthy(running, events, health_timeout))
+        checks.add(check)
+        check.add_done_callback(checks.discard)
+
+    @staticmethod
+    def _crash_loop(running: RunningProcess, decision: RestartDecision, tracker: RestartTracker,
+                    status: str) -> CrashLoopError:
+        spec = running.spec
+        error = CrashLoopError(spec.name, decision.exits, tracker.policy.window, status, tail(spec.log_path),
+                               spec.log_path)
+        _note(spec.log_path, str(error))
+        return error
+
+    async def _report_healthy(self, running: RunningProcess, events: RestartEvents, timeout: float) -> None:
+        try:
+            seconds = await self.wait_healthy(running, timeout)
+        except StartupError:
+            return  # it died again (supervise sees that) or stays unhealthy: nothing to announce
+        events.healthy(running, seconds)
+
     # ---- stop ------------------------------------------------------------------------------
     async def stop_all(self, on_stop: Callable[[str], None] | None = None) -> None:
         """SIGTERM each process in reverse start order, SIGKILL after the grace period."""
@@ -240,11 +374,7 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 proc.kill()
         proc.wait()
-        # Anything the service itself spawned in its session goes too.
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        _kill_group(proc.pid)
 
     def pids(self) -> dict[str, int]:
         return {r.spec.name: r.pid for r in self.running}

@@ -9,19 +9,23 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from rich.console import Console
 from rich.table import Table
 
+from mnemo.cli.restarts import RestartDecision, RestartPolicy, RestartTracker
 from mnemo.cli.supervisor import (
+    CrashLoopError,
     ProcessSpec,
+    RestartEvents,
+    RunningProcess,
     StartupError,
     Supervisor,
     grpc_health,
     http_health,
     nats_server_binary,
-    tail,
     tcp_health,
 )
 from mnemo.common.config import Settings
@@ -64,6 +68,30 @@ def nats_spec(settings: Settings, home: Path) -> ProcessSpec:
         health=tcp_health(settings.host, settings.nats_port),
         ports=[settings.nats_port],
     )
+
+
+def orchestrator_specs(settings: Settings, home: Path, env: dict[str, str]) -> list[ProcessSpec]:
+    """`settings.orchestrators` replicas, each with its own health port (orchestrator_port + i);
+    one replica keeps the plain name "orchestrator"."""
+    if settings.orchestrators == 1:
+        return [service_spec("orchestrator", settings, home)]
+    specs = []
+    for i in range(settings.orchestrators):
+        name, port = f"orchestrator-{i + 1}", settings.orchestrator_port + i
+        specs.append(ProcessSpec(name, [sys.executable, "-m", "mnemo.orchestrator"], home / "logs" / f"{name}.log",
+                                 grpc_health(f"{settings.host}:{port}"), ports=[port],
+                                 env={**env, "MNEMO_ORCHESTRATOR_PORT": str(port)}))
+    return specs
+
+
+def wave_specs(wave: list[str], settings: Settings, home: Path, env: dict[str, str]) -> list[ProcessSpec]:
+    specs: list[ProcessSpec] = []
+    for name in wave:
+        if name == "orchestrator":
+            specs.extend(orchestrator_specs(settings, home, env))
+        else:
+            specs.append(service_spec(name, settings, home))
+    return specs
 
 
 def service_spec(name: str, settings: Settings, home: Path) -> ProcessSpec:
@@ -110,17 +138,25 @@ def _validate_ports(settings: Settings) -> None:
     zero = [k for k, v in ports.items() if v <= 0]
     if zero:
         raise StartupError("mnemo", f"needs fixed ports; set {', '.join(zero)} to a port number")
+    # Replicas 2..N take the ports after MNEMO_ORCHESTRATOR_PORT.
+    for i in range(1, settings.orchestrators):
+        ports[f"MNEMO_ORCHESTRATOR_PORT+{i}"] = settings.orchestrator_port + i
+    if settings.orchestrator_port + settings.orchestrators - 1 > 65535:
+        raise StartupError("mnemo", f"MNEMO_ORCHESTRATOR_PORT + {settings.orchestrators} replicas exceeds 65535")
     if len(set(ports.values())) != len(ports):
         raise StartupError("mnemo", f"port settings collide: {ports}")
 
 
-async def run_stack(settings: Settings, console: Console, timeout: float = 120.0, grace: float = 10.0) -> int:
-    """Start everything, print the endpoints, run until SIGINT/SIGTERM; returns the exit code."""
+async def run_stack(settings: Settings, console: Console, timeout: float = 120.0, grace: float = 10.0,
+                    policy: RestartPolicy | None = None) -> int:
+    """Start everything, print the endpoints, restart what dies, run until SIGINT/SIGTERM (or a crash
+    loop); returns the exit code."""
     home = settings.home_dir.resolve()
     home.mkdir(parents=True, exist_ok=True)
     _validate_ports(settings)
     nats_url = settings.nats_url or f"nats://{settings.host}:{settings.nats_port}"
-    supervisor = Supervisor(build_env(settings, home, nats_url), grace=grace)
+    env = build_env(settings, home, nats_url)
+    supervisor = Supervisor(env, grace=grace)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -139,20 +175,21 @@ async def run_stack(settings: Settings, console: Console, timeout: float = 120.0
                 status.update("starting nats-server...")
                 await supervisor.start_wave([nats_spec(settings, home)], timeout, stop)
             for wave in SERVICE_WAVES:
-                status.update(f"starting {', '.join(DISPLAY.get(n, n) for n in wave)}...")
-                await supervisor.start_wave([service_spec(n, settings, home) for n in wave], timeout, stop)
+                specs = wave_specs(wave, settings, home, env)
+                status.update(f"starting {', '.join(s.name for s in specs)}...")
+                await supervisor.start_wave(specs, timeout, stop)
         elapsed = time.monotonic() - began
         eps = endpoints(settings, home, nats_url)
-        _write_stack_file(home, supervisor.pids(), eps, elapsed)
+        stack = StackRecord(home, supervisor, eps, elapsed)
+        stack.write()
         print_endpoints(console, eps, elapsed)
-        dead = await supervisor.watch(stop)
-        if dead is not None:
-            console.print(f"[bold red]error:[/] {dead.spec.name} exited unexpectedly "
-                          f"(code {dead.proc.returncode}); stopping. Last lines of {dead.spec.log_path}:")
-            console.print(_log_tail_text(dead.spec.log_path), markup=False, highlight=False)
-            code = 1
-        else:
-            console.print("stopping Mnemo...")
+        tracker = RestartTracker(policy)
+        await supervisor.supervise(stop, tracker, ConsoleRestarts(console, stack, tracker), health_timeout=timeout)
+        console.print("stopping Mnemo...")
+    except CrashLoopError as exc:
+        console.print(f"[bold red]error:[/] {exc}. Last lines of {exc.log_path}:", highlight=False, soft_wrap=True)
+        console.print(exc.log_tail or "(empty log)", markup=False, highlight=False)
+        code = 1
     except StartupError as exc:
         if stop.is_set() and exc.reason == "startup interrupted":
             console.print("startup interrupted; stopping.")
@@ -173,15 +210,65 @@ async def run_stack(settings: Settings, console: Console, timeout: float = 120.0
     return code
 
 
-def _log_tail_text(path: Path) -> str:
-    return tail(path) or "(empty log)"
+class ConsoleRestarts(RestartEvents):
+    """Says on the console which process died, how, its last log lines, and when it is back;
+    keeps the stack file current for `mnemo status`."""
+
+    def __init__(self, console: Console, stack: StackRecord, tracker: RestartTracker) -> None:
+        self.console = console
+        self.stack = stack
+        self.limit = f"Mnemo stops at {tracker.policy.max_exits} within {tracker.policy.window:.0f}s"
+
+    def exited(self, running: RunningProcess, status: str, decision: RestartDecision, log_tail: str) -> None:
+        self.console.print(f"[bold yellow]warning:[/] {running.spec.name} (pid {running.pid}) exited unexpectedly "
+                           f"({status}); restarting in {decision.delay:.1f}s (exit {decision.exits}; "
+                           f"{self.limit}). Last lines of {running.spec.log_path}:", highlight=False, soft_wrap=True)
+        self.console.print(log_tail or "(empty log)", markup=False, highlight=False)
+
+    def restart_failed(self, running: RunningProcess, reason: str, decision: RestartDecision) -> None:
+        self.console.print(f"[bold yellow]warning:[/] {running.spec.name} did not restart: {reason}; "
+                           f"retrying in {decision.delay:.1f}s (failure {decision.exits}; {self.limit})",
+                           highlight=False, soft_wrap=True)
+
+    def restarted(self, running: RunningProcess) -> None:
+        self.console.print(f"  restarted {running.spec.name} (pid {running.pid}, restarts {running.restarts})",
+                           style="dim", highlight=False)
+        self.stack.write()
+
+    def healthy(self, running: RunningProcess, seconds: float) -> None:
+        self.console.print(f"  {running.spec.name} is healthy again ({seconds:.1f}s)", style="dim", highlight=False)
 
 
-def _write_stack_file(home: Path, pids: dict[str, int], eps: dict[str, str], elapsed: float) -> None:
-    path = stack_file(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"pid": os.getpid(), "processes": pids, "endpoints": eps,
-                                "startup_seconds": round(elapsed, 2)}, indent=2))
+class StackRecord:
+    """The stack file of a running `mnemo up`: its pid, endpoints and, per process, pid, start time
+    and restart count (what `mnemo status` shows). Rewritten whole and atomically."""
+
+    def __init__(self, home: Path, supervisor: Supervisor, eps: dict[str, str], elapsed: float) -> None:
+        self.path = stack_file(home)
+        self.supervisor = supervisor
+        self.eps = eps
+        self.elapsed = elapsed
+        self.started_at = time.time()
+
+    def write(self) -> None:
+        children = [{"name": r.spec.name, "pid": r.pid, "started_at": round(r.started_wall, 3),
+                     "restarts": r.restarts} for r in self.supervisor.running]
+        record = {"pid": os.getpid(), "started_at": round(self.started_at, 3),
+                  "processes": self.supervisor.pids(), "children": children, "endpoints": self.eps,
+                  "startup_seconds": round(self.elapsed, 2)}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".json.tmp")
+        partial.write_text(json.dumps(record, indent=2))
+        partial.replace(self.path)
+
+
+def read_stack(home: Path) -> dict[str, Any] | None:
+    """What a running `mnemo up` under `home` recorded, or None when there is none (or it is unreadable)."""
+    try:
+        data = json.loads(stack_file(home).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def up(settings: Settings, timeout: float = 120.0, grace: float = 10.0) -> int:

@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     admin_key: str | None = None
 
     # Orchestrator
+    orchestrators: int = Field(default=1, ge=1, le=32, description="orchestrator replicas `mnemo up` runs")
     orchestrator_concurrency: int = 64
     orchestrator_ack_wait: float = 30.0        # seconds before an unacked turn is redelivered
     orchestrator_lease_ttl: float = 10.0       # per-agent step lease, refreshed while a turn runs
