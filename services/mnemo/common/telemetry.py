@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from opentelemetry import baggage, propagate, trace
@@ -177,20 +177,20 @@ def span(name: str, *, tracer: str = "mnemo", parent: Mapping[str, str] | None =
             otel_context.detach(token)
 
 
-@contextmanager
 def llm_span(operation: str, model: str, *, provider: str = "", tracer: str = "mnemo.llm_proxy",
-             attributes: dict[str, Any] | None = None) -> Iterator[Span]:
+             attributes: dict[str, Any] | None = None) -> AbstractContextManager[Span]:
     """A GenAI-convention CLIENT span "<operation> <model>" (operation: chat, embeddings, ...).
 
-    Record the outcome with `set_llm_usage`.
+    Record the outcome with `set_llm_usage`. (`span` itself, not a generator around it: this is on
+    every model call.)
     """
     attrs: dict[str, Any] = {"gen_ai.operation.name": operation, "gen_ai.request.model": model}
     if provider:
         attrs["gen_ai.provider.name"] = provider
         attrs["gen_ai.system"] = provider  # the older name, still read by many backends
-    with span(f"{operation} {model}".strip(), tracer=tracer, kind=SpanKind.CLIENT,
-              attributes={**attrs, **(attributes or {})}) as s:
-        yield s
+    if attributes:
+        attrs.update(attributes)
+    return span(f"{operation} {model}".strip(), tracer=tracer, kind=SpanKind.CLIENT, attributes=attrs)
 
 
 def set_llm_usage(s: Span, input_tokens: int, output_tokens: int, *, response_model: str = "",

@@ -3,6 +3,7 @@ circuit breaker per provider, and per-tenant token buckets."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -94,9 +95,14 @@ class RetryPolicy:
 
 async def call_with_resilience(call: Callable[[], Awaitable[T]], breaker: CircuitBreaker,
                                policy: RetryPolicy) -> T:
-    """Run `call` through the breaker with retries; raise the last LLMError when it gives up."""
-    async for attempt in policy.backoff.retrying(policy.allows):
-        with attempt:
+    """Run `call` through the breaker with retries; raise the last LLMError when it gives up.
+
+    The attempts are a plain loop on `policy.backoff` (what `Backoff.retrying()` does, without its
+    per-call setup: every chat call comes through here, and nearly all succeed at once)."""
+    attempts = policy.backoff.attempts
+    attempt = 1
+    while True:
+        try:
             breaker.before_call()
             try:
                 result = await call()
@@ -106,8 +112,14 @@ async def call_with_resilience(call: Callable[[], Awaitable[T]], breaker: Circui
                 else:
                     breaker.neutral()
                 raise
-            breaker.success()
-    return result
+        except BaseException as exc:
+            if (attempts is not None and attempt >= attempts) or not policy.allows(exc):
+                raise
+            await asyncio.sleep(policy.backoff.delay(attempt, getattr(exc, "retry_after", None)))
+            attempt += 1
+            continue
+        breaker.success()
+        return result
 
 
 class TokenBucket:

@@ -125,13 +125,19 @@ class TurnConsumer:
 
     # ---- pulling --------------------------------------------------------------------------------
     async def _pull_loop(self) -> None:
-        """Pull as many turns as there are free slots and start each one at once. A pull returns as
-        soon as one turn is there (nats-py's fetch of a batch asks with no_wait + expires: the
-        server answers with what it has the moment it has anything, or when the request expires)."""
+        """Pull the turns that are queued (as many as there are free slots) and start each one at
+        once. A pull returns as soon as one turn is there: nats-py's fetch of one message waits for
+        it (until the request expires), and its fetch of a batch asks with no_wait + expires (the
+        server answers with what it has the moment it has anything).
+
+        The batch asked for is the backlog the last delivered turn reported (its num_pending), so an
+        idle queue is waited on with a one-message pull: the server ends it with that turn, with no
+        status message to read, and no slot beyond the first is taken and given back per turn."""
         assert self.psub is not None
         failures = 0   # consecutive pulls JetStream did not answer
+        queued = 1     # turns to ask for: 1 + the backlog at the last delivery
         while not self._stopping:
-            free = await self._reserve_slots()
+            free = await self._reserve_slots(queued)
             self._fetch = asyncio.create_task(self.psub.fetch(free, timeout=PULL_EXPIRES))
             try:
                 # shielded: stop() lets the pull end instead of abandoning its request
@@ -140,6 +146,7 @@ class TurnConsumer:
                 raise
             except TimeoutError:  # no turn queued (or the consumer is gone: checked now and then)
                 msgs = []
+                queued = 1
                 if time.monotonic() - self._checked_at > CONSUMER_CHECK:
                     failures = await self._check_consumer(failures)
             except Exception as exc:  # JetStream not there (yet): back off, then check the consumer
@@ -151,9 +158,11 @@ class TurnConsumer:
                 self._release_slots(free)
                 await asyncio.sleep(delay)
                 failures = await self._check_consumer(failures)
+                queued = 1
                 continue
             else:
                 failures = 0
+                queued = 1 + _backlog(msgs[-1]) if msgs else 1
             self._fetch = None
             await self._start_turns(msgs, free)
 
@@ -166,11 +175,12 @@ class TurnConsumer:
             return failures + 1
         return 0
 
-    async def _reserve_slots(self) -> int:
-        """Wait for a free slot, then take every free slot (up to MAX_BATCH)."""
+    async def _reserve_slots(self, wanted: int) -> int:
+        """Wait for a free slot, then take free slots up to `wanted` (at most MAX_BATCH)."""
         await self._slots.acquire()
         free = 1
-        while free < MAX_BATCH and not self._slots.locked():
+        limit = min(wanted, MAX_BATCH)
+        while free < limit and not self._slots.locked():
             await self._slots.acquire()  # does not block: a slot is free
             free += 1
         return free
@@ -343,6 +353,14 @@ class TurnConsumer:
             await self.runner.publisher.publish(ev.events, {})
         finally:
             await _quietly(msg.term())
+
+
+def _backlog(msg: Msg) -> int:
+    """Turns still queued for the consumer when `msg` was delivered (0 when unknown)."""
+    try:
+        return max(0, msg.metadata.num_pending)
+    except (nats.errors.NotJSMessageError, ValueError):  # no JetStream ack subject to read it from
+        return 0
 
 
 def _outcome(part: asyncio.Future[Any]) -> Any:
