@@ -8,7 +8,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from nats.errors import Error as NatsError
 from opentelemetry import trace
@@ -130,6 +132,13 @@ def create_app(ctx: GatewayContext, nats: Any = None) -> FastAPI:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(_error_body(exc), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's own 422, as ASCII JSON: the rejected input it echoes may hold a lone surrogate
+        # (JSON can escape it, UTF-8 cannot encode it), which would make the 422 a 500.
+        body = json.dumps({"detail": jsonable_encoder(exc.errors())})
+        return Response(body, status_code=422, media_type="application/json")
 
     @app.exception_handler(MnemoError)
     async def domain_error(request: Request, exc: MnemoError) -> JSONResponse:

@@ -8,6 +8,8 @@ from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import empty_pb2
+from google.protobuf.message import DecodeError
+from google.protobuf.message_factory import GetMessageClass
 
 from mnemo.common import telemetry
 from mnemo.common.agent_fields import UPDATABLE
@@ -21,6 +23,30 @@ from mnemo.v1 import agent_pb2, agent_pb2_grpc, memory_pb2
 
 # What a handler may raise that ends the call with a status (anything else is a bug: UNKNOWN).
 FAILURES = (ApiError, MnemoError)
+# Longest status details sent (grpc-message is percent-encoded into trailers of at most 16 KiB).
+MAX_DETAILS = 1000
+
+
+class Malformed:
+    """A request that does not parse as its message type (grpc would answer UNKNOWN): its reason."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _parse_or_malformed(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except DecodeError as exc:
+            return Malformed(f"malformed request: {exc}")
+    return deserialize
+
+
+def _malformed_error(exc: DecodeError) -> ApiError:
+    return ApiError(400, f"malformed request: {exc}")
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: ApiError | MnemoError) -> NoReturn:
@@ -28,7 +54,10 @@ async def _abort(context: grpc.aio.ServicerContext, exc: ApiError | MnemoError) 
     err = exc if isinstance(exc, ApiError) else ApiError.from_error(exc)
     if "Retry-After" in err.headers:  # rate limited
         context.set_trailing_metadata((("retry-after", err.headers["Retry-After"]),))
-    await context.abort(err.grpc_code, err.text)
+    text = err.text
+    if len(text) > MAX_DETAILS:  # e.g. a 1 MB id quoted back: over the 16 KiB metadata limit, the reason is lost
+        text = text[:MAX_DETAILS] + f"... ({len(text) - MAX_DETAILS} more characters)"
+    await context.abort(err.grpc_code, text)
     raise AssertionError("unreachable: abort raises")
 
 
@@ -49,6 +78,8 @@ def unary(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def handler(self: AgentServicer, request: Any, context: grpc.aio.ServicerContext) -> Any:
         who = await _principal(self.ctx, context)
+        if type(request) is Malformed:
+            await _abort(context, ApiError(400, request.reason))
         try:
             return await fn(self, who.tenant_id, request, context)
         except FAILURES as exc:
@@ -62,6 +93,8 @@ def streaming(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncItera
     @functools.wraps(fn)
     async def handler(self: AgentServicer, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         who = await _principal(self.ctx, context)
+        if type(request) is Malformed:
+            await _abort(context, ApiError(400, request.reason))
         try:
             async for item in fn(self, who.tenant_id, request, context):
                 yield item
@@ -200,6 +233,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 yield progress
         except FAILURES as exc:
             await _abort(context, exc)
+        except DecodeError as exc:  # a chunk that does not parse
+            await _abort(context, _malformed_error(exc))
 
     # ---- checkpoints, export / import ----
     @unary
@@ -231,6 +266,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             return await self.core.import_agent(who.tenant_id, data())
         except FAILURES as exc:
             await _abort(context, exc)
+        except DecodeError as exc:  # a chunk that does not parse
+            await _abort(context, _malformed_error(exc))
 
     # ---- templates ----
     @unary
@@ -275,3 +312,25 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 
 def _size(page_size: int) -> int:
     return min(page_size, 100) if page_size > 0 else 20
+
+
+def add_to_server(servicer: AgentServicer, server: grpc.aio.Server) -> None:
+    """Register `servicer` as agent_pb2_grpc does, except that a unary request that does not parse
+    reaches the handler as `Malformed` (INVALID_ARGUMENT with the reason) instead of being UNKNOWN."""
+    service = agent_pb2.DESCRIPTOR.services_by_name["AgentService"]
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    for method in service.methods:
+        parse = GetMessageClass(method.input_type).FromString
+        serialize = GetMessageClass(method.output_type).SerializeToString
+        behavior = getattr(servicer, method.name)
+        if method.client_streaming:  # chunks are parsed inside the handler, which answers for them
+            make = grpc.stream_stream_rpc_method_handler if method.server_streaming \
+                else grpc.stream_unary_rpc_method_handler
+            handlers[method.name] = make(behavior, request_deserializer=parse, response_serializer=serialize)
+        else:
+            make = grpc.unary_stream_rpc_method_handler if method.server_streaming \
+                else grpc.unary_unary_rpc_method_handler
+            handlers[method.name] = make(behavior, request_deserializer=_parse_or_malformed(parse),
+                                         response_serializer=serialize)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+    server.add_registered_method_handlers(service.full_name, handlers)

@@ -19,14 +19,14 @@ from mnemo.gateway.app import create_app
 from mnemo.gateway.core import Core
 from mnemo.gateway.deps import GatewayContext
 from mnemo.gateway.events import EventHub
-from mnemo.gateway.grpc_api import AgentServicer
+from mnemo.gateway.grpc_api import AgentServicer, add_to_server
 from mnemo.gateway.health import HealthChecker
 from mnemo.gateway.models import ModelLister
 from mnemo.gateway.options import GatewayOptions
 from mnemo.gateway.ratelimit import RateLimiter
 from mnemo.gateway.tenants import TenantStore
 from mnemo.gateway.turns import TurnSubmitter
-from mnemo.v1 import agent_pb2_grpc, llm_pb2_grpc, memory_pb2_grpc
+from mnemo.v1 import llm_pb2_grpc, memory_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,7 @@ class GatewayService:
         self.app = create_app(self.context, self.nc)
 
         self.grpc = GrpcServer("gateway", settings.host, settings.grpc_port)
-        self.grpc.add(agent_pb2_grpc.add_AgentServiceServicer_to_server, AgentServicer(self.context),
-                      "mnemo.v1.AgentService")
+        self.grpc.add(add_to_server, AgentServicer(self.context), "mnemo.v1.AgentService")
         await self.grpc.start()
         self.address = self.grpc.address
 

@@ -18,6 +18,7 @@ from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
 from mnemo.common import subjects, telemetry
+from mnemo.common.errors import InvalidArgument
 from mnemo.common.natsutil import live_entries
 from mnemo.v1 import common_pb2, memory_pb2
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 BATCH_HEADER = "Mnemo-Batch"
 RECORD_MAX_MESSAGES = 32
 RECORD_MAX_BYTES = 512 * 1024
+HEADERS_ROOM = 4096  # trace context, Nats-Msg-Id and the batch header of a record
 _CONFIRMED_MAX = 100_000  # agents whose last outbox this process knows is published
 
 
@@ -62,6 +64,17 @@ class CommitLog:
         self.js = js
         self._confirmed: OrderedDict[str, int] = OrderedDict()  # agent key -> revision published
         self._inflight: dict[str, asyncio.Task[None]] = {}      # agent key -> its background publish
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest message the log can hold (one record, headers aside, within NATS's max_payload)."""
+        return self.js._nc.max_payload - HEADERS_ROOM
+
+    def check_size(self, message: common_pb2.Message, what: str) -> None:
+        """InvalidArgument when `message` could never be published (checked before anything is)."""
+        size = message.ByteSize()
+        if size > self.max_message_bytes:
+            raise InvalidArgument(f"{what} is {size} bytes; a message can be at most {self.max_message_bytes}")
 
     def publish_soon(self, state: common_pb2.AgentState, messages: list[common_pb2.Message]) -> None:
         """Publish a committed step's messages in the background (the caller's step is already

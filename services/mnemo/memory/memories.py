@@ -73,6 +73,7 @@ class Memories:
             if msg.role not in ROLES:
                 raise InvalidArgument(f"message {i}: invalid role {msg.role!r}: one of {', '.join(ROLES)}")
             fill_message(msg, now)
+            self.agents.commitlog.check_size(msg, f"message {i}")
             messages.append(msg)
         await self.agents.commitlog.publish(req.ref.tenant_id, req.ref.agent_id, messages)
 

@@ -52,6 +52,17 @@ async def _array_items(fetch: Callable[[int], Awaitable[Page[Any]]],
             break
 
 
+def _check_shape(doc: dict[str, Any]) -> None:
+    """InvalidArgument unless "state" is an object and "recall" and "archival" arrays of objects (ParseDict
+    would read a string as an object of unknown fields: a passage per character, each empty)."""
+    if not isinstance(doc.get("state") or {}, dict):
+        raise InvalidArgument('malformed export: "state" must be an object')
+    for name in ("recall", "archival"):
+        items = doc.get(name) or []
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise InvalidArgument(f'malformed export: "{name}" must be an array of objects')
+
+
 class Transfer:
     def __init__(self, agents: Agents, memories: Memories) -> None:
         self.agents = agents
@@ -99,11 +110,12 @@ class Transfer:
             spool.seek(0)
             try:
                 doc = json.load(spool)
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
                 raise InvalidArgument(f"not a JSON document: {exc}") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             found = doc.get("format") if isinstance(doc, dict) else None
             raise InvalidArgument(f"not a {FORMAT} export (format: {found!r})")
+        _check_shape(doc)
         try:
             state = ParseDict(doc.get("state") or {}, common_pb2.AgentState(), ignore_unknown_fields=True)
             recall = [ParseDict(m, common_pb2.Message(), ignore_unknown_fields=True) for m in doc.get("recall") or []]
@@ -113,10 +125,11 @@ class Transfer:
             raise InvalidArgument(f"malformed export: {exc}") from None
 
         now = ids.now_iso()
-        for m in recall:
+        for i, m in enumerate(recall):
             if m.role not in ROLES:
                 raise InvalidArgument(f"malformed export: recall message with role {m.role!r}")
             fill_message(m, now)
+            self.agents.commitlog.check_size(m, f"recall message {i}")
         state.config.id = ids.new_id("agent")
         state.config.tenant_id = tenant_id
         state.config.created_at = now
