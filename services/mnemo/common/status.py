@@ -15,6 +15,9 @@ import grpc
 from mnemo.common.errors import MnemoError, error_for
 
 RETRY_AFTER_MS = "retry-after-ms"
+# Longest status details sent: grpc-message is percent-encoded into trailers of at most 16 KiB, so a
+# huge value quoted back (a 1 MB id) would lose the whole reason.
+MAX_DETAILS = 1000
 _BY_NUMBER = {c.value[0]: c for c in grpc.StatusCode}
 
 
@@ -24,6 +27,13 @@ def grpc_code(err: MnemoError) -> grpc.StatusCode:
 
 def code_of_number(number: int) -> grpc.StatusCode:
     return _BY_NUMBER.get(number, grpc.StatusCode.UNKNOWN)
+
+
+def clip_details(text: str) -> str:
+    """`text` cut to MAX_DETAILS characters, saying how much was left out."""
+    if len(text) <= MAX_DETAILS:
+        return text
+    return text[:MAX_DETAILS] + f"... ({len(text) - MAX_DETAILS} more characters)"
 
 
 def trailer(err: MnemoError) -> tuple[tuple[str, str], ...]:
@@ -58,5 +68,5 @@ def to_rpc_error(err: MnemoError) -> grpc.aio.AioRpcError:
 
 async def abort(context: Any, err: MnemoError) -> NoReturn:
     """End the call on `context` (a grpc.aio.ServicerContext or its NATS twin) with `err`'s status."""
-    await context.abort(grpc_code(err), str(err), trailing_metadata=trailer(err))
+    await context.abort(grpc_code(err), clip_details(str(err)), trailing_metadata=trailer(err))
     raise AssertionError("unreachable: abort raises")  # pragma: no cover

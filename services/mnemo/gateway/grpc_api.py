@@ -11,7 +11,7 @@ from google.protobuf import empty_pb2
 from google.protobuf.message import DecodeError
 from google.protobuf.message_factory import GetMessageClass
 
-from mnemo.common import telemetry
+from mnemo.common import status, telemetry
 from mnemo.common.agent_fields import UPDATABLE
 from mnemo.common.errors import MnemoError
 from mnemo.gateway.deps import GatewayContext, authenticate
@@ -23,8 +23,6 @@ from mnemo.v1 import agent_pb2, agent_pb2_grpc, memory_pb2
 
 # What a handler may raise that ends the call with a status (anything else is a bug: UNKNOWN).
 FAILURES = (ApiError, MnemoError)
-# Longest status details sent (grpc-message is percent-encoded into trailers of at most 16 KiB).
-MAX_DETAILS = 1000
 
 
 class Malformed:
@@ -54,10 +52,7 @@ async def _abort(context: grpc.aio.ServicerContext, exc: ApiError | MnemoError) 
     err = exc if isinstance(exc, ApiError) else ApiError.from_error(exc)
     if "Retry-After" in err.headers:  # rate limited
         context.set_trailing_metadata((("retry-after", err.headers["Retry-After"]),))
-    text = err.text
-    if len(text) > MAX_DETAILS:  # e.g. a 1 MB id quoted back: over the 16 KiB metadata limit, the reason is lost
-        text = text[:MAX_DETAILS] + f"... ({len(text) - MAX_DETAILS} more characters)"
-    await context.abort(err.grpc_code, text)
+    await context.abort(err.grpc_code, status.clip_details(err.text))
     raise AssertionError("unreachable: abort raises")
 
 

@@ -38,7 +38,6 @@ from mnemo.v1 import common_pb2, memory_pb2, memory_pb2_grpc
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 RECOVERY_BACKOFF = Backoff(base=0.5, cap=30.0)
-MAX_DETAILS = 1000  # longest status details sent
 
 
 def _ref_of(request: Any) -> tuple[str, str]:
@@ -96,10 +95,8 @@ def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
 async def _abort(context: grpc.aio.ServicerContext, s: Any, exc: BaseException) -> None:
     """End the RPC with the status matching `exc` (domain errors carry their own)."""
     code, details = _status_of(exc)
-    if len(details) > MAX_DETAILS:  # a huge value quoted back would exceed the 16 KiB trailers: reason lost
-        details = details[:MAX_DETAILS] + f"... ({len(details) - MAX_DETAILS} more characters)"
     s.set_attribute("mnemo.error", code.name)
-    await context.abort(code, details)
+    await context.abort(code, status.clip_details(details))
 
 
 class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
