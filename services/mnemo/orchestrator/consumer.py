@@ -23,7 +23,6 @@ from mnemo.common import metrics, subjects, telemetry
 from mnemo.common.errors import MnemoError
 from mnemo.common.natsutil import ensure_jetstream
 from mnemo.common.telemetry import span
-from mnemo.orchestrator.events import StepEvents
 from mnemo.orchestrator.leases import Lease, LeaseManager
 from mnemo.orchestrator.runner import TurnRunner
 from mnemo.orchestrator.scheduling import MAX_DELIVERIES, AgentOrder, DeliveryPolicy, Fail, may_run
@@ -347,10 +346,8 @@ class TurnConsumer:
             await _quietly(msg.nak(delay=verdict.delay))  # if the nak is lost, ack_wait redelivers
             return
         log.exception("turn %s failed", turn.turn_id, exc_info=exc)
-        ev = StepEvents(turn.turn_id, turn.tenant_id, turn.agent_id, 0)
-        ev.add("turn_failed", turn_failed=common_pb2.TurnFailed(error=verdict.message, code=verdict.code))
         try:
-            await self.runner.publisher.publish(ev.events, {})
+            await self.runner.fail(turn, verdict.message, verdict.code, {})
         finally:
             await _quietly(msg.term())
 

@@ -72,7 +72,7 @@ class TurnRunner:
         ref = common_pb2.AgentRef(tenant_id=turn.tenant_id, agent_id=turn.agent_id)
         state = prefetched if prefetched is not None else await self.prefetch(turn)
         if isinstance(state, (NotFound, InvalidArgument)):
-            await self._fail(turn, f"agent not available: {state}", state.code, trace)
+            await self.fail(turn, f"agent not available: {state}", state.code, trace)
             return "error"
         if isinstance(state, MnemoError):
             raise state
@@ -105,7 +105,8 @@ class TurnRunner:
                 state = await self.memory.GetContext(ref)
         return stop
 
-    async def _fail(self, turn: common_pb2.TurnRequest, error: str, code: str, trace: Mapping[str, str]) -> None:
+    async def fail(self, turn: common_pb2.TurnRequest, error: str, code: str, trace: Mapping[str, str]) -> None:
+        """Report the turn as failed (a turn_failed event) without committing anything."""
         ev = StepEvents(turn.turn_id, turn.tenant_id, turn.agent_id, 0)
         ev.add("turn_failed", turn_failed=common_pb2.TurnFailed(error=error, code=code))
         await self.publisher.publish(ev.events, trace)
