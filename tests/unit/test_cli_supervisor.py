@@ -110,16 +110,6 @@ async def test_sigterm_ignored_means_sigkill_after_grace(tmp_path: Path) -> None
     assert gone(pid)
 
 
-async def test_watch_notices_a_dead_process(tmp_path: Path) -> None:
-    sup = Supervisor(env={"PATH": "/usr/bin:/bin"})
-    spec = listener("memory", tmp_path)
-    await sup.start_wave([spec], timeout=20)
-    psutil.Process(sup.pids()["memory"]).kill()
-    dead = await asyncio.wait_for(sup.watch(asyncio.Event()), 10)
-    assert dead is not None and dead.spec.name == "memory"
-    await sup.stop_all()
-
-
 FAST = RestartPolicy(backoff=Backoff(base=0.05, cap=0.2, jitter=True), max_exits=5, window=60.0)
 
 

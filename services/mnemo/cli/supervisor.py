@@ -271,18 +271,6 @@ class Supervisor:
                 return r
         return None
 
-    async def watch(self, stop: asyncio.Event) -> RunningProcess | None:
-        """Wait for `stop` or for a process to die; returns the dead process, if that happened."""
-        while not stop.is_set():
-            dead = self.exited()
-            if dead is not None:
-                return dead
-            try:
-                await asyncio.wait_for(stop.wait(), 0.5)
-            except TimeoutError:
-                pass
-        return None
-
     async def supervise(self, stop: asyncio.Event, tracker: RestartTracker, events: RestartEvents | None = None,
                         health_timeout: float = 120.0) -> None:
         """Until `stop`: restart each process that exits, after the tracker's backoff, while the others
