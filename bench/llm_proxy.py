@@ -107,7 +107,7 @@ def embeddings(n: int) -> float:
 
     words = "memory agent context window archival recall summary message queue core persona human".split()
     texts = [" ".join(words[(i + j) % len(words)] for j in range(12)) + f" number {i}" for i in range(n)]
-    emb = LocalEmbedder(batch=64)
+    emb = LocalEmbedder()
     emb.embed(texts[:64])
     t = time.perf_counter()
     emb.embed(texts)

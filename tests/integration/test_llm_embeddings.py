@@ -6,7 +6,7 @@ import grpc
 import numpy as np
 import pytest
 
-from mnemo.llm_proxy import embeddings
+from mnemo.llm_proxy import embedding_model, embeddings
 from mnemo.v1 import llm_pb2
 from tests.fixtures_llm import llm_service, llm_stub  # noqa: F401
 
@@ -24,20 +24,22 @@ async def test_local_embeddings_capture_meaning(llm_stub) -> None:
     assert resp.usage.prompt_tokens > 0
 
 
-async def test_batching_keeps_order(llm_stub) -> None:
+async def test_many_texts_keep_their_order_and_vectors(llm_stub) -> None:
     texts = [("word " * (i % 17)) + f"item {i}" for i in range(150)]
     resp = await llm_stub.Embed(llm_pb2.EmbedRequest(texts=texts))
     single = await llm_stub.Embed(llm_pb2.EmbedRequest(texts=[texts[77]]))
-    assert np.allclose(resp.embeddings[77].values, single.embeddings[0].values, atol=1e-3)
+    # A text's vector does not depend on the texts sent with it.
+    assert np.allclose(resp.embeddings[77].values, single.embeddings[0].values, atol=1e-6)
 
 
-async def test_background_priority_gives_the_same_vectors_on_its_own_session(llm_stub) -> None:
+async def test_background_priority_gives_the_same_vectors_on_the_same_model(llm_stub) -> None:
     texts = ["my sister Ana moved to Lisbon in May", "we talked about the cello recital"]
     fg = await llm_stub.Embed(llm_pb2.EmbedRequest(texts=texts, priority="interactive"))
     bg = await llm_stub.Embed(llm_pb2.EmbedRequest(texts=texts, priority="background"))
     assert np.allclose([e.values for e in fg.embeddings], [e.values for e in bg.embeddings], atol=1e-4)
-    background = embeddings.background_embedder()
-    assert background is not embeddings.shared_embedder() and background.threads == 1
+    background, interactive = embeddings.background_embedder(), embeddings.shared_embedder()
+    assert background is not interactive and background.workers == 1 and background.background
+    assert background.model is interactive.model  # one set of weights per process
     assert texts[0] in background._cache  # the background call ran there
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await llm_stub.Embed(llm_pb2.EmbedRequest(texts=texts, priority="urgent"))
@@ -52,5 +54,36 @@ async def test_provider_embeddings_and_bad_model(llm_service, llm_stub) -> None:
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_model_file_checksum_is_verified() -> None:
-    assert embeddings.sha256_of(embeddings.model_file()) == embeddings.MODEL_SHA256
+def test_model_file_checksum_is_verified(tmp_path, monkeypatch) -> None:
+    assert embedding_model.sha256_of(embedding_model.source_model()) == embedding_model.SOURCE_SHA256
+    tampered = tmp_path / "model.onnx"
+    tampered.write_bytes(b"not the model")
+    monkeypatch.setattr(embedding_model, "source_model", lambda: tampered)
+    with pytest.raises(RuntimeError, match="refusing to run it"):
+        embedding_model.runtime_model("int8")
+
+
+def test_int8_model_is_derived_once_and_stays_close_to_the_shipped_one() -> None:
+    import onnxruntime
+
+    path = embedding_model.runtime_model("int8")
+    assert path == embedding_model.derived_path(onnxruntime.__version__) and path.exists()
+    assert embedding_model.runtime_model("int8") == path  # cached: the checksum beside it matches
+    texts = ["My dog is a beagle called Biscuit.", "We moved to Lisbon in May and I started the cello.",
+             "What is the capital of France?"]
+    fast, _ = embeddings.EmbeddingModel("int8").run(texts)
+    shipped, _ = embeddings.EmbeddingModel("shipped").run(texts)
+    cosines = (fast * shipped).sum(axis=1)
+    assert cosines.min() > 0.98, cosines
+
+
+def test_a_tampered_int8_copy_is_derived_again(tmp_path, monkeypatch) -> None:
+    import onnxruntime
+
+    monkeypatch.setenv("MNEMO_CACHE_DIR", str(tmp_path))
+    first = embedding_model.runtime_model("int8")
+    assert first.is_relative_to(tmp_path)
+    good = first.read_bytes()
+    first.write_bytes(good[:1000])
+    again = embedding_model.runtime_model("int8")
+    assert again == embedding_model.derived_path(onnxruntime.__version__) and again.read_bytes() == good

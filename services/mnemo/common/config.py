@@ -42,11 +42,15 @@ class Settings(BaseSettings):
     rpc_transport: Literal["nats", "grpc"] = "nats"
     rpc_group: str = Field(default="default", pattern=r"^[A-Za-z0-9_-]{1,64}$",
                            description="services answering each other's NATS calls share this group")
+    # Services in one process (the combined layout) call each other directly, before any transport.
+    rpc_local: bool = False
 
     # Models
     default_model: str = "gpt-4o-mini"
     local_model_path: str | None = None
     embedding_model: str | None = None
+    # The local embedder runs an int8 copy of its model (derived once, cached), or the file as shipped.
+    local_embedding_precision: Literal["int8", "shipped"] = "int8"
     providers_file: Path | None = None
 
     # Search

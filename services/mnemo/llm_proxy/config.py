@@ -80,13 +80,13 @@ class ProxyConfig(BaseModel):
     providers: list[ProviderConfig] = Field(default_factory=list)
     default_model: str | None = None
     default_embedding_model: str = LOCAL_EMBEDDING_MODEL
+    local_embedding_precision: Literal["int8", "shipped"] = "int8"
     tenant_tokens_per_minute: int = 0     # 0 = unlimited
     tenant_limits: dict[str, int] = Field(default_factory=dict)   # per-tenant overrides
     retry_base_delay: float = 0.25
     retry_max_delay: float = 8.0
     max_retry_after: float = 30.0         # a longer Retry-After is returned to the caller, not waited
     local_concurrency: int = 1
-    embed_batch: int = 64
 
     def provider(self, name: str) -> ProviderConfig | None:
         return next((p for p in self.providers if p.name == name), None)
@@ -145,4 +145,5 @@ def from_settings(settings: Settings, environ: dict[str, str] | None = None) -> 
         config.providers.append(local_provider(settings.local_model_path, config.local_concurrency))
     if settings.embedding_model:
         config.default_embedding_model = settings.embedding_model
+    config.local_embedding_precision = settings.local_embedding_precision
     return config

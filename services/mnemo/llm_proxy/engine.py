@@ -94,8 +94,8 @@ class LLMEngine:
         self.policies = {p.name: RetryPolicy(p.max_retries, config.retry_base_delay, config.retry_max_delay,
                                              config.max_retry_after) for p in config.providers}
         self.limiter = TenantLimiter(config.tenant_tokens_per_minute, config.tenant_limits)
-        self.embedder = shared_embedder()
-        self.background_embedder = background_embedder()  # loads on its first call only
+        self.embedder = shared_embedder(config.local_embedding_precision)  # loads on its first call
+        self.background_embedder = background_embedder(config.local_embedding_precision)
         self.default_model = config.resolved_default_model()
 
     async def close(self) -> None:

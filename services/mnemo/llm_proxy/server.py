@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any, NoReturn
@@ -174,6 +175,7 @@ class LlmProxyService:
         self.server.add(llm_pb2_grpc.add_LLMServiceServicer_to_server, self.servicer, "mnemo.v1.LLMService")
         self.address = self.server.address
         self.rpc: natsrpc.NatsRpcServer | None = None
+        self._warmup: asyncio.Future[None] | None = None
 
     async def _serve_on_nats(self, nc: Any) -> None:
         """Once NATS is reachable: answer internal calls there too (gRPC serves from the start)."""
@@ -186,6 +188,9 @@ class LlmProxyService:
     async def start(self) -> None:
         await self.meter.start()
         await self.server.start()
+        if registry.model_info(self.engine.config.default_embedding_model).provider == "local":
+            # Loading (the first time on a machine: deriving the int8 copy) while nobody waits.
+            self._warmup = asyncio.get_running_loop().run_in_executor(None, self.engine.embedder.load)
         log.info("llm-proxy serving on %s: providers %s, default model %s", self.address,
                  ", ".join(f"{p.name}({p.kind})" for p in self.config.providers), self.engine.default_model)
 
