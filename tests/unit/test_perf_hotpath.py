@@ -14,7 +14,7 @@ from mnemo.llm_proxy.convert import MessageDicts, chat_call, message_dict
 from mnemo.llm_proxy.embeddings import LocalEmbedder
 from mnemo.llm_proxy.providers.base import ChatCall
 from mnemo.llm_proxy.providers.openai_provider import OpenAIProvider, json_body
-from mnemo.memory.recall import RecallIndexer, needs_meaning
+from mnemo.memory.recall import NEIGHBOUR_MIX, RecallIndexer, contextual_vectors, needs_meaning
 from mnemo.memory.search.base import RecallDoc
 from mnemo.orchestrator.context import Assembled, RenderCache, chat_dict, to_chat_message
 from mnemo.v1 import common_pb2, llm_pb2
@@ -27,7 +27,19 @@ def doc(i: int, role: str, text: str, agent: str = "a1") -> RecallDoc:
                      created_at=T0 + timedelta(seconds=i))
 
 
-def test_only_conversation_is_embedded_with_conversational_neighbours() -> None:
+class RecordingLLM:
+    """What the indexer asks to embed, answered with a distinct unit vector per call position."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    async def embed(self, texts: list[str], model: str, expected_dim: int, background: bool) -> list[list[float]]:
+        assert background  # recall indexing never competes with the turns
+        self.calls.append(texts)
+        return [np.eye(expected_dim, dtype=np.float32)[len(self.calls) * 10 + i].tolist() for i in range(len(texts))]
+
+
+async def test_each_conversational_message_is_embedded_once_and_alone() -> None:
     docs = [doc(0, "user", "my dog is called Biscuit"),
             doc(1, "assistant", "thinking\nBiscuit is a lovely name"),
             doc(2, "tool", '{"status": "OK", "message": "None", "time": "..."}'),
@@ -35,18 +47,32 @@ def test_only_conversation_is_embedded_with_conversational_neighbours() -> None:
             doc(4, "user", "   "),
             doc(5, "user", "we walk him every morning")]
     assert [needs_meaning(d) for d in docs] == [True, True, False, False, False, True]
-    indexer = RecallIndexer(js=None, backend=None, llm=None, models=None)  # type: ignore[arg-type]
-    texts = indexer._embedding_texts(docs)
-    assert texts[2] is None and texts[3] is None and texts[4] is None
-    first, second, last = texts[0], texts[1], texts[5]
-    assert first is not None and second is not None and last is not None
-    assert first.startswith("my dog is called Biscuit\n") and "Biscuit is a lovely name" in first
-    assert "we walk him every morning" in second and "Biscuit is a lovely name" in last
-    assert all("status" not in t and "heartbeat" not in t for t in (first, second, last))
-    assert "March 2026" in first
-    # The next batch of the same agent starts from the last conversational message.
-    nxt = indexer._embedding_texts([doc(6, "tool", "{}"), doc(7, "assistant", "He sounds happy")])
-    assert nxt[0] is None and nxt[1] is not None and "we walk him every morning" in nxt[1]
+    llm = RecordingLLM()
+    indexer = RecallIndexer(js=None, backend=None, llm=llm, models=None)  # type: ignore[arg-type]
+    vectors = await indexer._vectors(docs, "m", 64)
+    assert llm.calls == [["my dog is called Biscuit", "thinking\nBiscuit is a lovely name",
+                          "we walk him every morning"]]
+    assert vectors[2] is None and vectors[3] is None and vectors[4] is None
+    first, second, last = (np.array(vectors[i]) for i in (0, 1, 5))
+    assert np.allclose([np.linalg.norm(v) for v in (first, second, last)], 1.0, atol=1e-5)
+    own = np.eye(64)[10:13]
+    # Each vector is mostly the message's own, with some of each neighbour's (conversation only).
+    assert first @ own[0] > 0.9 and 0.2 < first @ own[1] < 0.4 and abs(first @ own[2]) < 1e-6
+    assert second @ own[1] > 0.9 and second @ own[0] > 0.2 and second @ own[2] > 0.2
+    # The agent's next batch has the last conversational message as neighbour before.
+    nxt = await indexer._vectors([doc(6, "tool", "{}"), doc(7, "assistant", "He sounds happy")], "m", 64)
+    assert nxt[0] is None and llm.calls[-1] == ["He sounds happy"]
+    assert np.array(nxt[1]) @ own[2] > 0.2
+    # Another agent's messages are not its neighbours.
+    other = await indexer._vectors([doc(8, "user", "hello", agent="a2")], "m", 64)
+    assert np.allclose(np.array(other[0]), np.eye(64)[30])
+
+
+def test_contextual_vectors_of_one_message_is_its_own() -> None:
+    v = np.eye(4, dtype=np.float32)[:1]
+    assert np.allclose(contextual_vectors(v), v)
+    assert np.allclose(contextual_vectors(v, before=np.eye(4, dtype=np.float32)[1]) @ np.eye(4)[0],
+                       1 / np.sqrt(1 + NEIGHBOUR_MIX**2))
 
 
 def test_embedder_cache_changes_nothing_but_the_work() -> None:

@@ -1,10 +1,10 @@
 """Recall memory: the indexer (commit log → search backend) and search / import over it.
 
 The indexer is a durable pull consumer on the MESSAGES stream shared by every memory replica: it
-fetches batches, embeds the user and assistant texts through the llm-proxy (one batched call per
-model, at background priority: turns go first; function returns and system events are indexed by
-words only), upserts
-them by message id, then acks. A crash before the ack means redelivery, and the upsert by id means
+fetches batches, embeds the user and assistant texts through the llm-proxy (one call per model, at
+background priority: turns go first; each text once, alone, its vector then mixed with its
+neighbours'; function returns and system events are indexed by words only), upserts them by message
+id, then acks. A crash before the ack means redelivery, and the upsert by id means
 a redelivered message is never indexed twice. Steps never wait for it.
 """
 
@@ -19,6 +19,7 @@ from collections import OrderedDict
 from datetime import datetime, timedelta
 
 import nats.errors
+import numpy as np
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -30,7 +31,6 @@ from mnemo.common.telemetry import span
 from mnemo.memory.commitlog import read_record
 from mnemo.memory.llm_client import LLMClient
 from mnemo.memory.search.base import RecallDoc, SearchBackend
-from mnemo.memory.search.text import neighbour_context, recall_index_text
 from mnemo.memory.store import AgentStore
 from mnemo.v1 import common_pb2
 
@@ -66,6 +66,25 @@ EMBEDDED_ROLES = frozenset({"user", "assistant"})
 def needs_meaning(doc: RecallDoc) -> bool:
     """Whether recall search needs `doc`'s meaning (a vector) and not only its words."""
     return doc.role in EMBEDDED_ROLES and bool(doc.text.strip())
+
+
+# Weight of each neighbouring conversational message in a message's recall vector. Embedding each
+# message alone and mixing in its neighbours' vectors finds as much on LoCoMo as embedding the message
+# with its neighbours' text (evidence R@10 0.811 vs 0.809, R@5 0.722 vs 0.710) for 43 % of the tokens:
+# every message is embedded once, not once per window it appears in.
+NEIGHBOUR_MIX = 0.3
+
+
+def contextual_vectors(own: np.ndarray, before: np.ndarray | None = None, mix: float = NEIGHBOUR_MIX) -> np.ndarray:
+    """Each row of `own` (unit vectors in time order) plus `mix` times its neighbours' (`before` is the
+    first row's neighbour before, when known), normalised again."""
+    mixed = own.copy()
+    if len(own) > 1:
+        mixed[1:] += mix * own[:-1]
+        mixed[:-1] += mix * own[1:]
+    if before is not None and len(own):
+        mixed[0] += mix * before
+    return mixed / np.clip(np.linalg.norm(mixed, axis=1, keepdims=True), 1e-12, None)
 
 
 def to_doc(tenant_id: str, agent_id: str, msg: common_pb2.Message) -> RecallDoc:
@@ -131,7 +150,7 @@ class RecallIndexer:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.indexed = 0  # messages indexed by this replica (figures, tests)
-        self._last_text: OrderedDict[tuple[str, str], str] = OrderedDict()  # per agent, for context
+        self._last_vector: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()  # per agent, for context
 
     async def start(self) -> None:
         config = ConsumerConfig(durable_name=subjects.RECALL_INDEXER_CONSUMER,
@@ -181,26 +200,41 @@ class RecallIndexer:
                 for m in msgs:
                     await _quietly(m.nak(delay=2.0))
 
-    def _embedding_texts(self, docs: list[RecallDoc]) -> list[str | None]:
-        """What each message is embedded as (None: indexed by words only, see `needs_meaning`): itself,
-        its neighbouring conversational turns and its date (search.recall_index_text), neighbours taken
-        from the batch and the agent's previous conversational message."""
+    def _conversations(self, docs: list[RecallDoc]) -> dict[tuple[str, str], list[int]]:
+        """Positions of the messages that get a vector (`needs_meaning`), per agent, in time order."""
         by_agent: dict[tuple[str, str], list[int]] = {}
         for i, d in enumerate(docs):
             if needs_meaning(d):
                 by_agent.setdefault((d.tenant_id, d.agent_id), []).append(i)
-        out: list[str | None] = [None] * len(docs)
-        for key, positions in by_agent.items():
+        for positions in by_agent.values():
             positions.sort(key=lambda i: docs[i].created_at)
-            prev = self._last_text.get(key)
-            texts = ([prev] if prev is not None else []) + [docs[i].text for i in positions]
-            offset = 1 if prev is not None else 0
-            for j, i in enumerate(positions):
-                out[i] = recall_index_text(docs[i].text, neighbour_context(texts, j + offset), docs[i].created_at)
-            self._last_text[key] = texts[-1]
-            self._last_text.move_to_end(key)
-            while len(self._last_text) > 10_000:
-                self._last_text.popitem(last=False)
+        return by_agent
+
+    def _contextual(self, key: tuple[str, str], own: np.ndarray) -> np.ndarray:
+        """`own` (an agent's message vectors in time order) mixed with their neighbours'; the agent's
+        previous message (an earlier batch) is the first one's neighbour before."""
+        before = self._last_vector.get(key)
+        mixed = contextual_vectors(own, before)
+        self._last_vector[key] = own[-1]
+        self._last_vector.move_to_end(key)
+        while len(self._last_vector) > 10_000:
+            self._last_vector.popitem(last=False)
+        return mixed
+
+    async def _vectors(self, docs: list[RecallDoc], model: str, dim: int) -> list[list[float] | None]:
+        """One vector per conversational message (None for the others, indexed by words only)."""
+        conversations = self._conversations(docs)
+        wanted = [i for positions in conversations.values() for i in positions]
+        out: list[list[float] | None] = [None] * len(docs)
+        if not wanted:
+            return out
+        found = await self.llm.embed([docs[i].text for i in wanted], model=model, expected_dim=dim,
+                                     background=True)
+        own = dict(zip(wanted, found, strict=True))  # embed returns one per text
+        for key, positions in conversations.items():
+            mixed = self._contextual(key, np.array([own[i] for i in positions], dtype=np.float32))
+            for i, vec in zip(positions, mixed, strict=True):
+                out[i] = vec.tolist()
         return out
 
     async def index_batch(self, msgs: list[Msg]) -> None:
@@ -226,18 +260,12 @@ class RecallIndexer:
                 by_model.setdefault(model_dim, []).extend(records)
             docs: list[RecallDoc] = []
             for (model, dim), group in by_model.items():
-                texts = self._embedding_texts(group)
-                wanted = [i for i, t in enumerate(texts) if t is not None]
                 vectors: list[list[float] | None] = [None] * len(group)
-                if wanted:
-                    try:
-                        found = await self.llm.embed([t for t in texts if t is not None], model=model,
-                                                     expected_dim=dim, background=True)
-                        for i, vec in zip(wanted, found, strict=True):  # embed returns one per text
-                            vectors[i] = vec
-                    except (FailedPrecondition, InvalidArgument) as exc:
-                        # Permanent (unknown model, wrong dimension): index the words rather than block the log.
-                        log.warning("recall indexing %d messages without vectors: %s", len(group), exc)
+                try:
+                    vectors = await self._vectors(group, model, dim)
+                except (FailedPrecondition, InvalidArgument) as exc:
+                    # Permanent (unknown model, wrong dimension): index the words rather than block the log.
+                    log.warning("recall indexing %d messages without vectors: %s", len(group), exc)
                 for d, v in zip(group, vectors, strict=True):
                     d.vector = v
                 docs.extend(group)
