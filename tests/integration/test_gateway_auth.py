@@ -165,6 +165,50 @@ async def test_rate_limit_429_with_retry_after(module_stack: Stack, nats_url: st
         await gateway.stop()
 
 
+async def test_limits_per_tenant_set_by_the_admin_and_none_for_the_local_tenant(
+        module_stack: Stack, nats_url: str, tmp_path: Path) -> None:
+    gateway = GatewayService(Settings(nats_url=nats_url, home=tmp_path, http_port=0, grpc_port=0, admin_key=ADMIN_KEY),
+                             memory_target=module_stack.memory.address,
+                             options=GatewayOptions(rate_per_second=0.2, rate_burst=2, local_bootstrap=True,
+                                                    key_cache_ttl=0.0))
+    await gateway.start()
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    try:
+        local_key = (tmp_path / "api_key").read_text().strip()
+        async with httpx.AsyncClient(base_url=gateway.base_url) as http:
+            # The embedded stack's own tenant is not throttled by the defaults (nobody shares it).
+            statuses = {(await http.get("/v1/agents", headers={"Authorization": f"Bearer {local_key}"})).status_code
+                        for _ in range(20)}
+            assert statuses == {200}
+            assert (await http.get("/v1/admin/tenants/local", headers=admin)).json()["limits"] == {
+                "rate_per_second": 0.0, "burst": 1, "source": "local"}
+            # Another tenant gets the defaults, then its own limits from the admin.
+            other = await module_stack.new_tenant()
+            mine = {"Authorization": f"Bearer {other.api_key}"}
+            assert [(await http.get("/v1/agents", headers=mine)).status_code for _ in range(3)] == [200, 200, 429]
+            r = await http.put(f"/v1/admin/tenants/{other.id}/limits", headers=admin,
+                               json={"rate_per_second": 1000, "burst": 50})
+            assert r.status_code == 200 and r.json()["limits"]["source"] == "tenant"
+            assert {(await http.get("/v1/agents", headers=mine)).status_code for _ in range(30)} == {200}
+            # The local tenant can be limited too; a null rate puts a tenant back on the defaults.
+            r = await http.put("/v1/admin/tenants/local/limits", headers=admin,
+                               json={"rate_per_second": 0.5, "burst": 1})
+            assert r.json()["limits"] == {"rate_per_second": 0.5, "burst": 1, "source": "tenant"}
+            local = {"Authorization": f"Bearer {local_key}"}
+            first, second = (await http.get("/v1/agents", headers=local)), (await http.get("/v1/agents", headers=local))
+            assert first.status_code == 200 and second.status_code == 429 and int(second.headers["retry-after"]) >= 1
+            r = await http.put("/v1/admin/tenants/local/limits", headers=admin, json={"rate_per_second": None})
+            assert r.json()["limits"]["source"] == "local"
+            # Bad bodies and unknown tenants are refused with a reason; tenant keys cannot do this.
+            assert (await http.put("/v1/admin/tenants/local/limits", headers=admin,
+                                   json={"rate_per_second": -1})).status_code == 422
+            assert (await http.put("/v1/admin/tenants/nope/limits", headers=admin,
+                                   json={"rate_per_second": 1})).status_code == 404
+            assert (await http.get("/v1/admin/tenants/local", headers=local)).status_code == 403
+    finally:
+        await gateway.stop()
+
+
 async def test_local_bootstrap_writes_a_private_key(module_stack: Stack, nats_url: str, tmp_path: Path) -> None:
     def make() -> GatewayService:
         return GatewayService(Settings(nats_url=nats_url, home=tmp_path, http_port=0, grpc_port=0,

@@ -8,11 +8,12 @@ from typing import TypeVar
 import grpc
 import pytest
 
+from mnemo.common.errors import NotFound, ResourceExhausted
 from mnemo.common.ids import is_token
 from mnemo.gateway.convert import public_agent, to_json
 from mnemo.gateway.errors import HTTP_OF_GRPC, ApiError
 from mnemo.gateway.events import event_json, stop_reason_of, usage_of
-from mnemo.gateway.ratelimit import RateLimiter
+from mnemo.gateway.ratelimit import UNLIMITED, RateLimiter, TenantLimits
 from mnemo.gateway.schemas import AgentCreate, AgentUpdate, ArchivalInsert
 from mnemo.gateway.tenants import hash_key, new_key
 from mnemo.gateway.turns import turn_id_for
@@ -22,12 +23,20 @@ T = TypeVar("T")
 
 
 def test_token_bucket_allows_bursts_then_asks_to_wait() -> None:
-    limiter = RateLimiter(rate=1.0, burst=3)
-    assert [limiter.acquire("t1") for _ in range(3)] == [0.0, 0.0, 0.0]
-    wait = limiter.acquire("t1")
+    limiter, limits = RateLimiter(), TenantLimits(rate_per_second=1.0, burst=3)
+    assert [limiter.acquire("t1", limits) for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = limiter.acquire("t1", limits)
     assert 0 < wait <= 1.0
     assert RateLimiter.retry_after_header(wait) == "1"
-    assert limiter.acquire("t2") == 0.0  # buckets are per tenant
+    assert limiter.acquire("t2", limits) == 0.0  # buckets are per tenant
+    assert all(limiter.acquire("t3", UNLIMITED) == 0.0 for _ in range(10_000))  # rate 0: no limit
+
+
+def test_a_429_from_an_internal_service_says_when_to_retry() -> None:
+    err = ApiError.from_error(ResourceExhausted("tenant over its tokens per minute", retry_after=2.2))
+    assert err.status == 429 and err.headers["Retry-After"] == "3"
+    assert ApiError.from_error(ResourceExhausted("no hint")).headers["Retry-After"] == "1"
+    assert "Retry-After" not in ApiError.from_error(NotFound("agent x")).headers
 
 
 def test_turn_ids_from_idempotency_keys_are_scoped_and_stable() -> None:

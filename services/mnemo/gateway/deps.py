@@ -64,7 +64,7 @@ async def authenticate(ctx: GatewayContext, authorization: str | None) -> Princi
         raise ApiError(503, f"cannot check the API key right now ({exc.__class__.__name__})") from exc
     if principal is None:
         raise ApiError(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-    wait = ctx.limiter.acquire(principal.tenant_id)
+    wait = ctx.limiter.acquire(principal.tenant_id, principal.limits)
     if wait > 0:
         raise ApiError(429, "rate limit exceeded for this tenant",
                        headers={"Retry-After": RateLimiter.retry_after_header(wait)})

@@ -7,6 +7,7 @@ table from a domain error of an internal service to the HTTP status of the REST 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import grpc
@@ -86,7 +87,17 @@ class ApiError(Exception):
         details = str(err) or code
         if code == "UNAVAILABLE":
             details = f"{what or 'an internal service'} is unavailable: {details}"
-        return cls(HTTP_OF_CODE.get(code, 502), details, code=code if code in HTTP_OF_CODE else "UNAVAILABLE")
+        status = HTTP_OF_CODE.get(code, 502)
+        # A 429 always says when to come back; so does a 503 that knows.
+        headers = {}
+        if status == 429 or (status == 503 and err.retry_after):
+            headers["Retry-After"] = retry_after_header(err.retry_after or 1.0)
+        return cls(status, details, headers=headers, code=code if code in HTTP_OF_CODE else "UNAVAILABLE")
+
+
+def retry_after_header(wait: float) -> str:
+    """Seconds for a Retry-After header: whole, at least 1."""
+    return str(max(1, math.ceil(wait)))
 
 
 def _one_line(detail: Any) -> str:

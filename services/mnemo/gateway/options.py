@@ -13,8 +13,10 @@ class GatewayOptions(BaseSettings):
     max_body_bytes: int = 1 << 20            # JSON requests
     max_document_bytes: int = 64 << 20       # document uploads and agent imports
     max_message_chars: int = 32_000          # one user message
-    rate_per_second: float = 50.0            # per tenant, token bucket refill
-    rate_burst: int = 200                    # per tenant, bucket size
+    # Default per-tenant limits (a tenant's own, set through the admin API, win; the local tenant of an
+    # embedded stack has none unless given some). A rate of 0 means no limit.
+    rate_per_second: float = 50.0            # token bucket refill
+    rate_burst: int = 200                    # bucket size
     turn_timeout: float = 120.0              # POST /messages waits this long, then 202
     key_cache_ttl: float = 2.0               # seconds a resolved key is trusted without a KV read
     health_cache_ttl: float = 1.0

@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 from mnemo.gateway.convert import to_json
 from mnemo.gateway.deps import Ctx, Tenant, require_admin
 from mnemo.gateway.errors import ApiError
-from mnemo.gateway.schemas import TemplateCreate, TemplateUpdate, TenantCreate
+from mnemo.gateway.ratelimit import TenantLimits
+from mnemo.gateway.schemas import TemplateCreate, TemplateUpdate, TenantCreate, TenantLimitsBody
 from mnemo.gateway.tenants import KeyNotFound, TenantNotFound
 
 admin = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
@@ -20,6 +21,23 @@ health = APIRouter(tags=["health"])
 @admin.post("/tenants", status_code=201, summary="Create a tenant")
 async def create_tenant(body: TenantCreate, ctx: Ctx) -> dict[str, Any]:
     return await ctx.tenants.create_tenant(body.name)
+
+
+@admin.get("/tenants/{tenant_id}", summary="A tenant, with the rate limits in force")
+async def get_tenant(tenant_id: str, ctx: Ctx) -> dict[str, Any]:
+    try:
+        return ctx.tenants.describe(await ctx.tenants.get_tenant(tenant_id))
+    except TenantNotFound:
+        raise ApiError(404, f"tenant {tenant_id!r} not found") from None
+
+
+@admin.put("/tenants/{tenant_id}/limits", summary="Set a tenant's rate limits (null: the defaults)")
+async def set_tenant_limits(tenant_id: str, body: TenantLimitsBody, ctx: Ctx) -> dict[str, Any]:
+    limits = None if body.rate_per_second is None else TenantLimits(body.rate_per_second, body.burst)
+    try:
+        return ctx.tenants.describe(await ctx.tenants.set_limits(tenant_id, limits))
+    except TenantNotFound:
+        raise ApiError(404, f"tenant {tenant_id!r} not found") from None
 
 
 @admin.post("/tenants/{tenant_id}/keys", status_code=201, summary="Create an API key for a tenant")

@@ -161,6 +161,14 @@ class TenantCreate(_Body):
     name: str = Field(min_length=1, max_length=200)
 
 
+class TenantLimitsBody(_Body):
+    """A tenant's own rate limits: requests per second (0: no limit) and burst; a null rate puts the
+    tenant back on the gateway's defaults."""
+
+    rate_per_second: float | None = Field(ge=0, le=1_000_000)
+    burst: int = Field(default=200, ge=1, le=10_000_000)
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: str = Field(max_length=32)

@@ -23,7 +23,7 @@ from mnemo.gateway.grpc_api import AgentServicer, add_to_server
 from mnemo.gateway.health import HealthChecker
 from mnemo.gateway.models import ModelLister
 from mnemo.gateway.options import GatewayOptions
-from mnemo.gateway.ratelimit import RateLimiter
+from mnemo.gateway.ratelimit import RateLimiter, TenantLimits
 from mnemo.gateway.tenants import TenantStore
 from mnemo.gateway.turns import TurnSubmitter
 from mnemo.v1 import llm_pb2_grpc, memory_pb2_grpc
@@ -76,7 +76,8 @@ class GatewayService:
         js = self.nc.jetstream()
         buckets = await ensure_jetstream(js, self.settings.jetstream_replicas)
         idempotency = await ensure_kv(js, IDEMPOTENCY_BUCKET)
-        tenants = TenantStore(buckets[subjects.KV_TENANTS], cache_ttl=options.key_cache_ttl)
+        tenants = TenantStore(buckets[subjects.KV_TENANTS], cache_ttl=options.key_cache_ttl,
+                              default_limits=TenantLimits(options.rate_per_second, options.rate_burst))
         if options.local_bootstrap:
             self.api_key = await tenants.ensure_local_key(settings.home_dir / "api_key")
         self.hub = EventHub(js)
@@ -88,7 +89,7 @@ class GatewayService:
                                 "orchestrator": self.orchestrator_target}, ttl=options.health_cache_ttl)
         self.context = GatewayContext(settings=settings, options=options, core=core,
                                       turns=TurnSubmitter(js, self.hub, idempotency), tenants=tenants,
-                                      limiter=RateLimiter(options.rate_per_second, options.rate_burst),
+                                      limiter=RateLimiter(),
                                       health=health, js=js,
                                       models=ModelLister(rpcclient.llm_client(
                                           settings, self.nc, llm_pb2_grpc.LLMServiceStub(self._llm_channel))))

@@ -1,7 +1,7 @@
 """Tenants and API keys in the gateway's own KV bucket. Keys are stored only as sha256 hashes.
 
 KV layout (bucket subjects.KV_TENANTS):
-  tenant.<tenant_id>  -> {"id", "name", "created_at"}
+  tenant.<tenant_id>  -> {"id", "name", "created_at", "limits"?: {"rate_per_second", "burst"}}
   key.<key_id>        -> {"id", "tenant_id", "hash", "created_at"}
   hash.<sha256 hex>   -> {"key_id", "tenant_id"}
 Revoking deletes the hash entry and the key record, so a revoked key resolves to nothing.
@@ -23,6 +23,7 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from mnemo.common.ids import is_token, new_id, now_iso
+from mnemo.gateway.ratelimit import UNLIMITED, TenantLimits
 
 KEY_PREFIX = "mk-"
 LOCAL_TENANT = "local"
@@ -38,10 +39,11 @@ class KeyNotFound(Exception):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a request acts as: one tenant, through one key."""
+    """Who a request acts as: one tenant, through one key, within the tenant's rate limits."""
 
     tenant_id: str
     key_id: str
+    limits: TenantLimits = UNLIMITED
 
 
 def hash_key(key: str) -> str:
@@ -66,10 +68,39 @@ async def _get_json(kv: KeyValue, key: str) -> dict[str, Any] | None:
 class TenantStore:
     """Create tenants and keys, resolve keys to principals (cached for `cache_ttl` seconds)."""
 
-    def __init__(self, kv: KeyValue, cache_ttl: float = 2.0) -> None:
+    def __init__(self, kv: KeyValue, cache_ttl: float = 2.0, default_limits: TenantLimits = UNLIMITED) -> None:
         self.kv = kv
         self.cache_ttl = cache_ttl
+        self.default_limits = default_limits
         self._cache: dict[str, tuple[Principal | None, float]] = {}
+
+    def limits_of(self, record: dict[str, Any]) -> TenantLimits:
+        """A tenant's own limits; else none for the local tenant (nobody shares an embedded stack with
+        it), the defaults for the others."""
+        own = record.get("limits")
+        if isinstance(own, dict):
+            return TenantLimits(float(own.get("rate_per_second", 0.0)), int(own.get("burst", 1)))
+        return UNLIMITED if record.get("id") == LOCAL_TENANT else self.default_limits
+
+    def describe(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A tenant record as the admin API shows it, with the limits in force."""
+        limits = self.limits_of(record)
+        return {**{k: v for k, v in record.items() if k != "limits"},
+                "limits": {"rate_per_second": limits.rate_per_second, "burst": limits.burst,
+                           "source": "tenant" if isinstance(record.get("limits"), dict) else
+                           ("local" if record.get("id") == LOCAL_TENANT else "default")}}
+
+    async def set_limits(self, tenant_id: str, limits: TenantLimits | None) -> dict[str, Any]:
+        """Give the tenant its own limits (None: back to the defaults). Every gateway replica applies
+        them within its key cache TTL."""
+        record = await self.get_tenant(tenant_id)
+        if limits is None:
+            record.pop("limits", None)
+        else:
+            record["limits"] = {"rate_per_second": limits.rate_per_second, "burst": limits.burst}
+        await self.kv.put(f"tenant.{tenant_id}", json.dumps(record).encode())
+        self._cache.clear()
+        return record
 
     async def create_tenant(self, name: str, tenant_id: str | None = None) -> dict[str, Any]:
         tid = tenant_id or new_id("tenant")
@@ -116,7 +147,10 @@ class TenantStore:
         if cached is not None and cached[1] > now:
             return cached[0]
         found = await _get_json(self.kv, f"hash.{digest}")
-        principal = Principal(found["tenant_id"], found["key_id"]) if found else None
+        principal = None
+        if found:
+            tenant = await _get_json(self.kv, f"tenant.{found['tenant_id']}") or {"id": found["tenant_id"]}
+            principal = Principal(found["tenant_id"], found["key_id"], self.limits_of(tenant))
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (principal, now + self.cache_ttl)
