@@ -43,10 +43,16 @@ def stack_processes(stack: Stack) -> list[psutil.Process]:
     return [root, *root.children(recursive=True)]
 
 
+_NAMES: dict[int, str] = {}  # pid -> process name in the stack file (services, nats, orchestrator-2, ...)
+
+
 def _name(p: psutil.Process) -> str:
-    cmd = " ".join(p.cmdline())
-    return next((s for s in ("orchestrator", "memory", "llm_proxy", "gateway", "nats-server") if s in cmd),
-                "mnemo up")
+    return _NAMES.get(p.pid, "mnemo up")
+
+
+def learn_names(stack: Stack) -> None:
+    for child in stack.stack_info().get("children", []):
+        _NAMES[int(child["pid"])] = child["name"]
 
 
 def cpu_seconds(procs: list[psutil.Process]) -> dict[str, float]:
@@ -113,7 +119,7 @@ def start_profilers(procs: list[psutil.Process], out: Path) -> list[subprocess.P
     return [subprocess.Popen([str(spy), "record", "--nonblocking", "--format", "raw", "--rate", "250",
                               "-p", str(p.pid), "-o", str(out / f"{_name(p)}.txt")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for p in procs if "python" in p.name() and _name(p) != "mnemo up"]
+            for p in procs if "python" in p.name()]
 
 
 def stop_profilers(spies: list[subprocess.Popen[bytes]]) -> None:
@@ -194,6 +200,7 @@ def main() -> None:
                                      "MNEMO_GATEWAY_RATE_BURST": "100000"}).start(timeout=300)
             try:
                 print(f"stack up in {stack.startup_seconds:.1f}s")
+                learn_names(stack)
                 args.model_pid = llm.pid
                 asyncio.run(run(args, stack))
             finally:

@@ -121,7 +121,7 @@ def test_stop_leaves_nothing_and_data_survives_restart(tmp_path: Path, scripted_
     first = Stack(home, llm_base_url=scripted_llm_server.base_url).start()
     try:
         info = first.stack_info()
-        assert set(info["processes"]) == {"nats", "memory", "llm-proxy", "orchestrator", "gateway"}
+        assert set(info["processes"]) == {"nats", "services"}  # the combined layout, by default
         assert set(info["processes"].values()) <= set(first.child_pids)
         with _client(first) as client:
             agent = client.agents.create(name="durable")
@@ -133,11 +133,14 @@ def test_stop_leaves_nothing_and_data_survives_restart(tmp_path: Path, scripted_
     assert not (home / "run" / "stack.json").exists()
     assert "Mnemo stopped." in first.output()
 
+    # Started again on the same data, in the split layout: the layout is how processes are laid out,
+    # not where data lives.
     second = Stack(home, llm_base_url=scripted_llm_server.base_url)
     second.ports = first.ports
-    second.env = first.env
+    second.env = {**first.env, "MNEMO_LAYOUT": "split"}
     second.start()
     try:
+        assert set(second.stack_info()["processes"]) == {"nats", "memory", "llm-proxy", "orchestrator", "gateway"}
         with _client(second) as client:
             again = client.agents.get(agent.id)
             assert again.name == "durable"

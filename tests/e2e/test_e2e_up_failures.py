@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.e2e.stack import Stack
 from tests.helpers import venv_bin
@@ -52,8 +53,10 @@ def test_a_service_that_cannot_start_shows_its_log_and_nothing_stays(tmp_path: P
     finally:
         blocker.close()
     assert result.returncode == 1, result.stdout
-    assert "error:" in result.stdout and "memory" in result.stdout
-    assert "last lines of" in result.stdout and "memory.log" in result.stdout
+    # The combined layout: the process of the services exits, its log names the one that failed.
+    assert "error: services exited with code 1 during startup" in result.stdout, result.stdout
+    assert "last lines of" in result.stdout and "services.log" in result.stdout
+    assert "memory failed to start" in result.stdout and "Event loop is closed" not in result.stdout
     assert "Traceback" not in result.stdout.split("last lines of")[0]
     assert seen, "nats and the services should have been started"
     assert _alive(seen) == []
@@ -78,21 +81,23 @@ def test_bad_settings_are_one_clear_line(tmp_path: Path) -> None:
     assert "MNEMO_HTTP_PORT" in result.stderr
 
 
-def test_ctrl_c_in_a_terminal_stops_everything_in_order(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("layout", "names"), [
+    ("combined", ["services", "nats"]),
+    ("split", ["gateway", "orchestrator", "llm-proxy", "memory", "nats"])])
+def test_ctrl_c_in_a_terminal_stops_everything_in_order(tmp_path: Path, layout: str, names: list[str]) -> None:
     import pexpect
 
-    stack = Stack(tmp_path / "home")
+    stack = Stack(tmp_path / "home", extra_env={"MNEMO_LAYOUT": layout})
     child = pexpect.spawn(venv_bin("mnemo"), ["up"], env={**stack.env, "TERM": "dumb"}, encoding="utf-8",
                           timeout=180, dimensions=(40, 200))
     child.expect("Mnemo is up")
     child.expect("Press Ctrl-C to stop")
     pids = [c.pid for c in psutil.Process(child.pid).children(recursive=True)]
-    assert len(pids) >= 5
+    assert len(pids) >= len(names)
     child.sendintr()  # the terminal's Ctrl-C goes to the foreground process group
     child.expect(pexpect.EOF)
     child.close()
     out = child.before
-    names = ["gateway", "orchestrator", "llm-proxy", "memory", "nats"]
     assert all(f"stopping {n}" in out for n in names), out
     positions = [out.index(f"stopping {n}") for n in names]
     assert positions == sorted(positions), out  # gateway first, NATS last

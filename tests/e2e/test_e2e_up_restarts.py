@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from tests.e2e.stack import Stack
 from tests.helpers import eventually, free_port, venv_bin
@@ -63,32 +64,41 @@ def port_pair() -> int:
                 return port
 
 
+LAYOUTS = {  # layout -> (the processes `mnemo status` lists, the one killed, its module)
+    "split": ({"nats", "memory", "llm-proxy", "orchestrator", "gateway"}, "llm-proxy", "mnemo.llm_proxy"),
+    "combined": ({"nats", "services"}, "services", "mnemo.cli.combined"),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
 async def test_a_killed_service_comes_back_and_turns_still_work(tmp_path: Path, scripted_llm_server: ScriptedLLM,
-                                                                scripted_llm: ScriptedLLM) -> None:
-    stack = Stack(tmp_path / "home", llm_base_url=scripted_llm_server.base_url).start()
+                                                                scripted_llm: ScriptedLLM, layout: str) -> None:
+    processes, victim, module = LAYOUTS[layout]
+    stack = Stack(tmp_path / "home", llm_base_url=scripted_llm_server.base_url,
+                  extra_env={"MNEMO_LAYOUT": layout}).start()
     try:
         code, rows, out = status(stack)
         assert code == 0, out
-        assert set(rows) == {"nats", "memory", "llm-proxy", "orchestrator", "gateway"}, out
+        assert set(rows) == processes, out
         assert all(r[2] == "0" and r[3] == "yes" for r in rows.values()), out
-        old = int(rows["llm-proxy"][0])
+        old = int(rows[victim][0])
         os.kill(old, signal.SIGKILL)
 
         def back() -> bool:
-            return "llm-proxy is healthy again" in stack.output()
+            return f"{victim} is healthy again" in stack.output()
 
-        await eventually(back, timeout=20, interval=0.1, message="llm-proxy restarted and healthy")
+        await eventually(back, timeout=30, interval=0.1, message=f"{victim} restarted and healthy")
         out = stack.output()
-        assert f"llm-proxy (pid {old}) exited unexpectedly (signal SIGKILL); restarting in" in out
-        assert "Last lines of" in out and "llm-proxy.log" in out
+        assert f"{victim} (pid {old}) exited unexpectedly (signal SIGKILL); restarting in" in out
+        assert "Last lines of" in out and f"{victim}.log" in out
         code, rows, text = status(stack)
         assert code == 0, text
-        pid, _, restarts, alive = rows["llm-proxy"]
+        pid, _, restarts, alive = rows[victim]
         assert int(pid) != old and restarts == "1" and alive == "yes", text
-        assert psutil.Process(int(pid)).cmdline()[-1] == "mnemo.llm_proxy"
-        assert all(r[2] == "0" for name, r in rows.items() if name != "llm-proxy"), text
-        assert stack.stack_info()["processes"]["llm-proxy"] == int(pid)
-        # The new llm-proxy serves: a whole turn goes through it to the model and back.
+        assert psutil.Process(int(pid)).cmdline()[-1] == module
+        assert all(r[2] == "0" for name, r in rows.items() if name != victim), text
+        assert stack.stack_info()["processes"][victim] == int(pid)
+        # The restarted process serves: a whole turn goes through it to the model and back.
         assert turn(stack, "after the restart") == "You said: after the restart"
     finally:
         code = stack.stop()
@@ -107,7 +117,9 @@ async def test_two_orchestrator_replicas(tmp_path: Path, scripted_llm_server: Sc
     try:
         code, rows, out = status(stack)
         assert code == 0, out
-        assert set(rows) == {"nats", "memory", "llm-proxy", "orchestrator-1", "orchestrator-2", "gateway"}, out
+        # The combined layout: gateway, memory and llm-proxy in one process, each replica in its own.
+        assert set(rows) == {"nats", "services", "orchestrator-1", "orchestrator-2"}, out
+        assert psutil.Process(int(rows["services"][0])).cmdline()[-2:] == ["mnemo.cli.combined", "--no-orchestrator"]
         pids = [int(rows[f"orchestrator-{i}"][0]) for i in (1, 2)]
         assert pids[0] != pids[1]
         for pid in pids:
@@ -124,7 +136,7 @@ async def test_two_orchestrator_replicas(tmp_path: Path, scripted_llm_server: Sc
 
 
 def test_a_service_that_keeps_failing_stops_the_stack(tmp_path: Path) -> None:
-    stack = Stack(tmp_path / "home").start()
+    stack = Stack(tmp_path / "home", extra_env={"MNEMO_LAYOUT": "split"}).start()
     try:
         info = stack.stack_info()
         os.kill(info["processes"]["llm-proxy"], signal.SIGKILL)

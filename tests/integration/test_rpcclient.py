@@ -8,8 +8,16 @@ from typing import Any
 import grpc
 import pytest
 
-from mnemo.common import natsrpc, status
-from mnemo.common.errors import Conflict, ContextOverflow, MnemoError, NotFound, Unavailable, error_for
+from mnemo.common import localrpc, natsrpc, status
+from mnemo.common.errors import (
+    Conflict,
+    ContextOverflow,
+    DeadlineExceeded,
+    MnemoError,
+    NotFound,
+    Unavailable,
+    error_for,
+)
 from mnemo.common.retry import Backoff
 from mnemo.common.rpcclient import RpcClient
 from mnemo.v1 import llm_pb2, llm_pb2_grpc
@@ -81,3 +89,51 @@ def test_stub_face_is_unchanged() -> None:
     """NatsRpcStub stays a drop-in for a generated stub: same method names."""
     names = {n for n in dir(llm_pb2_grpc.LLMServiceStub(grpc.aio.insecure_channel("127.0.0.1:1"))) if n[0].isupper()}
     assert set(natsrpc.unary_method_names(SERVICE)) <= names
+
+
+def local_client(nc: Any, group: str) -> RpcClient:
+    return RpcClient(SERVICE, None, nats=natsrpc.NatsRpcCaller(nc, group, natsrpc.LLM, SERVICE),
+                     local=localrpc.LocalRpcCaller(group, natsrpc.LLM, SERVICE.full_name))
+
+
+async def test_in_process_calls_skip_the_wire_and_keep_its_semantics(nc, group) -> None:
+    seen: list[llm_pb2.CountTokensRequest] = []
+
+    class Recording(Servicer):
+        async def CountTokens(self, request, context):  # type: ignore[no-untyped-def]
+            seen.append(request)
+            request.texts.append("changed by the servicer")
+            return await super().CountTokens(request, context)
+
+    servicer = Recording("local")
+    server = natsrpc.NatsRpcServer(nc, group, natsrpc.LLM, SERVICE, servicer)
+    await server.start()
+    try:
+        client = local_client(nc, group)
+        request = count("", "abc")
+        reply = await client.CountTokens(request, timeout=5)
+        assert reply.tokenizer == "local" and reply.total == len("abc") + len("changed by the servicer")
+        assert list(request.texts) == ["abc"]  # the servicer had its own copy
+        reply.total = -1  # and the caller gets its own copy of the reply
+        stats = await nc.request(f"$SRV.STATS.mnemo-llm.{server._micro.id}", b"", timeout=5)
+        assert b'"num_requests":0' in stats.data.replace(b" ", b"")  # nothing went over NATS
+        # The same errors as over NATS: statuses with their trailers, a servicer's bug as INTERNAL.
+        with pytest.raises(NotFound) as err:
+            await client.CountTokens(count("missing"), timeout=5)
+        assert str(err.value) == "no model called missing" and err.value.retry_after == 0.25
+        with pytest.raises(MnemoError) as crash:
+            await client.CountTokens(count("crash"), timeout=5)
+        assert crash.value.code == "INTERNAL" and "RuntimeError" in str(crash.value)
+        assert 0 < (await client.CountTokens(count("deadline"), timeout=3)).total <= 3000
+        with pytest.raises(DeadlineExceeded):
+            await client.CountTokens(count("wait"), timeout=0.2)
+    finally:
+        await server.stop()
+    # Withdrawn with its server: the next call goes over NATS, where nobody answers either.
+    with pytest.raises(Unavailable):
+        await local_client(nc, group).CountTokens(count(), timeout=5)
+
+
+async def test_a_service_served_elsewhere_is_called_over_nats(nc, servers, group) -> None:
+    localrpc.withdraw(group, natsrpc.LLM, servers[0].servicer)
+    assert (await local_client(nc, group).CountTokens(count("", "ab"), timeout=5)).total == 2

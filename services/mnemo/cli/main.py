@@ -59,6 +59,9 @@ def up(
     grpc_port: int = typer.Option(None, "--grpc-port", help="public gRPC port (default $MNEMO_GRPC_PORT or 50051)"),
     orchestrators: int = typer.Option(None, "--orchestrators", min=1,
                                       help="orchestrator replicas (default $MNEMO_ORCHESTRATORS or 1)"),
+    layout: str = typer.Option(None, "--layout",
+                               help="combined: the services in one process; split: one process each "
+                                    "(default $MNEMO_LAYOUT or combined)"),
     timeout: float = typer.Option(180.0, help="seconds each service may take to become healthy"),
     grace: float = typer.Option(10.0, help="seconds a service gets to stop before SIGKILL"),
 ) -> None:
@@ -74,6 +77,8 @@ def up(
         overrides["grpc_port"] = grpc_port
     if orchestrators is not None:
         overrides["orchestrators"] = orchestrators
+    if layout is not None:
+        overrides["layout"] = layout
     raise typer.Exit(run_up(_settings(overrides), timeout=timeout, grace=grace))
 
 

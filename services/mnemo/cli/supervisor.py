@@ -179,6 +179,16 @@ def grpc_health(target: str) -> HealthCheck:
     return check
 
 
+def all_healthy(*checks: HealthCheck) -> HealthCheck:
+    """Healthy when every check is."""
+    async def check() -> bool:
+        for one in checks:
+            if not await one():
+                return False
+        return True
+    return check
+
+
 def http_health(url: str) -> HealthCheck:
     async def check() -> bool:
         try:

@@ -23,6 +23,7 @@ from mnemo.cli.supervisor import (
     RunningProcess,
     StartupError,
     Supervisor,
+    all_healthy,
     grpc_health,
     http_health,
     nats_server_binary,
@@ -82,6 +83,30 @@ def orchestrator_specs(settings: Settings, home: Path, env: dict[str, str]) -> l
                                  grpc_health(f"{settings.host}:{port}"), ports=[port],
                                  env={**env, "MNEMO_ORCHESTRATOR_PORT": str(port)}))
     return specs
+
+
+def combined_waves(settings: Settings, home: Path, env: dict[str, str]) -> list[list[ProcessSpec]]:
+    """The combined layout: one process runs memory, llm-proxy, the gateway and (with one replica) the
+    orchestrator; with more replicas, each is a process of its own, started after it."""
+    host = settings.host
+    argv = [sys.executable, "-m", "mnemo.cli.combined"]
+    log_path = home / "logs" / "services.log"
+    ports = [settings.http_port, settings.grpc_port, settings.memory_port, settings.llm_port]
+    if settings.orchestrators == 1:
+        return [[ProcessSpec("services", argv, log_path, http_health(f"http://{host}:{settings.http_port}/healthz"),
+                             ports=[*ports, settings.orchestrator_port])]]
+    # /healthz needs an orchestrator: the process is ready when its services listen.
+    ready = all_healthy(grpc_health(f"{host}:{settings.memory_port}"), grpc_health(f"{host}:{settings.llm_port}"),
+                        tcp_health(host, settings.http_port))
+    return [[ProcessSpec("services", [*argv, "--no-orchestrator"], log_path, ready, ports=ports)],
+            orchestrator_specs(settings, home, env)]
+
+
+def service_waves(settings: Settings, home: Path, env: dict[str, str]) -> list[list[ProcessSpec]]:
+    """The processes of the stack, wave by wave, for the configured layout."""
+    if settings.layout == "combined":
+        return combined_waves(settings, home, env)
+    return [wave_specs(wave, settings, home, env) for wave in SERVICE_WAVES]
 
 
 def wave_specs(wave: list[str], settings: Settings, home: Path, env: dict[str, str]) -> list[ProcessSpec]:
@@ -174,8 +199,7 @@ async def run_stack(settings: Settings, console: Console, timeout: float = 120.0
             else:
                 status.update("starting nats-server...")
                 await supervisor.start_wave([nats_spec(settings, home)], timeout, stop)
-            for wave in SERVICE_WAVES:
-                specs = wave_specs(wave, settings, home, env)
+            for specs in service_waves(settings, home, env):
                 status.update(f"starting {', '.join(s.name for s in specs)}...")
                 await supervisor.start_wave(specs, timeout, stop)
         elapsed = time.monotonic() - began

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # Gateway
     admin_key: str | None = None
 
+    # `mnemo up`: the services in one process ("combined": in-process calls, one interpreter) or one
+    # process each ("split": a crash or restart touches one service).
+    layout: Literal["combined", "split"] = "combined"
+
     # Orchestrator
     orchestrators: int = Field(default=1, ge=1, le=32, description="orchestrator replicas `mnemo up` runs")
     orchestrator_concurrency: int = 64

@@ -70,6 +70,11 @@ def unary_method_names(descriptor: ServiceDescriptor) -> list[str]:
     return list(_unary_methods(descriptor))
 
 
+def response_classes(descriptor: ServiceDescriptor) -> dict[str, type[Message]]:
+    """Each unary method's response class, by method name."""
+    return {name: response for name, (_, response) in _unary_methods(descriptor).items()}
+
+
 # ---- server ------------------------------------------------------------------------------------
 
 class RpcAbort(Exception):
@@ -124,9 +129,15 @@ class NatsRpcServer:
         for name, (request_cls, _) in self.methods.items():
             await self._micro.add_endpoint(name=name, subject=rpc_subject(self.group, self.service, name),
                                            handler=self._handler(name, request_cls))
+        from mnemo.common import localrpc  # it builds on this module
+
+        localrpc.serve(self.group, self.service, self.servicer)
 
     async def stop(self) -> None:
         """Stop taking calls; calls already running finish (a caller's retry finds another replica)."""
+        from mnemo.common import localrpc
+
+        localrpc.withdraw(self.group, self.service, self.servicer)
         if self._micro is not None:
             try:
                 await self._micro.stop()

@@ -24,7 +24,7 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 
-from mnemo.common import natsrpc, status
+from mnemo.common import localrpc, natsrpc, status
 from mnemo.common.errors import Unavailable
 from mnemo.common.retry import Backoff
 
@@ -45,12 +45,16 @@ class RpcClient:
     """The unary methods of one service as domain calls (see the module docstring)."""
 
     def __init__(self, descriptor: ServiceDescriptor, grpc_stub: Any, *,
-                 nats: natsrpc.NatsRpcCaller | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 idempotent: Collection[str] = (), retry: Backoff = UNAVAILABLE_RETRY) -> None:
+                 nats: natsrpc.NatsRpcCaller | None = None, local: localrpc.LocalRpcCaller | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, idempotent: Collection[str] = (),
+                 retry: Backoff = UNAVAILABLE_RETRY) -> None:
         self._grpc = grpc_stub
         self.full_name = descriptor.full_name
-        for name in natsrpc.unary_method_names(descriptor):
+        responses = natsrpc.response_classes(descriptor)
+        for name in responses:
             call = self._unary(name, nats, timeout)
+            if local is not None:
+                call = _local_first(local, name, responses[name], call, timeout)
             if name in idempotent:
                 call = _retried(call, retry)
             setattr(self, name, call)
@@ -87,6 +91,17 @@ class RpcClient:
         return call_nats_first
 
 
+def _local_first(local: localrpc.LocalRpcCaller, name: str, response_cls: type[Message], remote: UnaryCall,
+                 default_timeout: float) -> UnaryCall:
+    """In-process when this process serves the method (the combined layout), else `remote`."""
+    async def call(request: Message, timeout: float | None = None) -> Any:
+        try:
+            return await local.call(name, response_cls, request, timeout or default_timeout)
+        except localrpc.NotServedHere:
+            return await remote(request, timeout)
+    return call
+
+
 def _retried(call: UnaryCall, policy: Backoff) -> UnaryCall:
     async def retried(request: Message, timeout: float | None = None) -> Any:
         try:  # the first attempt without the retry machinery: it is the hot path
@@ -110,11 +125,13 @@ def _unavailable(exc: BaseException) -> bool:
 
 def service_client(settings: Any, nc: Any, group: str, descriptor: ServiceDescriptor, grpc_stub: Any,
                    idempotent: Collection[str]) -> RpcClient:
-    """A client over NATS first (when `settings.rpc_transport` is "nats") with gRPC as fallback."""
+    """A client in-process first (when `settings.rpc_local` and this process serves it), then over NATS
+    (when `settings.rpc_transport` is "nats") with gRPC as fallback."""
     caller = None
     if settings.rpc_transport == "nats" and nc is not None:
         caller = natsrpc.NatsRpcCaller(nc, settings.rpc_group, group, descriptor)
-    return RpcClient(descriptor, grpc_stub, nats=caller, idempotent=idempotent)
+    local = localrpc.LocalRpcCaller(settings.rpc_group, group, descriptor.full_name) if settings.rpc_local else None
+    return RpcClient(descriptor, grpc_stub, nats=caller, local=local, idempotent=idempotent)
 
 
 def memory_client(settings: Any, nc: Any, grpc_stub: Any) -> RpcClient:

@@ -1,16 +1,20 @@
-"""Run one service as a process: logging, telemetry, metrics, and a clean stop on SIGINT/SIGTERM."""
+"""Run services as a process: logging, telemetry, metrics, and a clean stop on SIGINT/SIGTERM.
+
+`run_service` runs one service (`python -m mnemo.<service>`); `run_services` runs several in one
+process (the combined layout of `mnemo up`), started wave by wave and stopped in reverse.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from mnemo.common.config import Settings, get_settings
 from mnemo.common.logs import setup_logging
-from mnemo.common.metrics import observe_service_queues, setup_metrics
+from mnemo.common.metrics import QueueObservers, observe_service_queues, setup_metrics
 from mnemo.common.telemetry import setup_telemetry
 
 log = logging.getLogger(__name__)
@@ -23,28 +27,57 @@ class Service(Protocol):
     async def stop(self) -> None: ...
 
 
-def run_service(name: str, factory: Callable[[Settings], Service], metrics_port: int | None = None) -> None:
+Factory = Callable[[Settings], Service]
+
+
+def run_service(name: str, factory: Factory, metrics_port: int | None = None) -> None:
     """Start the service built by `factory` and run until SIGINT / SIGTERM."""
-    settings = get_settings()
-    setup_logging(name, settings.log_level, settings.log_format)
-    service_name = f"mnemo-{name.replace('_', '-')}"  # mnemo-llm-proxy, as in dashboards and manifests
+    run_services(name, [[(name, factory)]], metrics_port=metrics_port)
+
+
+def run_services(process_name: str, waves: Sequence[Sequence[tuple[str, Factory]]],
+                 settings: Settings | None = None, metrics_port: int | None = None) -> None:
+    """Start the services of each wave together, wave after wave; run until SIGINT / SIGTERM; stop
+    them in reverse order."""
+    settings = settings or get_settings()
+    setup_logging(process_name, settings.log_level, settings.log_format)
+    service_name = f"mnemo-{process_name.replace('_', '-')}"  # mnemo-llm-proxy, as in dashboards and manifests
     setup_telemetry(service_name)
     setup_metrics(service_name, settings.metrics_port if metrics_port is None else metrics_port)
 
     async def main() -> None:
-        service = factory(settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await service.start()
-        queues = await observe_service_queues(name, settings.nats_servers)
-        log.info("%s started", name)
+        started: list[list[Service]] = []
+        queues: list[QueueObservers] = []
+        for wave in waves:
+            services = [factory(settings) for _, factory in wave]
+            results = await asyncio.gather(*(s.start() for s in services), return_exceptions=True)
+            started.append(services)
+            failed = [(name, r) for (name, _), r in zip(wave, results, strict=True) if isinstance(r, BaseException)]
+            if failed:
+                for name, exc in failed:
+                    log.error("%s failed to start: %s", name, exc, exc_info=exc)
+                await _stop_all(started)
+                raise SystemExit(1)
+            for name, _ in wave:
+                observer = await observe_service_queues(name, settings.nats_servers)
+                if observer is not None:
+                    queues.append(observer)
+                log.info("%s started", name)
         await stop.wait()
-        log.info("%s stopping", name)
-        if queues is not None:
-            await queues.stop()
-        await service.stop()
+        log.info("%s stopping", process_name)
+        for observer in queues:
+            await observer.stop()
+        await _stop_all(started)
+
+    async def _stop_all(started: list[list[Service]]) -> None:
+        for services in reversed(started):
+            for result in await asyncio.gather(*(s.stop() for s in services), return_exceptions=True):
+                if isinstance(result, Exception):
+                    log.warning("stopping a service failed: %s", result)
 
     try:  # libuv's event loop: cheaper socket I/O for every service (gRPC, NATS, HTTP)
         import uvloop
