@@ -1,12 +1,15 @@
-"""Turn latency and throughput through the REST API of the whole stack (`mnemo up` processes) with a
-0 ms scripted model in its own process.
+"""Turn latency and throughput through the REST API of the whole stack (`mnemo up` processes, the
+default layout and the default local embedder for recall indexing) with a 0 ms scripted model in
+its own process.
 
     .venv/bin/python bench/turns.py [--sequential N] [--agents A] [--turns T] [--profile DIR]
 
 (a) N sequential turns to one agent: p50 / p95 per-turn latency.
 (b) A agents x T turns at once (each agent's turns in sequence): turns/s, p50 / p95, errors,
     CPU seconds per turn and RSS of every stack process.
-Targets (issue 5): p50 <= 10 ms, >= 300 turns/s, 0 errors.
+CPU figures include recall indexing: each phase's CPU is read once the recall indexer has caught up
+with every message the phase committed (embedding included), not when the last reply arrived.
+Targets: p50 <= 10 ms, >= 300 turns/s, 0 errors.
 --profile DIR writes py-spy collapsed stacks of every service during (b), one file per process.
 """
 
@@ -81,6 +84,26 @@ def rss_mib(procs: list[psutil.Process]) -> dict[str, float]:
     return out
 
 
+async def indexed(stack: Stack, timeout: float = 120.0) -> None:
+    """Wait until the recall indexer has indexed every committed message (its consumer has nothing
+    pending or unacknowledged)."""
+    import nats
+
+    nc = await nats.connect(f"nats://127.0.0.1:{stack.ports['nats']}")
+    try:
+        js = nc.jetstream()
+        deadline = time.monotonic() + timeout
+        while True:
+            info = await js.consumer_info("MESSAGES", "recall-indexer")
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"recall indexing still behind after {timeout}s: {info}")
+            await asyncio.sleep(0.05)  # polling a condition with a deadline
+    finally:
+        await nc.close()
+
+
 async def send(client: aiohttp.ClientSession, agent: str, text: str) -> float:
     began = time.perf_counter()
     async with client.post(f"/v1/agents/{agent}/messages", json={"message": text}) as r:
@@ -102,8 +125,10 @@ async def sequential(client: aiohttp.ClientSession, stack: Stack, n: int, profil
         await send(client, agent, f"warm up {i}")
     procs = stack_processes(stack)
     spies = start_profilers(procs, profile / "sequential") if profile else []
+    await indexed(stack)
     cpu0 = cpu_seconds(procs)
     lat = [await send(client, agent, f"message {i}") for i in range(n)]
+    await indexed(stack)
     cpu1 = cpu_seconds(procs)
     stop_profilers(spies)
     per = {k: v / n * 1000 for k, v in cpu_spent(cpu0, cpu1).items()}
@@ -146,10 +171,12 @@ async def concurrent(client: aiohttp.ClientSession, stack: Stack, agents: int, t
     spies = start_profilers(procs, profile / "concurrent") if profile else []
     outside = [psutil.Process(), *([psutil.Process(model_pid)] if model_pid else [])]
     out0 = [sum(p.cpu_times()[:2]) for p in outside]
+    await indexed(stack)
     cpu0 = cpu_seconds(procs)
     began = time.perf_counter()
     await asyncio.gather(*(drive(a) for a in ids))
     wall = time.perf_counter() - began
+    await indexed(stack)
     cpu1 = cpu_seconds(procs)
     out1 = [sum(p.cpu_times()[:2]) for p in outside]
     stop_profilers(spies)

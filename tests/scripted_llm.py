@@ -13,6 +13,7 @@ A step is a dict with any of:
   {"content": "text"}                      plain text (inner monologue, or a summary)
   {"error": {"status": 429, "body": {...}, "headers": {"retry-after": "1"}}}
   {"delay": 0.5}                           wait before answering (timeouts)
+  {"raw": "text", "status": 200}           this body as it is (a provider answering nonsense)
   {"usage": {"prompt_tokens": 10, "completion_tokens": 5}}
 """
 
@@ -175,6 +176,8 @@ class ScriptedLLM:
                                                     "code": err.get("code")}}
             return JSONResponse(payload, status_code=int(err.get("status", 500)),
                                 headers=err.get("headers") or {})
+        if "raw" in step:
+            return Response(step["raw"], status_code=int(step.get("status", 200)), media_type="application/json")
         message: dict[str, Any] = {"role": "assistant", "content": step.get("content")}
         calls = step.get("tool_calls") or ([step["tool_call"]] if "tool_call" in step else [])
         tool_calls = []

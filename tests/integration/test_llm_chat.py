@@ -41,6 +41,23 @@ async def test_chat_with_native_tool_call(llm_stub, scripted_llm) -> None:
     assert body["tools"][0]["function"]["parameters"]["required"] == ["message"]
 
 
+@pytest.mark.parametrize("body", ["not json at all", '{"choices": "nope"}', '{"choices": []}', "[1, 2]"])
+async def test_an_unreadable_completion_is_a_provider_error_with_its_reason(llm_stub, scripted_llm, body) -> None:
+    scripted_llm.push(*[{"raw": body}] * 3)  # every attempt gets it
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await llm_stub.Chat(req("hi"))
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "provider 'openai'" in (err.value.details() or "")
+    scripted_llm.reset()
+
+
+async def test_content_parts_are_read_as_text(llm_stub, scripted_llm) -> None:
+    scripted_llm.push({"raw": json.dumps({"model": "m", "choices": [{"finish_reason": "stop", "message": {
+        "role": "assistant", "content": [{"type": "text", "text": "two "}, {"type": "text", "text": "parts"}]}}]})})
+    resp = await llm_stub.Chat(req("hi", tools=()))
+    assert resp.message.content == "two parts" and resp.finish_reason == "stop" and resp.usage.prompt_tokens >= 0
+
+
 async def test_history_with_tool_calls_round_trips(llm_stub, scripted_llm) -> None:
     r = req("x")
     r.messages.append(llm_pb2.ChatMessage(role="assistant", content="thinking", tool_calls=[

@@ -7,7 +7,6 @@ from typing import Any
 
 import openai
 import orjson
-from openai.types.chat import ChatCompletion
 
 from mnemo.llm_proxy import errors
 from mnemo.llm_proxy.config import ProviderConfig
@@ -144,30 +143,42 @@ class OpenAIProvider:
     async def chat(self, call: ChatCall, timeout: float) -> ChatResult:
         try:
             # The body is encoded here (orjson, several times faster than the SDK's json.dumps on a
-            # long queue) and posted through the SDK's own client: same endpoint, auth, headers,
-            # errors and typed response as `chat.completions.create`.
-            resp = await self.client.post("/chat/completions", cast_to=ChatCompletion,
-                                          content=json_body(self._kwargs(call), call),
-                                          options={"timeout": timeout})
+            # long queue) and posted through the SDK's own client (same endpoint, auth, headers and
+            # errors as `chat.completions.create`); the reply is read as bytes and decoded by orjson
+            # (the SDK's typed ChatCompletion costs about 0.25 ms more per call).
+            raw = await self.client.post("/chat/completions", cast_to=bytes,
+                                         content=json_body(self._kwargs(call), call),
+                                         options={"timeout": timeout})
         except openai.OpenAIError as exc:
             raise classify(exc, self.name) from None
-        if not resp.choices:
+        try:
+            return self._result(orjson.loads(raw), call)
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise errors.ProviderError(f"provider {self.name!r} returned an unreadable completion "
+                                       f"({type(exc).__name__}: {str(exc)[:200]})") from None
+
+    def _result(self, data: dict[str, Any], call: ChatCall) -> ChatResult:
+        """A chat completion (as decoded JSON) as our ChatResult."""
+        choices = data.get("choices") or []
+        if not choices:
             raise errors.ProviderError(f"provider {self.name!r} returned no choices")
-        choice = resp.choices[0]
-        msg = choice.message
-        raw = [(c.id, fn.name, fn.arguments or "") for c in (msg.tool_calls or [])
-               if (fn := getattr(c, "function", None)) is not None]
-        legacy = getattr(msg, "function_call", None)
+        choice = choices[0]
+        msg = choice.get("message") or {}
+        raw = [(c.get("id") or "", fn.get("name") or "", fn.get("arguments") or "")
+               for c in msg.get("tool_calls") or () if (fn := c.get("function")) is not None]
+        legacy = msg.get("function_call")
         if not raw and legacy:
-            raw = [("", legacy.name, legacy.arguments or "")]
-        content = msg.content or ""
+            raw = [("", legacy.get("name") or "", legacy.get("arguments") or "")]
+        content = msg.get("content") or ""
+        if not isinstance(content, str):  # content parts: their text, joined
+            content = "".join(p.get("text") or "" for p in content if isinstance(p, dict))
         if self.config.constrained_tools and call.tools and call.tool_choice != "none" and not raw:
             content, raw = constrained_call(content)
-        usage = resp.usage
-        return ChatResult(content=content, raw_calls=raw, finish_reason=choice.finish_reason or "",
-                          prompt_tokens=usage.prompt_tokens if usage else 0,
-                          completion_tokens=usage.completion_tokens if usage else 0,
-                          model=resp.model or call.model)
+        usage = data.get("usage") or {}
+        return ChatResult(content=content, raw_calls=raw, finish_reason=choice.get("finish_reason") or "",
+                          prompt_tokens=usage.get("prompt_tokens") or 0,
+                          completion_tokens=usage.get("completion_tokens") or 0,
+                          model=data.get("model") or call.model)
 
     async def stream(self, call: ChatCall, timeout: float) -> AsyncIterator[str | ChatResult]:
         kw = self._create_args(call)
