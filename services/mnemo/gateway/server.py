@@ -25,8 +25,9 @@ from mnemo.gateway.models import ModelLister
 from mnemo.gateway.options import GatewayOptions
 from mnemo.gateway.ratelimit import RateLimiter
 from mnemo.gateway.tenants import TenantStore
+from mnemo.gateway.tools import ToolOps
 from mnemo.gateway.turns import TurnSubmitter
-from mnemo.v1 import llm_pb2_grpc, memory_pb2_grpc
+from mnemo.v1 import llm_pb2_grpc, memory_pb2_grpc, tools_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class GatewayService:
         self.grpc: GrpcServer | None = None
         self._channel: Any = None
         self._llm_channel: Any = None
+        self._tool_channel: Any = None
         self._http: _Uvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
 
@@ -83,11 +85,15 @@ class GatewayService:
         await self.hub.start()  # before serving: every turn's waiter sees all its events
         self._channel = client_channel(self.memory_target)
         self._llm_channel = client_channel(self.llm_target)
+        self._tool_channel = client_channel(self.orchestrator_target)
         core = Core(rpcclient.memory_client(settings, self.nc, memory_pb2_grpc.MemoryServiceStub(self._channel)))
+        turns = TurnSubmitter(js, self.hub, idempotency)
+        tool_service = rpcclient.tool_client(settings, self.nc, tools_pb2_grpc.ToolServiceStub(self._tool_channel))
         health = HealthChecker({"memory": self.memory_target, "llm-proxy": self.llm_target,
                                 "orchestrator": self.orchestrator_target}, ttl=options.health_cache_ttl)
-        self.context = GatewayContext(settings=settings, options=options, core=core,
-                                      turns=TurnSubmitter(js, self.hub, idempotency), tenants=tenants,
+        self.context = GatewayContext(settings=settings, options=options, core=core, turns=turns,
+                                      tools=ToolOps(core, turns, tool_service, settings.mcp_stdio_allow),
+                                      tenants=tenants,
                                       limiter=RateLimiter(options.rate_per_second, options.rate_burst),
                                       health=health, js=js,
                                       models=ModelLister(rpcclient.llm_client(
@@ -129,9 +135,11 @@ class GatewayService:
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
-        if self._llm_channel is not None:
-            await self._llm_channel.close()
-            self._llm_channel = None
+        for name in ("_llm_channel", "_tool_channel"):
+            channel = getattr(self, name)
+            if channel is not None:
+                await channel.close()
+                setattr(self, name, None)
         if self.nc is not None:
             try:
                 await self.nc.drain()
