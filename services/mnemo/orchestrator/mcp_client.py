@@ -194,8 +194,8 @@ class McpTools:
                 "mnemo.tool": spec.name, "mnemo.mcp.server_id": server.id, "mnemo.mcp.server": server.name,
                 "mnemo.mcp.transport": server.transport}) as s:
             try:
-                async with asyncio.timeout(timeout):
-                    async with self._session(server) as client:
+                async with self._session(server) as client:  # (opening it has its own timeout)
+                    async with asyncio.timeout(timeout):
                         result = await client.call_tool(spec.name, args, read_timeout_seconds=timeout)
             except TimeoutError:
                 outcome = "timeout"
@@ -220,15 +220,14 @@ class McpTools:
         server = await self.server(tenant_id, server_id)
         timeout = server.timeout_seconds or self.default_timeout
         try:
-            async with asyncio.timeout(timeout + CONNECT_TIMEOUT):
-                async with self._session(server) as client:
-                    tools, cursor = [], None
-                    for _ in range(100):
-                        page = await client.list_tools(cursor=cursor, cache_mode="bypass")
-                        tools.extend(page.tools)
-                        cursor = page.next_cursor
-                        if cursor is None:
-                            break
+            async with self._session(server) as client, asyncio.timeout(timeout):
+                tools, cursor = [], None
+                for _ in range(100):
+                    page = await client.list_tools(cursor=cursor, cache_mode="bypass")
+                    tools.extend(page.tools)
+                    cursor = page.next_cursor
+                    if cursor is None:
+                        break
         except TimeoutError:
             raise McpUnavailable(f"the MCP server {server.name} did not answer within {timeout:.0f} seconds") \
                 from None
