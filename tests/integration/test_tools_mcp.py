@@ -23,14 +23,24 @@ SERVER_SCRIPT = str(Path(__file__).resolve().parents[1] / "mcp_tool_server.py")
 TOOLS = ["add", "echo", "long_text", "fail", "sleep", "die", "whoami"]
 
 
-@pytest.fixture(scope="module")
-def http_tool_server() -> Iterator[str]:
-    """The test MCP server as a streamable-HTTP server process; its URL."""
-    port = free_port()
+def start_http_server(port: int) -> subprocess.Popen[bytes]:
+    """The test MCP server as a streamable-HTTP server process on `port`, once it listens."""
     proc = subprocess.Popen([sys.executable, SERVER_SCRIPT, "http", str(port)], env=ENV_BASE,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port, timeout=30)
+    except BaseException:
+        stop_process(proc)
+        raise
+    return proc
+
+
+@pytest.fixture(scope="module")
+def http_tool_server() -> Iterator[str]:
+    """The test MCP server over streamable HTTP; its URL."""
+    port = free_port()
+    proc = start_http_server(port)
+    try:
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         stop_process(proc)
@@ -129,10 +139,8 @@ async def test_a_server_that_is_down_fails_clearly(module_stack: Stack, scripted
         r = await http.get(f"/v1/mcp-servers/{r.json()['id']}/tools")
         assert r.status_code == 503 and "nowhere" in r.text
     port = free_port()
-    proc = subprocess.Popen([sys.executable, SERVER_SCRIPT, "http", str(port)], env=ENV_BASE,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_http_server(port)
     try:
-        wait_port(port, timeout=30)
         async with module_stack.http() as http:
             r = await http.post("/v1/mcp-servers", json={"name": "flaky", "transport": "http",
                                                          "url": f"http://127.0.0.1:{port}/mcp"})

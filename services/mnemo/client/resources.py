@@ -157,6 +157,12 @@ class Agents(_Resource):
         return self._c._request("POST", f"/v1/agents/{agent_id}/documents", files=files,
                                 cast=one(IngestResult))
 
+    def load_text(self, agent_id: str, text: str, *, filename: str = "document.txt") -> Any:
+        """Load a text or Markdown document given as a string into archival memory."""
+        kind = "text/markdown" if filename.lower().endswith((".md", ".markdown")) else "text/plain"
+        return self._c._request("POST", f"/v1/agents/{agent_id}/documents", params={"filename": filename},
+                                content=text.encode(), headers={"Content-Type": kind}, cast=one(IngestResult))
+
     # ---- checkpoints, export / import ------------------------------------------------------
     def checkpoint(self, agent_id: str, name: str | None = None) -> Any:
         return self._c._request("POST", f"/v1/agents/{agent_id}/checkpoints", json=_clean({"name": name}),

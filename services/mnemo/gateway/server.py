@@ -10,6 +10,7 @@ from typing import Any
 
 import uvicorn
 from nats.js.api import KeyValueConfig, StorageType
+from starlette.routing import Route
 
 from mnemo.common import rpcclient, subjects
 from mnemo.common.config import Settings
@@ -21,6 +22,8 @@ from mnemo.gateway.deps import GatewayContext
 from mnemo.gateway.events import EventHub
 from mnemo.gateway.grpc_api import AgentServicer, add_to_server
 from mnemo.gateway.health import HealthChecker
+from mnemo.gateway.mcp_http import PATH as MCP_PATH
+from mnemo.gateway.mcp_http import McpEndpoint
 from mnemo.gateway.models import ModelLister
 from mnemo.gateway.options import GatewayOptions
 from mnemo.gateway.ratelimit import RateLimiter
@@ -69,6 +72,7 @@ class GatewayService:
         self._channel: Any = None
         self._llm_channel: Any = None
         self._tool_channel: Any = None
+        self.mcp: McpEndpoint | None = None
         self._http: _Uvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
 
@@ -99,6 +103,9 @@ class GatewayService:
                                       models=ModelLister(rpcclient.llm_client(
                                           settings, self.nc, llm_pb2_grpc.LLMServiceStub(self._llm_channel))))
         self.app = create_app(self.context, self.nc)
+        self.mcp = McpEndpoint(self.context, self.app)
+        await self.mcp.start()
+        self.app.router.routes.append(Route(MCP_PATH, endpoint=self.mcp, methods=["POST"], include_in_schema=False))
 
         self.grpc = GrpcServer("gateway", settings.host, settings.grpc_port)
         self.grpc.add(add_to_server, AgentServicer(self.context), "mnemo.v1.AgentService")
@@ -130,6 +137,9 @@ class GatewayService:
         if self.grpc is not None:
             await self.grpc.stop(grace=1.0)
             self.grpc = None
+        if self.mcp is not None:
+            await self.mcp.stop()
+            self.mcp = None
         if self.hub is not None:
             await self.hub.stop()
         if self._channel is not None:
