@@ -295,6 +295,9 @@ class Agents:
         removed: list[common_pb2.Message] = []
 
         def change(state: common_pb2.AgentState) -> None:
+            if state.turn.pending_calls and not state.turn.completed:
+                raise FailedPrecondition("the agent's turn is paused on calls: answer them (tool results, "
+                                         "approvals) before removing messages")
             n = min(count, len(state.queue))
             removed[:] = [m for m in state.queue[len(state.queue) - n:]]
             kept = list(state.queue[:len(state.queue) - n])
