@@ -328,8 +328,9 @@ class TurnConsumer:
             await self.leases.release(lease)
         finally:
             metrics.TURNS_IN_FLIGHT.add(-1)
-            metrics.TURN_LATENCY.record(time.perf_counter() - started)
-            metrics.TURNS_TOTAL.add(1, {"stop_reason": outcome})
+            if outcome != "waiting":  # handed back to run later: not a turn that ran
+                metrics.TURN_LATENCY.record(time.perf_counter() - started)
+                metrics.TURNS_TOTAL.add(1, {"stop_reason": outcome})
 
     async def _first_pending(self, subject: str) -> int | None:
         """Stream sequence of the oldest turn still queued for this agent."""
