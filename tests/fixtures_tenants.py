@@ -1,6 +1,7 @@
 """Two tenants on one stack for isolation tests: A owns a furnished agent (memory, archival passages,
-a document, a checkpoint, a completed turn with events, templates, an export); B has its own key and
-an agent of its own. `snapshot_a` is everything A can see, to compare before and after B's attempts.
+a document, a checkpoint, a completed turn with events, templates, an export, then a turn paused on a
+client-side tool's call) and an MCP server with a secret header; B has its own key and an agent of
+its own. `snapshot_a` is everything A can see, to compare before and after B's attempts.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from tests.helpers import eventually
 
 # Markers in A's data: none may ever appear in an answer to B.
 SECRETS = ("SECRET-PERSONA-A", "SECRET-HUMAN-A", "SECRET-PASSAGE-A", "SECRET-DOC-A", "SECRET-MESSAGE-A",
-           "SECRET-TEMPLATE-A")
+           "SECRET-TEMPLATE-A", "SECRET-HEADER-A", "SECRET-ARGUMENT-A")
 
 
 @dataclass
@@ -35,6 +36,8 @@ class World:
     idempotency_key: str  # the key of A's completed turn
     template: str         # the name of A's persona and human templates
     export: bytes         # A's export
+    pending_call: str     # the call A's agent's paused turn waits on
+    server: str           # A's MCP server
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +75,16 @@ async def build_world(stack: Stack) -> World:
         for kind in ("personas", "humans"):
             r = await http.post(f"/v1/{kind}", json={"name": template, "text": "SECRET-TEMPLATE-A"})
             assert r.status_code == 201, r.text
+        r = await http.post("/v1/mcp-servers", json={"name": "a-tools", "transport": "http",
+                                                     "url": "http://127.0.0.1:1/mcp",
+                                                     "headers": {"Authorization": "SECRET-HEADER-A"}})
+        assert r.status_code == 201, r.text
+        server = r.json()["id"]
+        stack.scripted_llm.push({"tool_call": {"name": "lookup", "arguments": {"key": "SECRET-ARGUMENT-A"}}})
+        r = await http.post(f"/v1/agents/{agent}/messages", json={"message": "look it up", "tools": [{
+            "name": "lookup", "parameters": {"type": "object", "properties": {"key": {"type": "string"}}}}]})
+        assert r.status_code == 200 and r.json()["stop_reason"] == "paused", r.text
+        pending_call = next(e["call_id"] for e in r.json()["events"] if e["type"] == "tool_call_requested")
         r = await http.get(f"/v1/agents/{agent}/export")
         assert r.status_code == 200
         export = r.content
@@ -83,7 +96,8 @@ async def build_world(stack: Stack) -> World:
         await eventually(recall_indexed, message="A's turn indexed in recall")
     queue = json.loads(export)["state"]["queue"]
     assert queue, "the completed turn left messages in the queue"
-    return World(stack, a, b, agent, b_agent, passage, checkpoint, turn, queue[-1]["id"], key, template, export)
+    return World(stack, a, b, agent, b_agent, passage, checkpoint, turn, queue[-1]["id"], key, template, export,
+                 pending_call, server)
 
 
 async def snapshot_a(w: World) -> dict[str, Any]:
@@ -106,6 +120,8 @@ async def snapshot_a(w: World) -> dict[str, Any]:
             "agents": sorted(x["id"] for x in (await get("/v1/agents", page_size=100))["agents"]),
             "personas": await get(f"/v1/personas/{w.template}"),
             "humans": await get(f"/v1/humans/{w.template}"),
+            "pending": await get(f"{base}/pending-calls"),
+            "servers": await get("/v1/mcp-servers"),
         }
 
 
@@ -113,5 +129,6 @@ def leaks(text: str, w: World, ids: bool = False) -> list[str]:
     """A's secrets (and with `ids`, A's ids: for answers B's request did not name them in) in `text`."""
     found = [s for s in SECRETS if s in text]
     if ids:
-        found += [i for i in (w.agent, w.passage, w.checkpoint, w.turn, w.message) if i in text]
+        found += [i for i in (w.agent, w.passage, w.checkpoint, w.turn, w.message, w.pending_call, w.server)
+                  if i in text]
     return found

@@ -95,6 +95,27 @@ RECIPES: dict[tuple[str, str], list[Case]] = {
     ("GET", f"{A}/export"): [Case(OWNED)],
     ("POST", "/v1/chat/completions"): [Case(OWNED, _chat(False)), Case(OWNED, _chat(True))],
     ("GET", "/v1/models"): [Case(LISTING)],
+    ("GET", f"{A}/pending-calls"): [Case(OWNED)],
+    ("POST", f"{A}/tool-results"): [
+        Case(OWNED, lambda w: {"json": {"call_id": w.pending_call, "result": "pwned"}}),
+        Case(OWNED, lambda w: {"json": {"call_id": w.pending_call, "result": "pwned"}}, on_b_agent=True)],
+    ("POST", f"{A}/approvals"): [
+        Case(OWNED, lambda w: {"json": {"call_id": w.pending_call, "approve": True}}),
+        Case(OWNED, lambda w: {"json": {"call_id": w.pending_call, "approve": True}}, on_b_agent=True)],
+    ("POST", f"{A}/mcp-tools"): [
+        Case(OWNED, lambda w: {"json": {"server_id": w.server}}),
+        # A's server for B's own agent: not B's server
+        Case(OWNED, lambda w: {"json": {"server_id": w.server}}, on_b_agent=True)],
+    ("DELETE", f"{A}/tools/{{name}}"): [Case(OWNED)],
+    ("POST", "/v1/mcp-servers"): [Case(OWN, lambda w: {"json": {"name": "b-tools", "transport": "http",
+                                                                "url": "http://127.0.0.1:1/mcp"}})],
+    ("GET", "/v1/mcp-servers"): [Case(LISTING)],
+    ("DELETE", "/v1/mcp-servers/{server_id}"): [Case(OWNED)],
+    ("GET", "/v1/mcp-servers/{server_id}/tools"): [Case(OWNED)],
+    # MCP over HTTP: B's key sees B's agents only (the tools' isolation: tests/integration/test_mcp_server.py)
+    ("POST", "/mcp"): [Case(LISTING, lambda w: {"json": {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                                         "params": {"name": "list_agents", "arguments": {}}},
+                                                "headers": {"Accept": "application/json, text/event-stream"}})],
     **{key: cases for kind in ("personas", "humans") for key, cases in {
         ("GET", f"/v1/{kind}"): [Case(LISTING)],
         ("GET", f"/v1/{kind}/{{name}}"): [Case(OWNED)],
@@ -107,12 +128,15 @@ RECIPES: dict[tuple[str, str], list[Case]] = {
 ADMIN_BODIES: dict[tuple[str, str], Kwargs] = {
     ("POST", "/v1/admin/tenants"): lambda w: {"json": {"name": "pwned"}},
     ("POST", "/v1/admin/tenants/{tenant_id}/keys"): lambda w: {"json": {}},
+    ("POST", "/v1/admin/tenants/{tenant_id}/mcp-servers"): lambda w: {"json": {
+        "name": "pwned", "transport": "stdio", "command": "/bin/sh"}},
 }
 
 
 def _url(route: Route, w: World, on_b_agent: bool) -> str:
     return route.url(agent_id=w.b_agent if on_b_agent else w.agent, label="human", passage_id=w.passage,
-                     checkpoint_id=w.checkpoint, name=w.template, tenant_id=w.a.id, key_id=w.a.key_id)
+                     checkpoint_id=w.checkpoint, name=w.template, tenant_id=w.a.id, key_id=w.a.key_id,
+                     server_id=w.server)
 
 
 async def _send(http: httpx.AsyncClient, route: Route, url: str, kwargs: dict[str, Any],
@@ -245,6 +269,24 @@ RPC_RECIPES: dict[str, list[RpcCase]] = {
         RpcCase(OWNED, lambda w: agent_pb2.PublicRewriteMessageRequest(agent_id=w.b_agent, text="pwned",
                                                                        message_id=w.message))],
     "ListModels": [RpcCase(LISTING, lambda w: empty_pb2.Empty())],
+    "SubmitToolResult": [
+        RpcCase(OWNED, lambda w: agent_pb2.ToolResultRequest(agent_id=w.agent, call_id=w.pending_call, result="x")),
+        RpcCase(OWNED, lambda w: agent_pb2.ToolResultRequest(agent_id=w.b_agent, call_id=w.pending_call,
+                                                             result="x"))],
+    "SubmitApproval": [
+        RpcCase(OWNED, lambda w: agent_pb2.ApprovalRequest(agent_id=w.agent, call_id=w.pending_call, approve=True)),
+        RpcCase(OWNED, lambda w: agent_pb2.ApprovalRequest(agent_id=w.b_agent, call_id=w.pending_call,
+                                                           approve=True))],
+    "ListPendingCalls": [RpcCase(OWNED, _ref)],
+    "RegisterMcpServer": [RpcCase(OWN, lambda w: agent_pb2.PublicMcpServer(
+        name="b-tools", transport="http", url="http://127.0.0.1:1/mcp"))],
+    "ListMcpServers": [RpcCase(LISTING, lambda w: empty_pb2.Empty())],
+    "DeleteMcpServer": [RpcCase(OWNED, lambda w: agent_pb2.McpServerRequest(server_id=w.server))],
+    "ListMcpServerTools": [RpcCase(OWNED, lambda w: agent_pb2.McpServerRequest(server_id=w.server))],
+    "AttachMcpTools": [
+        RpcCase(OWNED, lambda w: agent_pb2.AttachMcpToolsRequest(agent_id=w.agent, server_id=w.server)),
+        RpcCase(OWNED, lambda w: agent_pb2.AttachMcpToolsRequest(agent_id=w.b_agent, server_id=w.server))],
+    "DetachTool": [RpcCase(OWNED, lambda w: agent_pb2.DetachToolRequest(agent_id=w.agent, name="lookup"))],
 }
 
 

@@ -6,14 +6,16 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from rich.console import Console
 from rich.markup import escape
-from rich.prompt import Prompt
+from rich.prompt import Confirm, Prompt
 
 from mnemo.cli import state
 from mnemo.cli.render import print_event, print_memory, print_messages
-from mnemo.client import Agent, Mnemo, MnemoError, NotFoundError, Template
+from mnemo.client import Agent, Event, Mnemo, MnemoError, NotFoundError, Template
+from mnemo.client.tool_loop import waiting_calls
 
 HELP = """\
 /save              save a checkpoint of the agent (prints its id)
@@ -23,6 +25,7 @@ HELP = """\
 /pop [n]           remove the last n messages from the conversation (default 3)
 /retry             pop the last exchange and send the last user message again
 /rewrite <text>    replace the text of the agent's last reply
+/pending           the calls a paused turn waits on (approve the ones that need it)
 /help              this help
 /exit              leave (the agent stays; `mnemo run` resumes it)"""
 
@@ -116,15 +119,42 @@ def pick_agent(client: Mnemo, console: Console, opts: RunOptions) -> Agent:
 class ChatSession:
     """The chat loop and its slash commands."""
 
-    def __init__(self, client: Mnemo, console: Console, agent: Agent, verbose: bool = False) -> None:
+    def __init__(self, client: Mnemo, console: Console, agent: Agent, verbose: bool = False,
+                 answers: TextIO | None = None) -> None:
         self.client = client
         self.console = console
         self.agent = agent
         self.verbose = verbose
+        self.answers = answers  # where approvals are read from (None: the terminal)
 
     def send(self, text: str) -> None:
+        events = []
         for event in self.client.agents.stream_message(self.agent.id, text):
             print_event(self.console, event, self.verbose)
+            events.append(event)
+        self.answer_pauses(events)
+
+    def answer_pauses(self, events: list[Event]) -> None:
+        """Ask about each call of the paused turn that needs approval; a client-side tool's call is
+        left to the application that gave the tool (the turn waits for it)."""
+        while True:
+            calls = waiting_calls(events)
+            approval = next((c for c in calls if c.kind == "approval"), None)
+            if approval is None:
+                for call in calls:
+                    self.console.print(f"(the turn waits for the result of {escape(call.name)}, call "
+                                       f"{call.call_id}; a message you send now runs after it)", style="dim")
+                return
+            allow = Confirm.ask(f"Allow {escape(approval.name)}?", default=False, console=self.console,
+                                stream=self.answers)
+            reason = "" if allow else Prompt.ask("Reason for the agent (optional)", default="", console=self.console,
+                                                 stream=self.answers)
+            result = self.client.agents.approve(self.agent.id, approval.call_id, allow, reason)
+            for event in result.events:
+                print_event(self.console, event, self.verbose)
+            events = [*events, *result.events]
+            if not result.paused:
+                return
 
     def loop(self) -> None:
         self.console.print("Type a message, or /help for commands.", style="dim")
@@ -174,6 +204,8 @@ class ChatSession:
             c.print(f"popped {len(removed)} message(s)")
         elif name == "/retry":
             self._retry()
+        elif name == "/pending":
+            self._pending()
         elif name == "/rewrite":
             if not arg:
                 c.print("usage: /rewrite <new text of the last reply>", style="red")
@@ -197,6 +229,20 @@ class ChatSession:
         else:
             self.agent = self.client.agents.restore(self.agent.id, arg)
             self.console.print(f"📂 restored checkpoint {escape(arg)}")
+
+    def _pending(self) -> None:
+        """The paused turn's calls, with the approvals asked for again."""
+        pending = self.client.agents.pending_calls(self.agent.id)
+        if not pending.calls:
+            self.console.print("no turn is paused")
+            return
+        events = [Event(type="approval_requested" if c.kind == "approval" else "tool_call_requested",
+                        call_id=c.call_id, name=c.name, arguments=c.arguments, turn_id=pending.turn_id)
+                  for c in pending.calls]
+        events.append(Event(type="turn_paused", call_ids=[c.call_id for c in pending.calls], turn_id=pending.turn_id))
+        for event in events[:-1]:
+            print_event(self.console, event, self.verbose)
+        self.answer_pauses(events)
 
     def _retry(self) -> None:
         """Pop messages back to (and including) the last user message, then send it again."""

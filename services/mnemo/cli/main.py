@@ -111,6 +111,20 @@ def run(
 
 
 @app.command()
+def mcp(url: str = typer.Option(None, "--url", help="the gateway (default $MNEMO_BASE_URL or the local mnemo up)"),
+        key: str = typer.Option(None, "--key", help="API key (default $MNEMO_API_KEY or $MNEMO_HOME/api_key)"),
+        ) -> None:
+    """Serve Mnemo's memory tools over stdio to an MCP client (configure it to run `mnemo mcp`)."""
+    import asyncio
+    import logging
+
+    from mnemo.mcp_server.stdio import serve_stdio
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)  # stdout carries the MCP messages only
+    asyncio.run(serve_stdio(url, key))
+
+
+@app.command()
 def load(agent: str = typer.Argument(..., help="agent id"),
          files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, readable=True)) -> None:
     """Load documents (text, markdown, PDF) into an agent's archival memory."""

@@ -61,6 +61,15 @@ def print_event(console: Console, event: Event, verbose: bool = False) -> None:
             console.print(f"(turn stopped: {escape(event.stop_reason)})", style="dim")
     elif kind == "turn_failed":
         console.print(f"error: the turn failed: {escape(event.error or 'unknown error')}", style="red")
+    elif kind == "tool_call_requested":
+        console.print(f"🔧 \\[client tool] {escape(event.name or '')}({escape(_args_text(event.arguments))}) "
+                      f"waits for its result (call {escape(event.call_id or '')})", style="cyan")
+    elif kind == "approval_requested":
+        console.print(f"✋ {escape(event.name or '')}({escape(_args_text(event.arguments))}) needs your approval",
+                      style="bold cyan")
+    elif kind == "turn_paused":
+        if verbose:
+            console.print(f"(turn paused on {', '.join(event.call_ids or [])})", style="dim")
     elif verbose:
         console.print(f"{kind}: {escape(_short(event.model_dump(exclude_none=True)))}", style="dim")
 

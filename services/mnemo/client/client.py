@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -11,8 +12,9 @@ from httpx_sse import aconnect_sse, connect_sse
 from mnemo.client._config import default_api_key, default_base_url
 from mnemo.client._sse import event_from_sse, events_from_json
 from mnemo.client.errors import APIConnectionError, StreamError, error_from_response
-from mnemo.client.models import Event
-from mnemo.client.resources import Admin, Agents, Models, Templates
+from mnemo.client.models import Event, TurnResult
+from mnemo.client.resources import Admin, Agents, McpServers, Models, Templates
+from mnemo.client.tool_loop import ApprovalHandler, ToolHandler, Waiting, approval_answer, tool_answer, waiting_calls
 
 DEFAULT_TIMEOUT = httpx.Timeout(300.0, connect=5.0)
 STREAM_TIMEOUT = httpx.Timeout(connect=5.0, read=None, write=30.0, pool=5.0)
@@ -28,6 +30,7 @@ class _Base:
         self.humans = Templates(self, "human")
         self.admin = Admin(self)
         self.models = Models(self)
+        self.mcp_servers = McpServers(self)
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -53,7 +56,22 @@ class _Base:
 
 
 def _turn_events_done(event: Event, turn_id: str | None) -> bool:
-    return event.is_final and (turn_id is None or event.turn_id == turn_id)
+    return event.ends_wait and (turn_id is None or event.turn_id == turn_id)
+
+
+def _next_call(result: TurnResult, events: list[Event], on_tool_call: ToolHandler | None,
+               on_approval: ApprovalHandler | None) -> Waiting | None:
+    """The first waiting call a handler is given for (None: the turn goes back to the caller)."""
+    if not result.paused:
+        return None
+    for call in waiting_calls(events):
+        if (call.kind == "tool" and on_tool_call is not None) or (call.kind == "approval" and on_approval):
+            return call
+    return None
+
+
+def _merged(result: TurnResult, events: list[Event]) -> TurnResult:
+    return result.model_copy(update={"events": events})
 
 
 class Mnemo(_Base):
@@ -111,7 +129,7 @@ class Mnemo(_Base):
             for event in self._sse("POST", f"/v1/agents/{agent_id}/messages/stream", json=body, headers=headers):
                 last_seq, turn_id = max(last_seq, event.seq), event.turn_id or turn_id
                 yield event
-                if event.is_final:
+                if event.ends_wait:
                     return
         except httpx.HTTPError as exc:
             if turn_id is None:
@@ -127,6 +145,28 @@ class Mnemo(_Base):
             except APIConnectionError:
                 continue
         raise StreamError(0, f"the event stream of turn {turn_id} ended before the turn completed")
+
+    def _turn_with_tools(self, agent_id: str, body: dict[str, Any], headers: dict[str, str] | None,
+                         on_tool_call: ToolHandler | None, on_approval: ApprovalHandler | None) -> TurnResult:
+        """A turn whose paused calls the handlers answer, until it ends or pauses on one they do not."""
+        result: TurnResult = self._request("POST", f"/v1/agents/{agent_id}/messages", json=body, headers=headers,
+                                           cast=TurnResult.model_validate)
+        events = list(result.events)
+        while (call := _next_call(result, events, on_tool_call, on_approval)) is not None:
+            if call.kind == "tool":
+                assert on_tool_call is not None
+                try:
+                    answer = tool_answer(call, on_tool_call(call.name, call.arguments), None)
+                except Exception as exc:  # the tool failed: the agent is told why
+                    answer = tool_answer(call, None, exc)
+                path = "tool-results"
+            else:
+                assert on_approval is not None
+                answer, path = approval_answer(call, on_approval(call.name, call.arguments)), "approvals"
+            result = self._request("POST", f"/v1/agents/{agent_id}/{path}", json=answer,
+                                   cast=TurnResult.model_validate)
+            events.extend(result.events)
+        return _merged(result, events)
 
     def _stream_events(self, agent_id: str, after: int, turn_id: str | None, follow: bool) -> Iterator[Event]:
         params: dict[str, Any] = {"after": after}
@@ -202,7 +242,7 @@ class AsyncMnemo(_Base):
                                          headers=headers):
                 last_seq, turn_id = max(last_seq, event.seq), event.turn_id or turn_id
                 yield event
-                if event.is_final:
+                if event.ends_wait:
                     return
         except httpx.HTTPError as exc:
             if turn_id is None:
@@ -218,6 +258,29 @@ class AsyncMnemo(_Base):
                 continue
         raise StreamError(0, f"the event stream of turn {turn_id} ended before the turn completed")
 
+    async def _turn_with_tools(self, agent_id: str, body: dict[str, Any], headers: dict[str, str] | None,
+                               on_tool_call: ToolHandler | None, on_approval: ApprovalHandler | None) -> TurnResult:
+        """`Mnemo._turn_with_tools`, with handlers that may be coroutines."""
+        result: TurnResult = await self._request("POST", f"/v1/agents/{agent_id}/messages", json=body,
+                                                 headers=headers, cast=TurnResult.model_validate)
+        events = list(result.events)
+        while (call := _next_call(result, events, on_tool_call, on_approval)) is not None:
+            if call.kind == "tool":
+                assert on_tool_call is not None
+                try:
+                    answer = tool_answer(call, await _value(on_tool_call(call.name, call.arguments)), None)
+                except Exception as exc:  # the tool failed: the agent is told why
+                    answer = tool_answer(call, None, exc)
+                path = "tool-results"
+            else:
+                assert on_approval is not None
+                decision = await _value(on_approval(call.name, call.arguments))
+                answer, path = approval_answer(call, decision), "approvals"
+            result = await self._request("POST", f"/v1/agents/{agent_id}/{path}", json=answer,
+                                         cast=TurnResult.model_validate)
+            events.extend(result.events)
+        return _merged(result, events)
+
     async def _stream_events(self, agent_id: str, after: int, turn_id: str | None,
                              follow: bool) -> AsyncIterator[Event]:
         params: dict[str, Any] = {"after": after}
@@ -231,3 +294,8 @@ class AsyncMnemo(_Base):
                     yield event
         except httpx.HTTPError as exc:
             raise self._connection_error(exc) from exc
+
+
+async def _value(outcome: Any) -> Any:
+    """A handler's result, awaited when it is a coroutine."""
+    return await outcome if inspect.isawaitable(outcome) else outcome

@@ -23,6 +23,41 @@ class MemoryCounts(_Model):
     queue: int = 0
 
 
+class PendingCall(_Model):
+    call_id: str
+    name: str = ""
+    arguments: Any = ""
+    kind: str = ""          # client (waits for a result) | approval
+    deadline: str = ""
+
+
+class PendingCalls(_Model):
+    turn_id: str = ""
+    calls: list[PendingCall] = Field(default_factory=list)
+
+
+class ToolSpec(_Model):
+    name: str
+    description: str = ""
+    parameters_json: str = ""
+    kind: str = ""
+    server_id: str = ""
+
+
+class McpServer(_Model):
+    id: str
+    name: str = ""
+    transport: str = ""
+    command: str = ""
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    url: str = ""
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_seconds: float = 0
+    max_result_chars: int = 0
+    created_at: str = ""
+
+
 class Agent(_Model):
     id: str
     name: str = ""
@@ -35,6 +70,9 @@ class Agent(_Model):
     counts: MemoryCounts | None = None
     embedding_model: str = ""
     embedding_dim: int = 0
+    tools: list[ToolSpec] = Field(default_factory=list)
+    tool_rules: list[dict[str, Any]] = Field(default_factory=list)
+    tool_timeout_seconds: int = 0
 
     def block(self, label: str) -> MemoryBlock | None:
         return next((b for b in self.blocks if b.label == label), None)
@@ -48,7 +86,8 @@ class Usage(_Model):
 
 class Event(_Model):
     """One agent event: `type` is inner_thought, function_call, function_return, assistant_message,
-    system_alert, usage, turn_completed or turn_failed; the type's fields sit beside it."""
+    system_alert, usage, turn_completed, turn_failed, tool_call_requested, approval_requested or
+    turn_paused; the type's fields sit beside it."""
 
     type: str
     seq: int = 0
@@ -64,10 +103,18 @@ class Event(_Model):
     stop_reason: str | None = None   # turn_completed
     error: str | None = None         # turn_failed
     usage: dict[str, Any] | None = None
+    call_id: str | None = None       # function_call, function_return, tool_call_requested, approval_requested
+    deadline: str | None = None      # tool_call_requested, approval_requested: when the call times out
+    call_ids: list[str] | None = None  # turn_paused: the calls the turn waits on
 
     @property
     def is_final(self) -> bool:
         return self.type in ("turn_completed", "turn_failed")
+
+    @property
+    def ends_wait(self) -> bool:
+        """The turn ended, or paused on calls for the caller to answer."""
+        return self.is_final or self.type == "turn_paused"
 
 
 class TurnResult(_Model):
@@ -75,6 +122,11 @@ class TurnResult(_Model):
     stop_reason: str = ""
     events: list[Event] = Field(default_factory=list)
     usage: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def paused(self) -> bool:
+        """The turn waits on calls (`pending_calls` of the agent, answered with tool_result / approve)."""
+        return self.stop_reason == "paused"
 
     @property
     def replies(self) -> list[str]:

@@ -19,12 +19,16 @@ from mnemo.client.models import (
     Checkpoint,
     CoreMemory,
     IngestResult,
+    McpServer,
     MemoryBlock,
     Message,
+    PendingCalls,
     RecallPage,
     Template,
+    ToolSpec,
     TurnResult,
 )
+from mnemo.client.tool_loop import ApprovalHandler, ToolHandler
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -84,18 +88,55 @@ class Agents(_Resource):
 
     # ---- messages --------------------------------------------------------------------------
     def send_message(self, agent_id: str, message: str, *, idempotency_key: str | None = None,
-                     role: str | None = None, max_steps: int | None = None) -> Any:
-        """Run one turn and wait for it: the reply is `result.reply`."""
+                     role: str | None = None, max_steps: int | None = None,
+                     tools: builtins.list[dict[str, Any]] | None = None, on_tool_call: ToolHandler | None = None,
+                     on_approval: ApprovalHandler | None = None) -> Any:
+        """Run one turn and wait for it: the reply is `result.reply`.
+
+        `tools`: client-side tools of this turn (`{"name", "description", "parameters"}`, parameters a
+        JSON Schema). When the agent calls one (or one of its own client-side tools) the turn pauses;
+        with `on_tool_call(name, arguments)` the client runs it and sends its return value (an exception
+        is sent as the call's error), with `on_approval(name, arguments) -> bool | (bool, reason)` it
+        decides calls that need approval; the turn goes on until it ends, or pauses on a call nobody
+        handles (`result.paused`). Handlers may be async with `AsyncMnemo`."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        body = _clean({"message": message, "role": role, "max_steps": max_steps})
-        return self._c._request("POST", f"/v1/agents/{agent_id}/messages", json=body, headers=headers,
-                                cast=one(TurnResult))
+        body = _clean({"message": message, "role": role, "max_steps": max_steps, "tools": tools})
+        if on_tool_call is None and on_approval is None:
+            return self._c._request("POST", f"/v1/agents/{agent_id}/messages", json=body, headers=headers,
+                                    cast=one(TurnResult))
+        return self._c._turn_with_tools(agent_id, body, headers, on_tool_call, on_approval)
 
     def stream_message(self, agent_id: str, message: str, *, idempotency_key: str | None = None,
-                       role: str | None = None) -> Any:
-        """Iterate the turn's events as they happen (resumes by seq if the connection drops)."""
-        body = _clean({"message": message, "role": role})
+                       role: str | None = None, tools: builtins.list[dict[str, Any]] | None = None) -> Any:
+        """Iterate the turn's events as they happen (resumes by seq if the connection drops); ends when
+        the turn ends or pauses (`turn_paused`)."""
+        body = _clean({"message": message, "role": role, "tools": tools})
         return self._c._stream_turn(agent_id, body, idempotency_key)
+
+    # ---- tools -----------------------------------------------------------------------------
+    def pending_calls(self, agent_id: str) -> Any:
+        """The calls the agent's paused turn waits on."""
+        return self._c._request("GET", f"/v1/agents/{agent_id}/pending-calls", cast=one(PendingCalls))
+
+    def tool_result(self, agent_id: str, call_id: str, result: Any = None, *, error: str | None = None) -> Any:
+        """Answer a client-side tool's call; waits for the turn to end or pause again."""
+        body: dict[str, Any] = {"call_id": call_id, "error": error} if error is not None else \
+            {"call_id": call_id, "result": result}
+        return self._c._request("POST", f"/v1/agents/{agent_id}/tool-results", json=body, cast=one(TurnResult))
+
+    def approve(self, agent_id: str, call_id: str, approve: bool = True, reason: str = "") -> Any:
+        """Approve (or deny, with a reason for the agent) a call that needs approval."""
+        return self._c._request("POST", f"/v1/agents/{agent_id}/approvals",
+                                json={"call_id": call_id, "approve": approve, "reason": reason},
+                                cast=one(TurnResult))
+
+    def attach_mcp_tools(self, agent_id: str, server_id: str, tools: builtins.list[str] | None = None) -> Any:
+        """Give the agent tools of a registered MCP server (all of them, or those named)."""
+        return self._c._request("POST", f"/v1/agents/{agent_id}/mcp-tools",
+                                json={"server_id": server_id, "tools": tools or []}, cast=one(Agent))
+
+    def detach_tool(self, agent_id: str, name: str) -> Any:
+        return self._c._request("DELETE", f"/v1/agents/{agent_id}/tools/{name}", cast=one(Agent))
 
     def events(self, agent_id: str, *, after: int = 0, turn_id: str | None = None,
                follow: bool = False) -> Any:
@@ -157,6 +198,12 @@ class Agents(_Resource):
         return self._c._request("POST", f"/v1/agents/{agent_id}/documents", files=files,
                                 cast=one(IngestResult))
 
+    def load_text(self, agent_id: str, text: str, *, filename: str = "document.txt") -> Any:
+        """Load a text or Markdown document given as a string into archival memory."""
+        kind = "text/markdown" if filename.lower().endswith((".md", ".markdown")) else "text/plain"
+        return self._c._request("POST", f"/v1/agents/{agent_id}/documents", params={"filename": filename},
+                                content=text.encode(), headers={"Content-Type": kind}, cast=one(IngestResult))
+
     # ---- checkpoints, export / import ------------------------------------------------------
     def checkpoint(self, agent_id: str, name: str | None = None) -> Any:
         return self._c._request("POST", f"/v1/agents/{agent_id}/checkpoints", json=_clean({"name": name}),
@@ -182,6 +229,29 @@ class Agents(_Resource):
             content = data.encode() if isinstance(data, str) else data
         return self._c._request("POST", "/v1/agents/import", content=content,
                                 headers={"Content-Type": "application/json"}, cast=one(Agent))
+
+
+class McpServers(_Resource):
+    """/v1/mcp-servers: the tenant's MCP tool servers."""
+
+    def register(self, name: str, *, url: str | None = None, headers: dict[str, str] | None = None,
+                 command: str | None = None, args: builtins.list[str] | None = None,
+                 env: dict[str, str] | None = None, timeout_seconds: float | None = None) -> Any:
+        """An http server (`url`, `headers`), or a stdio `command` (the admin key, or an allowed command)."""
+        transport = "stdio" if command else "http"
+        body = _clean({"name": name, "transport": transport, "url": url, "headers": headers, "command": command,
+                       "args": args, "env": env, "timeout_seconds": timeout_seconds})
+        return self._c._request("POST", "/v1/mcp-servers", json=body, cast=one(McpServer))
+
+    def list(self) -> Any:
+        return self._c._request("GET", "/v1/mcp-servers", cast=many(McpServer, "servers"))
+
+    def tools(self, server_id: str) -> Any:
+        """The tools the server offers (listed live)."""
+        return self._c._request("GET", f"/v1/mcp-servers/{server_id}/tools", cast=many(ToolSpec, "tools"))
+
+    def delete(self, server_id: str) -> Any:
+        return self._c._request("DELETE", f"/v1/mcp-servers/{server_id}", cast=lambda _: None)
 
 
 class Templates(_Resource):

@@ -4,4 +4,6 @@ user may change (the names allowed in `UpdateAgentRequest.update_mask`)."""
 from __future__ import annotations
 
 UPDATABLE: frozenset[str] = frozenset(
-    {"name", "model", "context_window", "preset", "summarizer_model", "limits", "metadata"})
+    {"name", "model", "context_window", "preset", "summarizer_model", "limits", "metadata",
+     "tools", "tool_rules", "tool_timeout_seconds"})
+# "tools" replaces the agent's client-side tools; tools attached from MCP servers stay (EditAgentTools).

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     orchestrator_reserved_completion_tokens: int = 512
     orchestrator_loop_repeats: int = 3         # identical calls in one turn before loop_detected
 
+    # Tools (docs/tools.md)
+    tool_timeout: float = Field(default=600.0, gt=0, description="seconds a paused call waits (agent default)")
+    mcp_call_timeout: float = Field(default=30.0, gt=0, description="seconds per MCP tool call (server default)")
+    mcp_stdio_allow: str = Field(default="", description="comma-separated commands tenants may register as "
+                                                         "stdio MCP servers; * = any (the admin key always may)")
+
     # Logging
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"

@@ -43,6 +43,9 @@ CONTEXT_UTILIZATION = _meter.create_histogram("mnemo.context.utilization", unit=
                                               explicit_bucket_boundaries_advisory=RATIO_BUCKETS)
 EVICTIONS = _meter.create_counter("mnemo.evictions", description="messages evicted from the queue")
 FUNCTION_ERRORS = _meter.create_counter("mnemo.function.errors", description="agent function errors")
+MCP_CALLS = _meter.create_counter("mnemo.mcp.calls", description="MCP tool calls, by outcome")
+MCP_CALL_LATENCY = _meter.create_histogram("mnemo.mcp.call.duration", unit="s", description="MCP tool call latency",
+                                           explicit_bucket_boundaries_advisory=LATENCY_BUCKETS)
 
 # LLM proxy
 TOKENS = _meter.create_counter("mnemo.llm.tokens", description="tokens by model and kind (input/output)")

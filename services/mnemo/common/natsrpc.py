@@ -40,7 +40,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from mnemo.common import status, telemetry
 from mnemo.common.errors import DeadlineExceeded, MnemoError, Unavailable
 from mnemo.common.grpcutil import SERVER_ERROR_CODES
-from mnemo.v1 import llm_pb2, memory_pb2
+from mnemo.v1 import llm_pb2, memory_pb2, tools_pb2
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,12 @@ DEFAULT_TIMEOUT = 60.0
 
 MEMORY = "memory"
 LLM = "llm"
+TOOLS = "tools"
 MEMORY_SERVICE: ServiceDescriptor = memory_pb2.DESCRIPTOR.services_by_name["MemoryService"]
 LLM_SERVICE: ServiceDescriptor = llm_pb2.DESCRIPTOR.services_by_name["LLMService"]
-_TRACERS = {MEMORY: "mnemo.memory", LLM: "mnemo.llm_proxy"}  # spans name the serving Mnemo service
+TOOL_SERVICE: ServiceDescriptor = tools_pb2.DESCRIPTOR.services_by_name["ToolService"]
+# spans name the serving Mnemo service
+_TRACERS = {MEMORY: "mnemo.memory", LLM: "mnemo.llm_proxy", TOOLS: "mnemo.orchestrator"}
 
 
 def rpc_subject(group: str, service: str, method: str) -> str:

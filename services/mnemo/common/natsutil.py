@@ -77,6 +77,8 @@ KV_BUCKETS: list[KeyValueConfig] = [
                    description="persona / human / preset templates"),
     KeyValueConfig(bucket=subjects.KV_CHECKPOINTS, history=1, storage=StorageType.FILE,
                    max_value_size=8 << 20, description="agent checkpoints"),
+    KeyValueConfig(bucket=subjects.KV_MCP_SERVERS, history=1, storage=StorageType.FILE,
+                   description="MCP servers registered by tenants"),
 ]
 
 

@@ -14,7 +14,8 @@ from mnemo.v1 import common_pb2, llm_pb2, memory_pb2
 
 
 class MemoryPort(Protocol):
-    """The memory service as the step loop uses it: state, commits, memory functions, presets."""
+    """The memory service as the step loop uses it: state, commits, memory functions, presets, the
+    tenant's MCP servers."""
 
     async def GetContext(self, request: common_pb2.AgentRef, timeout: float | None = None,
                          ) -> common_pb2.AgentState: ...
@@ -33,6 +34,9 @@ class MemoryPort(Protocol):
 
     async def SearchArchival(self, request: memory_pb2.SearchArchivalRequest, timeout: float | None = None,
                              ) -> memory_pb2.SearchArchivalResponse: ...
+
+    async def GetMcpServer(self, request: memory_pb2.McpServerRef, timeout: float | None = None,
+                           ) -> memory_pb2.McpServer: ...
 
 
 class LLMPort(Protocol):

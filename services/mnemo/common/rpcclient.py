@@ -35,7 +35,7 @@ UNAVAILABLE_RETRY = Backoff(base=0.05, cap=0.5, attempts=3)
 # Reads that are safe to repeat (the retry policy applies to them only).
 MEMORY_IDEMPOTENT = frozenset({
     "GetAgent", "ListAgents", "GetContext", "GetCoreMemory", "GetCounts", "SearchRecall",
-    "SearchArchival", "GetTemplate", "ListTemplates", "ListCheckpoints"})
+    "SearchArchival", "GetTemplate", "ListTemplates", "ListCheckpoints", "GetMcpServer", "ListMcpServers"})
 LLM_IDEMPOTENT = frozenset({"ListModels", "CountTokens"})  # not Embed: the proxy retries providers itself
 
 UnaryCall = Callable[..., Awaitable[Any]]
@@ -142,3 +142,8 @@ def memory_client(settings: Any, nc: Any, grpc_stub: Any) -> RpcClient:
 def llm_client(settings: Any, nc: Any, grpc_stub: Any) -> RpcClient:
     """mnemo.v1.LLMService for internal callers."""
     return service_client(settings, nc, natsrpc.LLM, natsrpc.LLM_SERVICE, grpc_stub, LLM_IDEMPOTENT)
+
+
+def tool_client(settings: Any, nc: Any, grpc_stub: Any) -> RpcClient:
+    """mnemo.v1.ToolService (the orchestrators) for the gateway."""
+    return service_client(settings, nc, natsrpc.TOOLS, natsrpc.TOOL_SERVICE, grpc_stub, ())

@@ -13,6 +13,7 @@ KV_TENANTS = "mnemo_tenants"
 KV_TEMPLATES = "mnemo_templates"
 KV_CHECKPOINTS = "mnemo_checkpoints"
 KV_IDEMPOTENCY = "mnemo_idempotency"  # gateway: first acceptance of keyed turns (TTL = EVENTS retention)
+KV_MCP_SERVERS = "mnemo_mcp_servers"  # MCP servers registered by tenants
 
 ORCHESTRATOR_CONSUMER = "orchestrator"
 RECALL_INDEXER_CONSUMER = "recall-indexer"
@@ -20,6 +21,12 @@ RECALL_INDEXER_CONSUMER = "recall-indexer"
 
 def turns_subject(tenant: str, agent: str) -> str:
     return f"mnemo.turns.{tenant}.{agent}"
+
+
+def resume_subject(tenant: str, agent: str) -> str:
+    """Resolutions of a paused turn's calls (results, approvals, timeouts): in TURNS, but apart from
+    the agent's new turns, so that they never wait behind a turn that waits for them."""
+    return f"mnemo.turns.{tenant}.{agent}.resume"
 
 
 def events_subject(tenant: str, agent: str) -> str:

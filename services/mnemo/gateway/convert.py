@@ -8,7 +8,9 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message as PbMessage
 
-from mnemo.v1 import agent_pb2, common_pb2
+from mnemo.v1 import agent_pb2, common_pb2, memory_pb2
+
+HIDDEN = "***"
 
 
 def to_json(msg: PbMessage) -> dict[str, Any]:
@@ -45,11 +47,23 @@ def public_agent(state: common_pb2.AgentState) -> agent_pb2.Agent:
         id=cfg.id, name=cfg.name, model=cfg.model, context_window=cfg.context_window, preset=cfg.preset,
         limits=cfg.limits, blocks=list(state.blocks), created_at=cfg.created_at,
         counts={"recall": state.recall_count, "archival": state.archival_count, "queue": len(state.queue)},
-        embedding_model=cfg.embedding_model, embedding_dim=cfg.embedding_dim)
+        embedding_model=cfg.embedding_model, embedding_dim=cfg.embedding_dim, tools=cfg.tools,
+        tool_rules=cfg.tool_rules, tool_timeout_seconds=cfg.tool_timeout_seconds)
 
 
 def config_agent(cfg: common_pb2.AgentConfig) -> agent_pb2.Agent:
     """The user-facing view of a config alone (agent lists)."""
     return agent_pb2.Agent(id=cfg.id, name=cfg.name, model=cfg.model, context_window=cfg.context_window,
                            preset=cfg.preset, limits=cfg.limits, created_at=cfg.created_at,
-                           embedding_model=cfg.embedding_model, embedding_dim=cfg.embedding_dim)
+                           embedding_model=cfg.embedding_model, embedding_dim=cfg.embedding_dim,
+                           tools=cfg.tools, tool_rules=cfg.tool_rules,
+                           tool_timeout_seconds=cfg.tool_timeout_seconds)
+
+
+def public_mcp_server(server: memory_pb2.McpServer) -> agent_pb2.PublicMcpServer:
+    """A registered MCP server as its tenant sees it: header and env values hidden (they hold secrets)."""
+    return agent_pb2.PublicMcpServer(
+        id=server.id, name=server.name, transport=server.transport, command=server.command, args=server.args,
+        env={k: HIDDEN for k in server.env}, url=server.url, headers={k: HIDDEN for k in server.headers},
+        timeout_seconds=server.timeout_seconds, max_result_chars=server.max_result_chars,
+        created_at=server.created_at)

@@ -46,6 +46,15 @@ def check_agent_id(agent_id: str) -> None:
         raise ApiError(404, f"agent {agent_id!r} not found")
 
 
+def client_tools_only(tools: Any) -> None:
+    """Tools given with an agent's config are client-side tools (an MCP server's tools are attached)."""
+    for tool in tools:
+        if tool.kind not in ("", "client"):
+            raise ApiError(400, f"tool {tool.name[:64]!r}: only client-side tools are given with the agent; "
+                                "attach an MCP server's tools with POST /v1/agents/{id}/mcp-tools")
+        tool.kind = "client"
+
+
 class _Upload:
     """A request body streamed to the memory service in a client-streaming call.
 
@@ -122,6 +131,7 @@ class Core:
         request.tenant_id = tenant_id
         request.config.tenant_id = tenant_id
         request.config.id = ""
+        client_tools_only(request.config.tools)
         return public_agent(await self.call(self.memory.CreateAgent, request))
 
     async def get_state(self, tenant_id: str, agent_id: str) -> common_pb2.AgentState:
@@ -142,6 +152,7 @@ class Core:
                            mask: list[str]) -> agent_pb2.Agent:
         config.id = agent_id
         config.tenant_id = tenant_id
+        client_tools_only(config.tools)
         if not mask:
             return await self.get_agent(tenant_id, agent_id)
         state = await self.call(self.memory.UpdateAgent, memory_pb2.UpdateAgentRequest(

@@ -19,6 +19,7 @@ from mnemo.gateway.models import ModelLister
 from mnemo.gateway.options import GatewayOptions
 from mnemo.gateway.ratelimit import RateLimiter
 from mnemo.gateway.tenants import Principal, TenantStore
+from mnemo.gateway.tools import ToolOps
 from mnemo.gateway.turns import TurnSubmitter
 
 bearer = HTTPBearer(auto_error=False, description="an API key (mk-...) or, for /v1/admin, the admin key")
@@ -36,6 +37,7 @@ class GatewayContext:
     limiter: RateLimiter
     health: HealthChecker
     js: JetStreamContext
+    tools: ToolOps
     models: ModelLister | None = None   # None: no llm-proxy configured (GET /v1/models is 503)
 
 

@@ -20,6 +20,9 @@ from mnemo.v1 import common_pb2
 log = logging.getLogger(__name__)
 
 FINAL_TYPES = ("turn_completed", "turn_failed")
+# A wait for a turn (POST /messages, its SSE and gRPC streams, tool results) ends at these too: the
+# turn is paused on calls the caller must answer (tool_call_requested / approval_requested came first).
+PAUSE_TYPES = ("turn_paused",)
 EVENTS_WILDCARD = "mnemo.events.>"
 
 
@@ -37,6 +40,11 @@ def parse_event(data: bytes, seq: int) -> common_pb2.Event | None:
 
 def is_final(event: common_pb2.Event) -> bool:
     return event.type in FINAL_TYPES
+
+
+def ends_wait(event: common_pb2.Event) -> bool:
+    """The turn ended, or paused: what a caller waiting for it gets back control at."""
+    return event.type in FINAL_TYPES or event.type in PAUSE_TYPES
 
 
 def event_json(event: common_pb2.Event) -> dict[str, Any]:
@@ -76,12 +84,15 @@ def _usage_dict(prompt: int, completion: int, total: int, model: str) -> dict[st
 
 
 def stop_reason_of(events: list[common_pb2.Event]) -> str:
+    """end_turn, max_steps, ... or "error"; "paused" for a turn that waits on calls; "" still running."""
+    paused = False
     for event in events:
         if event.type == "turn_completed":
             return event.turn_completed.stop_reason or "end_turn"
         if event.type == "turn_failed":
             return "error"
-    return ""
+        paused = paused or event.type in PAUSE_TYPES
+    return "paused" if paused else ""
 
 
 class TurnWaiter:

@@ -19,6 +19,7 @@ from mnemo.gateway.errors import ApiError
 from mnemo.gateway.events import events_of_turn, replay
 from mnemo.gateway.submit import submit_turn
 from mnemo.gateway.tenants import Principal
+from mnemo.gateway.turns import SubmittedTurn
 from mnemo.v1 import agent_pb2, agent_pb2_grpc, memory_pb2
 
 # What a handler may raise that ends the call with a status (anything else is a bug: UNKNOWN).
@@ -139,11 +140,20 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     @streaming
     async def SendMessage(self, tenant: str, request: agent_pb2.SendMessageRequest,
                           context: Any) -> AsyncIterator[Any]:
+        tools = list(request.tools)
+        for tool in tools:
+            tool.kind = tool.kind or "client"
         turn = await submit_turn(self.ctx, tenant, request.agent_id, request.message, role=request.role or "user",
-                                 max_steps=request.max_steps, idempotency_key=request.idempotency_key or None)
+                                 max_steps=request.max_steps, idempotency_key=request.idempotency_key or None,
+                                 tools=tools)
+        async for event in self._follow(tenant, request.agent_id, turn, context):
+            yield event
+
+    async def _follow(self, tenant: str, agent_id: str, turn: SubmittedTurn, context: Any) -> AsyncIterator[Any]:
+        """The turn's events until it ends or pauses."""
         context.set_trailing_metadata((("mnemo-turn-id", turn.turn_id),))
         try:
-            with telemetry.turn_scope(tenant, request.agent_id, turn.turn_id):
+            with telemetry.turn_scope(tenant, agent_id, turn.turn_id):
                 async for event in self.ctx.turns.events(turn, None):
                     yield event
         finally:
@@ -303,6 +313,58 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def DeleteTemplate(self, tenant: str, request: agent_pb2.PublicTemplateRef, context: Any) -> Any:
         await self.core.delete_template(tenant, request.kind, request.name)
         return empty_pb2.Empty()
+
+    # ---- tools (mnemo.gateway.tools) ----
+    @streaming
+    async def SubmitToolResult(self, tenant: str, request: agent_pb2.ToolResultRequest,
+                               context: Any) -> AsyncIterator[Any]:
+        failed = request.is_error or bool(request.error)
+        turn = await self.ctx.tools.resolve(tenant, request.agent_id, request.call_id,
+                                            "error" if failed else "result",
+                                            request.error if failed else request.result)
+        async for event in self._follow(tenant, request.agent_id, turn, context):
+            yield event
+
+    @streaming
+    async def SubmitApproval(self, tenant: str, request: agent_pb2.ApprovalRequest,
+                             context: Any) -> AsyncIterator[Any]:
+        turn = await self.ctx.tools.resolve(tenant, request.agent_id, request.call_id,
+                                            "approve" if request.approve else "deny", request.reason)
+        async for event in self._follow(tenant, request.agent_id, turn, context):
+            yield event
+
+    @unary
+    async def ListPendingCalls(self, tenant: str, request: agent_pb2.GetAgentRequest, context: Any) -> Any:
+        return await self.ctx.tools.pending(tenant, request.agent_id)
+
+    @unary
+    async def RegisterMcpServer(self, tenant: str, request: agent_pb2.PublicMcpServer, context: Any) -> Any:
+        server = memory_pb2.McpServer(
+            name=request.name, transport=request.transport, command=request.command, args=request.args,
+            env=request.env, url=request.url, headers=request.headers, timeout_seconds=request.timeout_seconds,
+            max_result_chars=request.max_result_chars)
+        return await self.ctx.tools.register(tenant, server)
+
+    @unary
+    async def ListMcpServers(self, tenant: str, request: empty_pb2.Empty, context: Any) -> Any:
+        return await self.ctx.tools.servers(tenant)
+
+    @unary
+    async def DeleteMcpServer(self, tenant: str, request: agent_pb2.McpServerRequest, context: Any) -> Any:
+        await self.ctx.tools.delete_server(tenant, request.server_id)
+        return empty_pb2.Empty()
+
+    @unary
+    async def ListMcpServerTools(self, tenant: str, request: agent_pb2.McpServerRequest, context: Any) -> Any:
+        return agent_pb2.McpServerTools(tools=await self.ctx.tools.server_tools(tenant, request.server_id))
+
+    @unary
+    async def AttachMcpTools(self, tenant: str, request: agent_pb2.AttachMcpToolsRequest, context: Any) -> Any:
+        return await self.ctx.tools.attach(tenant, request.agent_id, request.server_id, list(request.tools))
+
+    @unary
+    async def DetachTool(self, tenant: str, request: agent_pb2.DetachToolRequest, context: Any) -> Any:
+        return await self.ctx.tools.detach(tenant, request.agent_id, request.name)
 
 
 def _size(page_size: int) -> int:

@@ -10,7 +10,7 @@ from opentelemetry import trace
 
 from mnemo.gateway.convert import to_json
 from mnemo.gateway.deps import Ctx, GatewayContext, Tenant
-from mnemo.gateway.events import event_json, events_of_turn, is_final, replay, stop_reason_of, usage_of
+from mnemo.gateway.events import ends_wait, event_json, events_of_turn, replay, stop_reason_of, usage_of
 from mnemo.gateway.schemas import AgentCreate, AgentUpdate, MessageBody, PopBody, RewriteBody
 from mnemo.gateway.sse import sse_response
 from mnemo.gateway.submit import submit_turn
@@ -54,7 +54,7 @@ async def delete_agent(agent_id: str, who: Tenant, ctx: Ctx) -> Response:
 async def _submit(ctx: GatewayContext, tenant_id: str, agent_id: str, body: MessageBody,
                   idempotency_key: str | None) -> SubmittedTurn:
     turn = await submit_turn(ctx, tenant_id, agent_id, body.message, role=body.role, max_steps=body.max_steps,
-                             idempotency_key=idempotency_key)
+                             idempotency_key=idempotency_key, tools=body.tool_specs())
     span = trace.get_current_span()
     span.set_attribute("mnemo.agent_id", agent_id)
     span.set_attribute("mnemo.turn_id", turn.turn_id)
@@ -66,20 +66,24 @@ def turn_result(turn: SubmittedTurn) -> dict[str, Any]:
             "events": [event_json(e) for e in turn.events], "usage": usage_of(turn.events)}
 
 
-@router.post("/{agent_id}/messages", summary="Send a message and wait for the turn",
-             responses={202: {"description": "the turn is still running: follow /events"}})
-async def send_message(agent_id: str, body: MessageBody, who: Tenant, ctx: Ctx,
-                       idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
-    turn = await _submit(ctx, who.tenant_id, agent_id, body, idempotency_key)
+async def wait_result(ctx: GatewayContext, turn: SubmittedTurn) -> JSONResponse:
+    """The turn's events until it ends or pauses (stop_reason "paused"); 202 after `turn_timeout`."""
     try:
         async for _ in ctx.turns.events(turn, ctx.options.turn_timeout):
             pass
     finally:
         ctx.turns.close(turn)
     result = turn_result(turn)
-    if not turn.events or not is_final(turn.events[-1]):
+    if not turn.events or not ends_wait(turn.events[-1]):
         return JSONResponse({**result, "status": "running"}, status_code=202)
     return JSONResponse(result)
+
+
+@router.post("/{agent_id}/messages", summary="Send a message and wait for the turn (to end or pause)",
+             responses={202: {"description": "the turn is still running: follow /events"}})
+async def send_message(agent_id: str, body: MessageBody, who: Tenant, ctx: Ctx,
+                       idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+    return await wait_result(ctx, await _submit(ctx, who.tenant_id, agent_id, body, idempotency_key))
 
 
 @router.post("/{agent_id}/messages/stream", summary="Send a message; the turn's events as SSE",

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from mnemo.gateway.deps import Ctx, Tenant
 from mnemo.gateway.errors import ApiError, invalid
-from mnemo.gateway.events import is_final, usage_of
+from mnemo.gateway.events import PAUSE_TYPES, is_final, usage_of
 from mnemo.gateway.rest_agents import _submit
 from mnemo.gateway.schemas import ChatCompletionRequest, MessageBody
 
@@ -85,6 +85,9 @@ async def chat_completions(body: ChatCompletionRequest, who: Tenant, ctx: Ctx,
             pass
     finally:
         ctx.turns.close(turn)
+    if turn.events and turn.events[-1].type in PAUSE_TYPES:
+        raise ApiError(409, f"turn {turn.turn_id} waits on tool calls: answer them with "
+                            f"/v1/agents/{agent_id}/tool-results or /approvals")
     if not turn.events or not is_final(turn.events[-1]):
         raise ApiError(504, f"turn {turn.turn_id} is still running; follow /v1/agents/{agent_id}/events")
     final = turn.events[-1]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +31,37 @@ class LimitsBody(_Body):
         return common_pb2.AgentLimits(**self.model_dump(exclude_none=True))
 
 
+ToolName = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class ToolBody(_Body):
+    """A client-side tool, as in the OpenAI tools format: `parameters` is a JSON Schema."""
+
+    name: str = ToolName
+    description: str = Field(default="", max_length=4000)
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+    def to_proto(self) -> common_pb2.ToolSpec:
+        return common_pb2.ToolSpec(name=self.name, description=self.description, kind="client",
+                                   parameters_json=json.dumps(self.parameters))
+
+
+class ToolRuleBody(_Body):
+    tool: str = ToolName
+    terminal: bool = False
+    run_first: bool = False
+    max_calls_per_turn: int = Field(default=0, ge=0, le=10_000)
+    requires_approval: bool = False
+
+    def to_proto(self) -> common_pb2.ToolRule:
+        return common_pb2.ToolRule(**self.model_dump())
+
+
+Tools = Field(default=None, max_length=64)
+Rules = Field(default=None, max_length=128)
+ToolTimeout = Field(default=None, ge=0, le=7 * 24 * 3600)
+
+
 class BlockBody(_Body):
     label: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")
     value: str = Field(default="", max_length=100_000)
@@ -50,12 +82,17 @@ class AgentCreate(_Body):
     embedding_model: str | None = Name
     blocks: list[BlockBody] | None = Field(default=None, max_length=50)
     metadata: dict[str, str] | None = Field(default=None, max_length=100)
+    tools: list[ToolBody] | None = Tools
+    tool_rules: list[ToolRuleBody] | None = Rules
+    tool_timeout_seconds: int | None = ToolTimeout
 
     def to_proto(self) -> memory_pb2.CreateAgentRequest:
         cfg = common_pb2.AgentConfig(
             name=self.name or "", model=self.model or "", context_window=self.context_window or 0,
             preset=self.preset or "", summarizer_model=self.summarizer_model or "",
-            embedding_model=self.embedding_model or "", metadata=self.metadata or {})
+            embedding_model=self.embedding_model or "", metadata=self.metadata or {},
+            tools=[t.to_proto() for t in self.tools or []], tool_rules=[r.to_proto() for r in self.tool_rules or []],
+            tool_timeout_seconds=self.tool_timeout_seconds or 0)
         if self.limits is not None:
             cfg.limits.CopyFrom(self.limits.to_proto())
         return memory_pb2.CreateAgentRequest(
@@ -72,6 +109,9 @@ class AgentUpdate(_Body):
     preset: str | None = Name
     summarizer_model: str | None = Name
     metadata: dict[str, str] | None = Field(default=None, max_length=100)
+    tools: list[ToolBody] | None = Tools   # replaces the client-side tools (attached MCP tools stay)
+    tool_rules: list[ToolRuleBody] | None = Rules
+    tool_timeout_seconds: int | None = ToolTimeout
 
     def to_proto(self) -> tuple[common_pb2.AgentConfig, list[str]]:
         fields = self.model_dump(exclude_none=True)
@@ -81,6 +121,10 @@ class AgentUpdate(_Body):
                 cfg.limits.CopyFrom(self.limits.to_proto())  # type: ignore[union-attr]
             elif key == "metadata":
                 cfg.metadata.update(value)
+            elif key == "tools":
+                cfg.tools.extend([t.to_proto() for t in self.tools or []])
+            elif key == "tool_rules":
+                cfg.tool_rules.extend([r.to_proto() for r in self.tool_rules or []])
             else:
                 setattr(cfg, key, value)
         return cfg, sorted(fields)
@@ -90,6 +134,53 @@ class MessageBody(_Body):
     message: str = Field(min_length=1)
     role: Literal["user", "system"] = "user"
     max_steps: int = Field(default=0, ge=0, le=1000)
+    tools: list[ToolBody] | None = Tools   # client-side tools of this turn only
+
+    def tool_specs(self) -> list[common_pb2.ToolSpec]:
+        return [t.to_proto() for t in self.tools or []]
+
+
+class ToolResultBody(_Body):
+    """The result of a client-side tool's call: `result` (text or any JSON), or `error`."""
+
+    call_id: str = Field(min_length=1, max_length=200)
+    result: Any = None
+    error: str | None = Field(default=None, max_length=1_000_000)
+
+    def text(self) -> str:
+        if self.error is not None:
+            return self.error
+        if isinstance(self.result, str):
+            return self.result
+        return "" if self.result is None else json.dumps(self.result, ensure_ascii=False)
+
+
+class ApprovalBody(_Body):
+    call_id: str = Field(min_length=1, max_length=200)
+    approve: bool
+    reason: str = Field(default="", max_length=10_000)
+
+
+class McpServerBody(_Body):
+    """An MCP server: a stdio command (run by the orchestrators) or a streamable-HTTP URL."""
+
+    name: str = Field(min_length=1, max_length=200)
+    transport: Literal["stdio", "http"]
+    command: str = Field(default="", max_length=4000)
+    args: list[str] = Field(default_factory=list, max_length=64)
+    env: dict[str, str] = Field(default_factory=dict, max_length=64)
+    url: str = Field(default="", max_length=4000)
+    headers: dict[str, str] = Field(default_factory=dict, max_length=64)
+    timeout_seconds: float = Field(default=0, ge=0, le=3600)
+    max_result_chars: int = Field(default=0, ge=0, le=10_000_000)
+
+    def to_proto(self) -> memory_pb2.McpServer:
+        return memory_pb2.McpServer(**self.model_dump())
+
+
+class AttachToolsBody(_Body):
+    server_id: str = Field(min_length=1, max_length=200)
+    tools: list[str] = Field(default_factory=list, max_length=64)   # empty: every tool of the server
 
 
 class BlockUpdate(_Body):

@@ -10,6 +10,7 @@ from typing import Any
 
 import uvicorn
 from nats.js.api import KeyValueConfig, StorageType
+from starlette.routing import Route
 
 from mnemo.common import rpcclient, subjects
 from mnemo.common.config import Settings
@@ -21,12 +22,15 @@ from mnemo.gateway.deps import GatewayContext
 from mnemo.gateway.events import EventHub
 from mnemo.gateway.grpc_api import AgentServicer, add_to_server
 from mnemo.gateway.health import HealthChecker
+from mnemo.gateway.mcp_http import PATH as MCP_PATH
+from mnemo.gateway.mcp_http import McpEndpoint
 from mnemo.gateway.models import ModelLister
 from mnemo.gateway.options import GatewayOptions
 from mnemo.gateway.ratelimit import RateLimiter, TenantLimits
 from mnemo.gateway.tenants import TenantStore
+from mnemo.gateway.tools import ToolOps
 from mnemo.gateway.turns import TurnSubmitter
-from mnemo.v1 import llm_pb2_grpc, memory_pb2_grpc
+from mnemo.v1 import llm_pb2_grpc, memory_pb2_grpc, tools_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,8 @@ class GatewayService:
         self.grpc: GrpcServer | None = None
         self._channel: Any = None
         self._llm_channel: Any = None
+        self._tool_channel: Any = None
+        self.mcp: McpEndpoint | None = None
         self._http: _Uvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
 
@@ -84,16 +90,23 @@ class GatewayService:
         await self.hub.start()  # before serving: every turn's waiter sees all its events
         self._channel = client_channel(self.memory_target)
         self._llm_channel = client_channel(self.llm_target)
+        self._tool_channel = client_channel(self.orchestrator_target)
         core = Core(rpcclient.memory_client(settings, self.nc, memory_pb2_grpc.MemoryServiceStub(self._channel)))
+        turns = TurnSubmitter(js, self.hub, idempotency)
+        tool_service = rpcclient.tool_client(settings, self.nc, tools_pb2_grpc.ToolServiceStub(self._tool_channel))
         health = HealthChecker({"memory": self.memory_target, "llm-proxy": self.llm_target,
                                 "orchestrator": self.orchestrator_target}, ttl=options.health_cache_ttl)
-        self.context = GatewayContext(settings=settings, options=options, core=core,
-                                      turns=TurnSubmitter(js, self.hub, idempotency), tenants=tenants,
+        self.context = GatewayContext(settings=settings, options=options, core=core, turns=turns,
+                                      tools=ToolOps(core, turns, tool_service, settings.mcp_stdio_allow),
+                                      tenants=tenants,
                                       limiter=RateLimiter(),
                                       health=health, js=js,
                                       models=ModelLister(rpcclient.llm_client(
                                           settings, self.nc, llm_pb2_grpc.LLMServiceStub(self._llm_channel))))
         self.app = create_app(self.context, self.nc)
+        self.mcp = McpEndpoint(self.context, self.app)
+        await self.mcp.start()
+        self.app.router.routes.append(Route(MCP_PATH, endpoint=self.mcp, methods=["POST"], include_in_schema=False))
 
         self.grpc = GrpcServer("gateway", settings.host, settings.grpc_port)
         self.grpc.add(add_to_server, AgentServicer(self.context), "mnemo.v1.AgentService")
@@ -125,14 +138,19 @@ class GatewayService:
         if self.grpc is not None:
             await self.grpc.stop(grace=1.0)
             self.grpc = None
+        if self.mcp is not None:
+            await self.mcp.stop()
+            self.mcp = None
         if self.hub is not None:
             await self.hub.stop()
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
-        if self._llm_channel is not None:
-            await self._llm_channel.close()
-            self._llm_channel = None
+        for name in ("_llm_channel", "_tool_channel"):
+            channel = getattr(self, name)
+            if channel is not None:
+                await channel.close()
+                setattr(self, name, None)
         if self.nc is not None:
             try:
                 await self.nc.drain()

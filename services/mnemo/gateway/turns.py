@@ -18,7 +18,7 @@ from nats.js.kv import KeyValue
 from mnemo.common import subjects, telemetry
 from mnemo.common.ids import new_id, now_iso
 from mnemo.gateway.errors import ApiError
-from mnemo.gateway.events import EventHub, TurnWaiter, is_final, recent_window_start, replay
+from mnemo.gateway.events import EventHub, TurnWaiter, ends_wait, recent_window_start, replay
 from mnemo.v1 import common_pb2
 
 # JetStream drops a repeated Nats-Msg-Id within the TURNS duplicate window (120 s); a repeat of an
@@ -69,11 +69,12 @@ class TurnSubmitter:
             return None
 
     async def submit(self, tenant_id: str, agent_id: str, message: str, *, role: str = "user",
-                     max_steps: int = 0, idempotency_key: str | None = None) -> SubmittedTurn:
+                     max_steps: int = 0, idempotency_key: str | None = None,
+                     tools: list[common_pb2.ToolSpec] | None = None) -> SubmittedTurn:
         turn_id = turn_id_for(tenant_id, agent_id, idempotency_key)
         request = common_pb2.TurnRequest(turn_id=turn_id, tenant_id=tenant_id, agent_id=agent_id,
                                          message=message, role=role or "user", created_at=now_iso(),
-                                         max_steps=max_steps)
+                                         max_steps=max_steps, tools=tools or [])
         waiter = self.hub.register(turn_id)  # before publishing: no event can be missed
         try:
             first_at = await self._first_submitted_at(turn_id) if idempotency_key else None
@@ -105,6 +106,23 @@ class TurnSubmitter:
             waiter.merge(history)
         return turn
 
+    async def resume(self, tenant_id: str, agent_id: str, turn_id: str,
+                     resolution: common_pb2.CallResolution) -> SubmittedTurn:
+        """Publish the resolution of a paused turn's call (durable once acked; deduplicated by call and
+        kind); the events of the turn from then on come to the returned turn's waiter."""
+        request = common_pb2.TurnRequest(turn_id=turn_id, tenant_id=tenant_id, agent_id=agent_id,
+                                         created_at=now_iso(), resolution=resolution)
+        waiter = self.hub.register(turn_id)
+        try:
+            with telemetry.turn_scope(tenant_id, agent_id, turn_id):
+                headers = telemetry.inject({"Nats-Msg-Id": f"{turn_id}:{resolution.kind}:{resolution.call_id}"})
+                ack = await self.js.publish(subjects.resume_subject(tenant_id, agent_id), request.SerializeToString(),
+                                            headers=headers, stream=subjects.TURNS_STREAM, timeout=10.0)
+        except Exception as exc:
+            self.hub.unregister(waiter)
+            raise ApiError(503, f"the turn queue is unavailable: {exc.__class__.__name__}") from exc
+        return SubmittedTurn(turn_id, tenant_id, agent_id, bool(ack.duplicate), waiter)
+
     def close(self, turn: SubmittedTurn) -> None:
         self.hub.unregister(turn.waiter)
 
@@ -118,7 +136,8 @@ class TurnSubmitter:
     def events(self, turn: SubmittedTurn, timeout: float | None,
                keepalive: float | None = None) -> AsyncGenerator[common_pb2.Event | None, None]:
         """The turn's events in order of arrival (each also appended to `turn.events`), until its final
-        event or `timeout` seconds; with `keepalive`, None after each `keepalive` seconds without one."""
+        event, its pause, or `timeout` seconds; with `keepalive`, None after each `keepalive` seconds
+        without one."""
         return _follow(turn, timeout, keepalive)
 
 
@@ -141,5 +160,5 @@ async def _follow(turn: SubmittedTurn, timeout: float | None,
             continue
         turn.events.append(event)
         yield event
-        if is_final(event):
+        if ends_wait(event):
             return

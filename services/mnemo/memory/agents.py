@@ -11,6 +11,7 @@ from mnemo.common.agent_fields import UPDATABLE  # AgentConfig fields UpdateAgen
 from mnemo.common.config import Settings
 from mnemo.common.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from mnemo.common.events import EventPublisher
+from mnemo.common.tool_specs import check_rules, check_tools
 from mnemo.memory import blocks as core
 from mnemo.memory.commitlog import CommitLog
 from mnemo.memory.llm_client import LLMClient
@@ -51,6 +52,10 @@ def check_config(config: common_pb2.AgentConfig) -> None:
     if (lim.compaction_target_fraction and lim.compaction_trigger_fraction
             and lim.compaction_target_fraction >= lim.compaction_trigger_fraction):
         raise InvalidArgument("limits.compaction_target_fraction must be below compaction_trigger_fraction")
+    check_tools(config.tools)
+    check_rules(config.tool_rules)
+    if config.tool_timeout_seconds < 0:
+        raise InvalidArgument("tool_timeout_seconds must be >= 0")
 
 
 def paginate(page: int, page_size: int, default_size: int = 10) -> tuple[int, int]:
@@ -184,8 +189,33 @@ class Agents:
                 elif field == "metadata":
                     state.config.metadata.clear()
                     state.config.metadata.update(req.config.metadata)
+                elif field == "tools":  # the client-side tools; attached MCP tools stay
+                    kept = [t for t in state.config.tools if t.kind == "mcp"]
+                    del state.config.tools[:]
+                    state.config.tools.extend([*kept, *req.config.tools])
+                    check_tools(state.config.tools)
+                elif field == "tool_rules":
+                    del state.config.tool_rules[:]
+                    state.config.tool_rules.extend(req.config.tool_rules)
                 else:
                     setattr(state.config, field, getattr(req.config, field))
+
+        return public(await self.modify(req.ref.tenant_id, req.ref.agent_id, change))
+
+    async def edit_tools(self, req: memory_pb2.EditAgentToolsRequest) -> common_pb2.AgentState:
+        """Remove tools by name (or kind), then add or replace `put`, in one compare-and-set."""
+        check_tools(req.put)
+
+        def change(state: common_pb2.AgentState) -> None:
+            gone = set(req.remove) | {t.name for t in req.put}
+            kept = [t for t in state.config.tools
+                    if t.name not in gone and not (req.remove_kind and t.kind == req.remove_kind)]
+            missing = set(req.remove) - {t.name for t in state.config.tools}
+            if missing:
+                raise NotFound(f"the agent has no tool {sorted(missing)[0]!r}")
+            del state.config.tools[:]
+            state.config.tools.extend([*kept, *req.put])
+            check_tools(state.config.tools)
 
         return public(await self.modify(req.ref.tenant_id, req.ref.agent_id, change))
 
@@ -265,6 +295,9 @@ class Agents:
         removed: list[common_pb2.Message] = []
 
         def change(state: common_pb2.AgentState) -> None:
+            if state.turn.pending_calls and not state.turn.completed:
+                raise FailedPrecondition("the agent's turn is paused on calls: answer them (tool results, "
+                                         "approvals) before removing messages")
             n = min(count, len(state.queue))
             removed[:] = [m for m in state.queue[len(state.queue) - n:]]
             kept = list(state.queue[:len(state.queue) - n])

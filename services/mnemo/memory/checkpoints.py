@@ -19,6 +19,7 @@ from mnemo.common import ids
 from mnemo.common.errors import InvalidArgument, NotFound
 from mnemo.common.natsutil import live_entries
 from mnemo.memory.agents import Agents, public
+from mnemo.memory.steps import close_open_calls
 from mnemo.v1 import common_pb2, memory_pb2
 
 MAX_NAME_CHARS = 200
@@ -69,7 +70,10 @@ class Checkpoints:
         await self.agents.store.get(req.ref.tenant_id, req.ref.agent_id)
         _, saved = await self._load(req.ref.tenant_id, req.ref.agent_id, req.checkpoint_id)
 
+        closed: list[common_pb2.Message] = []
+
         def restore(state: common_pb2.AgentState) -> None:
+            del closed[:]
             config = common_pb2.AgentConfig()
             config.CopyFrom(saved.config)
             # Identity and embedding space are the live agent's.
@@ -85,8 +89,13 @@ class Checkpoints:
             state.memory_warning_sent = saved.memory_warning_sent
             del state.pending_events[:]
             state.turn.Clear()
+            closed.extend(close_open_calls(state, "not answered: a checkpoint was restored while waiting for it"))
+            state.recall_count += len(closed)
 
-        return public(await self.agents.modify(req.ref.tenant_id, req.ref.agent_id, restore))
+        restored = await self.agents.modify(req.ref.tenant_id, req.ref.agent_id, restore)
+        if closed:  # the returns reach recall too
+            await self.agents.commitlog.publish(req.ref.tenant_id, req.ref.agent_id, closed)
+        return public(restored)
 
     async def delete_all(self, tenant_id: str, agent_id: str) -> None:
         """Remove every checkpoint of the agent (DeleteAgent)."""

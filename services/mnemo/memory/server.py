@@ -26,6 +26,7 @@ from mnemo.memory.checkpoints import Checkpoints
 from mnemo.memory.commitlog import CommitLog
 from mnemo.memory.documents import DocumentIngest
 from mnemo.memory.llm_client import LLMClient
+from mnemo.memory.mcp_servers import McpServers
 from mnemo.memory.memories import Memories
 from mnemo.memory.recall import AgentModels, RecallIndexer
 from mnemo.memory.search import create_backend
@@ -50,7 +51,7 @@ def _ref_of(request: Any) -> tuple[str, str]:
 
 
 def _count(result: Any) -> int | None:
-    for name in ("hits", "agents", "templates", "checkpoints", "ids", "removed", "blocks", "queue"):
+    for name in ("hits", "agents", "templates", "checkpoints", "ids", "removed", "blocks", "queue", "servers"):
         if hasattr(result, name):
             try:
                 return len(getattr(result, name))
@@ -253,6 +254,28 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
         await self.svc.templates.delete(request.tenant_id, request.kind, request.name)
         return empty_pb2.Empty()
 
+    # ---- tools ----
+    @rpc("edit_agent_tools")
+    async def EditAgentTools(self, request, context):
+        return await self.agents.edit_tools(request)
+
+    @rpc("put_mcp_server")
+    async def PutMcpServer(self, request, context):
+        return await self.svc.mcp_servers.put(request)
+
+    @rpc("get_mcp_server")
+    async def GetMcpServer(self, request, context):
+        return await self.svc.mcp_servers.get(request.tenant_id, request.server_id)
+
+    @rpc("list_mcp_servers")
+    async def ListMcpServers(self, request, context):
+        return memory_pb2.ListMcpServersResponse(servers=await self.svc.mcp_servers.all(request.tenant_id))
+
+    @rpc("delete_mcp_server")
+    async def DeleteMcpServer(self, request, context):
+        await self.svc.mcp_servers.delete(request.tenant_id, request.server_id)
+        return empty_pb2.Empty()
+
 
 def make_backend(settings: Settings) -> SearchBackend:
     """The configured search backend (the search package's factory)."""
@@ -289,6 +312,7 @@ class MemoryService:
         await self.store.cache.watch(js, subjects.KV_AGENTS)
         self.templates = TemplateStore(buckets[subjects.KV_TEMPLATES])
         self.checkpoint_kv = buckets[subjects.KV_CHECKPOINTS]
+        self.mcp_servers = McpServers(buckets[subjects.KV_MCP_SERVERS])
         self.commitlog = CommitLog(js)
         self.agents = Agents(self.settings, self.store, self.templates, self.llm, self.commitlog,
                              EventPublisher.for_replicas(js, self.settings.jetstream_replicas))

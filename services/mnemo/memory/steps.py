@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from mnemo.common import ids
 from mnemo.common.errors import InvalidArgument
 from mnemo.memory import blocks as core
@@ -23,6 +25,25 @@ def fill_message(msg: common_pb2.Message, now: str) -> None:
             ids.parse_time(msg.created_at)
         except ValueError:
             raise InvalidArgument(f"invalid created_at {msg.created_at!r}: RFC 3339 expected") from None
+
+
+def close_open_calls(state: common_pb2.AgentState, reason: str) -> list[common_pb2.Message]:
+    """Append a failed return for every call in the queue that has none (an import or a restore of a
+    paused turn drops the pause): no history holds a call without its return. The new messages."""
+    answered = {m.tool_call_id for m in state.queue if m.role == "tool"}
+    now = ids.now_iso()
+    added = []
+    for m in list(state.queue):
+        for call in m.tool_calls if m.role == "assistant" else ():
+            if call.id not in answered:
+                text = json.dumps({"status": "Failed", "message": reason}, ensure_ascii=False)
+                msg = common_pb2.Message(role="tool", text=text, tool_call_id=call.id, name=call.name,
+                                         turn_id=m.turn_id, step=m.step, created_at=now)
+                fill_message(msg, now)
+                added.append(msg)
+                answered.add(call.id)
+    state.queue.extend(added)
+    return added
 
 
 def apply_step(state: common_pb2.AgentState, req: memory_pb2.CommitStepRequest) -> list[common_pb2.Message]:

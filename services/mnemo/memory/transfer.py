@@ -17,11 +17,12 @@ from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 
 from mnemo.common import ids
 from mnemo.common.errors import InvalidArgument
+from mnemo.common.tool_specs import check_rules, check_tools
 from mnemo.memory.agents import Agents, public
 from mnemo.memory.memories import Memories, to_passage
 from mnemo.memory.recall import to_message
 from mnemo.memory.search.base import Page
-from mnemo.memory.steps import ROLES, fill_message
+from mnemo.memory.steps import ROLES, close_open_calls, fill_message
 from mnemo.memory.store import check_ref
 from mnemo.v1 import common_pb2, memory_pb2
 
@@ -136,8 +137,11 @@ class Transfer:
         state.revision = 0
         state.last_step_id = ""
         state.turn.Clear()
+        recall.extend(close_open_calls(state, "not answered: the agent was exported while waiting for it"))
         del state.pending_events[:]
         del state.commit_outbox[:]
+        check_tools(state.config.tools)
+        check_rules(state.config.tool_rules)
         state.recall_count = len(recall)
         state.archival_count = len(archival)
         created = await self.agents.store.create(state)

@@ -24,6 +24,7 @@ from mnemo.common.errors import MnemoError
 from mnemo.common.natsutil import ensure_jetstream
 from mnemo.common.telemetry import span
 from mnemo.orchestrator.leases import Lease, LeaseManager
+from mnemo.orchestrator.pauses import TurnWaits
 from mnemo.orchestrator.runner import TurnRunner
 from mnemo.orchestrator.scheduling import MAX_DELIVERIES, AgentOrder, DeliveryPolicy, Fail, may_run
 from mnemo.v1 import common_pb2
@@ -243,8 +244,10 @@ class TurnConsumer:
                              turn_span: Any) -> None:
         """Order check, lease, state read; then run the turn (or hand it back for later)."""
         # Order check, lease and the agent's state in one round trip (the CommitStep CAS protects
-        # against a state read while an earlier holder was still finishing).
-        parts = (asyncio.ensure_future(self._first_pending(msg.subject)),
+        # against a state read while an earlier holder was still finishing). A paused turn's call
+        # resolutions are not ordered behind the agent's queued turns, which wait for them.
+        first = self._first_pending(msg.subject) if not turn.HasField("resolution") else _nothing()
+        parts = (asyncio.ensure_future(first),
                  asyncio.ensure_future(self.leases.acquire(key)),
                  asyncio.ensure_future(self.runner.prefetch(turn)))
         try:
@@ -307,6 +310,12 @@ class TurnConsumer:
             refresher.cancel()
             # Double ack: the turn is gone from the work queue before the agent's next turn checks order.
             await asyncio.gather(msg.ack_sync(), self.leases.release(lease), return_exceptions=True)
+        except TurnWaits as wait:  # queued behind a paused turn, or a timer before its deadline
+            refresher.cancel()
+            outcome = "waiting"
+            turn_span.set_attribute("mnemo.deferred", "paused" if wait.delay is None else "timer")
+            delay = self.policy.hold_delay(msg.metadata.num_delivered, wait.delay)
+            await asyncio.gather(msg.nak(delay=delay), self.leases.release(lease), return_exceptions=True)
         except asyncio.CancelledError:
             refresher.cancel()
             await asyncio.shield(self._hand_back(msg, lease))
@@ -319,8 +328,9 @@ class TurnConsumer:
             await self.leases.release(lease)
         finally:
             metrics.TURNS_IN_FLIGHT.add(-1)
-            metrics.TURN_LATENCY.record(time.perf_counter() - started)
-            metrics.TURNS_TOTAL.add(1, {"stop_reason": outcome})
+            if outcome != "waiting":  # handed back to run later: not a turn that ran
+                metrics.TURN_LATENCY.record(time.perf_counter() - started)
+                metrics.TURNS_TOTAL.add(1, {"stop_reason": outcome})
 
     async def _first_pending(self, subject: str) -> int | None:
         """Stream sequence of the oldest turn still queued for this agent."""
@@ -350,6 +360,10 @@ class TurnConsumer:
             await self.runner.fail(turn, verdict.message, verdict.code, {})
         finally:
             await _quietly(msg.term())
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _backlog(msg: Msg) -> int:

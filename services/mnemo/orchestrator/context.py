@@ -8,8 +8,8 @@ from functools import lru_cache
 from typing import Any
 
 from mnemo.orchestrator import packing
-from mnemo.orchestrator.functions import OPENAI_TOOLS, TOOLS_KEY
 from mnemo.orchestrator.tokens import SECTION_SLACK, TokenCounter
+from mnemo.orchestrator.tools import BUILTIN_ONLY, ToolSet
 from mnemo.v1 import common_pb2, llm_pb2
 
 DEFAULT_BLOCK_LIMIT = 2000
@@ -132,7 +132,7 @@ class ContextAssembler:
 
     def assemble(self, model: str, preset: str, state: common_pb2.AgentState,
                  blocks: list[common_pb2.MemoryBlock], summary: str, queue: list[common_pb2.Message],
-                 inputs: list[common_pb2.Message], now_iso: str) -> Assembled:
+                 inputs: list[common_pb2.Message], now_iso: str, tools: ToolSet = BUILTIN_ONLY) -> Assembled:
         sections = [s for s in (preset.strip(), metadata_section(state, now_iso),
                                 core_memory_section(blocks), summary_section(summary)) if s]
         system_text = "\n\n".join(sections)
@@ -141,7 +141,7 @@ class ContextAssembler:
         return Assembled(
             system_text=system_text,
             system_tokens=system_tokens,
-            tools_tokens=self.counter.tools(model, OPENAI_TOOLS, TOOLS_KEY),
+            tools_tokens=self.counter.tools(model, tools.openai_tools, tools.key),
             queue=queue,
             queue_tokens=[self.message_tokens(model, m) for m in queue],
             inputs=inputs,

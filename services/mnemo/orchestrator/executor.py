@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from mnemo.common import ids
 from mnemo.common.errors import ContextOverflow, FailedPrecondition, InvalidArgument, NotFound
@@ -55,17 +56,32 @@ def truncate(text: str, max_chars: int, next_hint: str) -> str:
     return text[: max(0, max_chars - len(note))] + note
 
 
+class ToolRunner(Protocol):
+    """Runs the agent's server-side custom tools (mnemo.orchestrator.mcp_client.McpTools)."""
+
+    async def call(self, tenant_id: str, spec: common_pb2.ToolSpec, args: dict[str, Any], max_chars: int) -> str:
+        """The tool's result text (cut to `max_chars`); FunctionError when it fails."""
+        ...
+
+
 class FunctionExecutor:
-    """Runs the memory functions of one agent step; send_message and pause_heartbeats are handled
-    by the step loop."""
+    """Runs the memory functions and the server-side custom tools of one agent step; send_message and
+    pause_heartbeats are handled by the step loop."""
 
     def __init__(self, memory: MemoryPort, ref: common_pb2.AgentRef,
-                 step_id: str, mem: StepMemory, max_chars: int) -> None:
+                 step_id: str, mem: StepMemory, max_chars: int, tools: ToolRunner | None = None) -> None:
         self.memory = memory
         self.ref = ref
         self.step_id = step_id
         self.mem = mem
         self.max_chars = max_chars
+        self.tools = tools
+
+    async def run_tool(self, spec: common_pb2.ToolSpec, args: dict[str, Any]) -> str:
+        """A custom tool that runs on the server side (an MCP server's)."""
+        if spec.kind != "mcp" or self.tools is None:
+            raise FunctionError(f"{spec.name} cannot be run here")
+        return await self.tools.call(self.ref.tenant_id, spec, args, self.max_chars)
 
     async def run(self, call: ParsedCall, call_index: int) -> str:
         try:

@@ -10,6 +10,10 @@ A `StepPlanner` is built from the agent's state, the turn's limits and what the 
     model_failed(message, code)   -> Commit                         (any other model-call failure)
     called(outcome)               -> Commit                         (after a RunCalls)
 
+A step whose reply holds calls the turn must wait on (a client-side tool, a call that needs approval)
+commits them as pending calls with stop reason PAUSED (mnemo.orchestrator.pauses); the step that
+resolves them is planned by mnemo.orchestrator.resolution.
+
 The driver (`mnemo.orchestrator.runner.TurnRunner`) does the I/O: memory, llm-proxy, the summarizer
 and the agent's functions.
 """
@@ -25,8 +29,9 @@ from mnemo.orchestrator.calls import CallsOutcome
 from mnemo.orchestrator.context import Assembled, ContextAssembler, RenderCache
 from mnemo.orchestrator.events import StepEvents
 from mnemo.orchestrator.executor import StepMemory
-from mnemo.orchestrator.functions import TOOLS
 from mnemo.orchestrator.limits import Limits
+from mnemo.orchestrator.pauses import PAUSED, deadline_after, paused_events
+from mnemo.orchestrator.tools import BUILTIN_ONLY, ToolSet
 from mnemo.v1 import common_pb2, llm_pb2, memory_pb2
 
 COMPACTION_ALERT = ("memory compaction: {k} older messages summarised and removed from view "
@@ -69,11 +74,15 @@ class RunCalls:
     loop_repeats: int
     result_max_chars: int
     now: str
+    tools: ToolSet = BUILTIN_ONLY
+    called: tuple[str, ...] = ()
+    deadline: str = ""   # when a call the turn pauses on times out
 
 
 @dataclass(frozen=True, slots=True)
 class Commit:
-    """Commit the step (CommitStep, which publishes its events); `stop_reason` None: heartbeat."""
+    """Commit the step (CommitStep, which publishes its events); `stop_reason` None: heartbeat;
+    PAUSED: the turn waits on pending calls."""
 
     request: memory_pb2.CommitStepRequest
     stop_reason: str | None
@@ -114,7 +123,8 @@ def start_turn(turn: common_pb2.TurnRequest, seq: int, state: common_pb2.AgentSt
         return TurnStart(progress, republish=True)
     if seq and state.turn.turn_seq > seq:
         return TurnStart(None)  # a later turn of this agent already ran, so this one did too
-    return TurnStart(common_pb2.TurnProgress(turn_id=turn.turn_id, turn_seq=seq))
+    return TurnStart(common_pb2.TurnProgress(turn_id=turn.turn_id, turn_seq=seq, turn_tools=turn.tools,
+                                             max_steps=turn.max_steps))
 
 
 def _seconds_between(earlier: str, later: str) -> float:
@@ -161,7 +171,7 @@ def stop_reason(outcome: CallsOutcome, step: int, tokens_used: int, limits: Limi
     """Why the turn ends after a step's calls ran, or None when it takes another step."""
     if outcome.loop_detected:
         return "loop_detected"
-    if not outcome.heartbeat:
+    if outcome.terminal or not outcome.heartbeat:
         return "end_turn"
     if step >= limits.max_steps:
         return "max_steps"
@@ -177,7 +187,7 @@ class StepPlanner:
     def __init__(self, *, turn: common_pb2.TurnRequest, state: common_pb2.AgentState,
                  progress: common_pb2.TurnProgress, limits: Limits, totals: TurnTotals, step: int,
                  window: int, preset: str, now: str, session_gap: float, assembler: ContextAssembler,
-                 render_cache: RenderCache) -> None:
+                 render_cache: RenderCache, tools: ToolSet = BUILTIN_ONLY, pause_seconds: float = 600.0) -> None:
         self.turn, self.state, self.limits, self.totals, self.step = turn, state, limits, totals, step
         self.progress = common_pb2.TurnProgress()
         self.progress.CopyFrom(progress)
@@ -186,6 +196,7 @@ class StepPlanner:
         self.budget = max(1, window - limits.reserved_completion_tokens)
         self.preset, self.now = preset, now
         self.assembler, self.render_cache = assembler, render_cache
+        self.tools, self.pause_seconds = tools, pause_seconds
         self.meta = {"tenant_id": turn.tenant_id, "agent_id": turn.agent_id, "turn_id": turn.turn_id}
         self.events = StepEvents(turn.turn_id, turn.tenant_id, turn.agent_id, step)
         self.inputs = step_inputs(turn, state, step, now, session_gap)
@@ -271,7 +282,8 @@ class StepPlanner:
         t = self.totals
         t.context_tokens, t.context_window, t.model = asm.prompt_tokens, self.window, self.model
         request = asm.chat_request(
-            self.render_cache, model=self.model, tools=TOOLS, tool_choice="auto",
+            self.render_cache, model=self.model, tools=self.tools.llm_tools,
+            tool_choice=self.tools.tool_choice(first_call=not self.progress.called_tools),
             max_tokens=self.limits.reserved_completion_tokens, purpose="agent",
             prompt_tokens=asm.prompt_tokens if self.assembler.counter.same_as_proxy else 0, **self.meta)
         return CallModel(request, asm.prompt_tokens, self.window)
@@ -308,7 +320,8 @@ class StepPlanner:
         self._assistant = assistant
         return RunCalls(assistant, response.tool_call_error, f"{turn_id}:{step}", self.memory, self.events,
                         list(self.progress.recent_calls), self.limits.loop_repeats,
-                        self.limits.function_result_max_chars, self.now)
+                        self.limits.function_result_max_chars, self.now, self.tools,
+                        tuple(self.progress.called_tools), deadline_after(self.now, self.pause_seconds))
 
     # ---- the commit ----
     def called(self, outcome: CallsOutcome) -> Commit:
@@ -317,6 +330,8 @@ class StepPlanner:
         assert response is not None and assistant is not None, "replied() first"
         del self.progress.recent_calls[:]
         self.progress.recent_calls.extend(outcome.recent)
+        del self.progress.called_tools[:]
+        self.progress.called_tools.extend(outcome.called)
         stop = stop_reason(outcome, self.step, self.progress.tokens_used, self.limits)
         messages = [*self.inputs, assistant, *outcome.results]
         for m in messages:
@@ -326,6 +341,13 @@ class StepPlanner:
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             total_tokens=usage.total_tokens, model=response.model or self.model,
             context_tokens=self.assembled.prompt_tokens, context_window=self.window, steps=self.step))
+        if outcome.pending:  # the turn waits on these calls; `stop` applies once they are resolved
+            self.progress.pending_calls.extend(outcome.pending)
+            # (the agent sees the results in a next step, unless a rule or a limit ends the turn)
+            ending = stop is not None and (stop != "end_turn" or outcome.terminal)
+            self.progress.stop_after_pending = stop if ending and stop else ""
+            paused_events(self.events, outcome.pending)
+            return self._commit(messages, PAUSED)
         return self._commit(messages, None) if stop is None else self._end(stop, messages)
 
     def _end(self, stop: str, messages: list[common_pb2.Message]) -> Commit:
@@ -342,6 +364,8 @@ class StepPlanner:
         p.steps_done = self.step
         if stop is None:
             p.heartbeat_pending = True
+        elif stop == PAUSED:
+            p.heartbeat_pending = False
         else:
             p.completed, p.stop_reason, p.heartbeat_pending = True, stop, False
         ref = common_pb2.AgentRef(tenant_id=self.turn.tenant_id, agent_id=self.turn.agent_id)
@@ -354,7 +378,7 @@ class StepPlanner:
 
     def _assemble(self) -> None:
         self._asm = self.assembler.assemble(self.model, self.preset, self.state, self.memory.blocks,
-                                            self.summary, self.queue, self.inputs, self.now)
+                                            self.summary, self.queue, self.inputs, self.now, self.tools)
 
 
 def _copy_block(b: common_pb2.MemoryBlock) -> common_pb2.MemoryBlock:

@@ -2,7 +2,10 @@
 
 Each step is planned by a `StepPlanner` (context → budget → llm.Chat → functions → CommitStep, which
 publishes the step's events); the turn goes on while a heartbeat is pending and the limits allow.
-This module does the I/O the planner asks for and turns its results back into planner inputs.
+A step may pause the turn on calls it must wait for (client-side tools, approvals): then each call's
+timer is armed and the turn is done for now; a TurnRequest carrying a `resolution` later commits the
+call's return (`mnemo.orchestrator.resolution`) and the turn goes on from its committed step.
+This module does the I/O the planners ask for and turns its results back into planner inputs.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from typing import Protocol
 
 from mnemo.common import ids, metrics
 from mnemo.common.config import Settings
@@ -18,12 +22,13 @@ from mnemo.common.events import EventPublisher
 from mnemo.common.ports import LLMPort, MemoryPort
 from mnemo.common.telemetry import span
 from mnemo.orchestrator import compaction
-from mnemo.orchestrator.calls import run_calls
+from mnemo.orchestrator.calls import run_calls, run_resolved
 from mnemo.orchestrator.catalog import ModelCatalog, PresetCache
 from mnemo.orchestrator.context import ContextAssembler, RenderCache
 from mnemo.orchestrator.events import StepEvents
-from mnemo.orchestrator.executor import FunctionExecutor
+from mnemo.orchestrator.executor import FunctionExecutor, ToolRunner
 from mnemo.orchestrator.limits import Limits, resolve_limits
+from mnemo.orchestrator.pauses import PAUSED, TurnWaits, timeout_seconds
 from mnemo.orchestrator.planner import (
     CallModel,
     Commit,
@@ -34,7 +39,9 @@ from mnemo.orchestrator.planner import (
     TurnTotals,
     start_turn,
 )
+from mnemo.orchestrator.resolution import Resolution, RunApproved
 from mnemo.orchestrator.tokens import TokenCounter
+from mnemo.orchestrator.tools import tool_set
 from mnemo.v1 import common_pb2, llm_pb2
 
 log = logging.getLogger(__name__)
@@ -42,15 +49,26 @@ log = logging.getLogger(__name__)
 COMMIT_RETRIES = 3  # attempts of a step whose CommitStep lost a compare-and-set race
 
 
+class CallTimers(Protocol):
+    """Arms the timer of each pending call (mnemo.orchestrator.server publishes them to TURNS)."""
+
+    async def arm(self, tenant_id: str, agent_id: str, progress: common_pb2.TurnProgress,
+                  trace: Mapping[str, str]) -> None: ...
+
+
 class TurnRunner:
     """Runs turns; stateless between steps (everything durable goes through CommitStep)."""
 
     def __init__(self, settings: Settings, memory: MemoryPort, llm: LLMPort, publisher: EventPublisher,
-                 counter: TokenCounter | None = None) -> None:
+                 counter: TokenCounter | None = None, tools: ToolRunner | None = None,
+                 timers: CallTimers | None = None) -> None:
         self.settings = settings
         self.memory = memory
         self.llm = llm
         self.publisher = publisher
+        self.tools = tools
+        self.timers = timers
+        self.pause_seconds = settings.tool_timeout
         self.counter = counter or TokenCounter()
         self.assembler = ContextAssembler(self.counter)
         self.render_cache = RenderCache()
@@ -68,21 +86,33 @@ class TurnRunner:
 
     async def run(self, turn: common_pb2.TurnRequest, seq: int, trace: Mapping[str, str],
                   prefetched: common_pb2.AgentState | MnemoError | None = None) -> str:
-        """Run (or resume) one turn; returns its stop reason ("" when it had already run)."""
-        ref = common_pb2.AgentRef(tenant_id=turn.tenant_id, agent_id=turn.agent_id)
+        """Run (or resume) one turn; returns its stop reason ("" when it had already run, PAUSED when it
+        waits on calls). TurnWaits: the turn cannot run yet (hand it back)."""
         state = prefetched if prefetched is not None else await self.prefetch(turn)
         if isinstance(state, (NotFound, InvalidArgument)):
             await self.fail(turn, f"agent not available: {state}", state.code, trace)
             return "error"
         if isinstance(state, MnemoError):
             raise state
+        if turn.HasField("resolution"):
+            return await self._resolve(turn, state, trace)
+        if state.turn.pending_calls and not state.turn.completed and state.turn.turn_id != turn.turn_id:
+            raise TurnWaits()  # the agent's turn before this one waits on calls: this one waits for it
         start = start_turn(turn, seq, state)
         if start.republish:
             await self.publisher.publish(state.pending_events, trace)
-        progress = start.progress
-        if progress is None:
+        if start.progress is None:
             return ""
-        limits = resolve_limits(state.config.limits, self.settings, turn.max_steps)
+        return await self._go_on(turn, state, start.progress, trace)
+
+    async def _go_on(self, turn: common_pb2.TurnRequest, state: common_pb2.AgentState,
+                     progress: common_pb2.TurnProgress, trace: Mapping[str, str]) -> str:
+        """Run the turn's steps from `progress` until it ends or pauses."""
+        if progress.pending_calls:  # paused (a redelivery): its timers may not have been armed
+            await self._arm(turn, progress, trace)
+            return PAUSED
+        ref = common_pb2.AgentRef(tenant_id=turn.tenant_id, agent_id=turn.agent_id)
+        limits = resolve_limits(state.config.limits, self.settings, progress.max_steps or turn.max_steps)
         totals = TurnTotals()
         stop: str | None = None
         while stop is None:
@@ -103,7 +133,60 @@ class TurnRunner:
             progress = next_progress
             if stop is None:
                 state = await self.memory.GetContext(ref)
+        if stop == PAUSED:
+            await self._arm(turn, progress, trace)
         return stop
+
+    async def _arm(self, turn: common_pb2.TurnRequest, progress: common_pb2.TurnProgress,
+                   trace: Mapping[str, str]) -> None:
+        if self.timers is not None:
+            await self.timers.arm(turn.tenant_id, turn.agent_id, progress, trace)
+
+    # ---- a paused turn's calls -----------------------------------------------------------------
+    async def _resolve(self, turn: common_pb2.TurnRequest, state: common_pb2.AgentState,
+                       trace: Mapping[str, str]) -> str:
+        """Commit the resolution of a pending call, then go on with the turn (or pause again)."""
+        ref = common_pb2.AgentRef(tenant_id=turn.tenant_id, agent_id=turn.agent_id)
+        for attempt in range(COMMIT_RETRIES):
+            resolution = Resolution(turn=turn, state=state, tools=tool_set(state.config, list(state.turn.turn_tools)),
+                                    limits=resolve_limits(state.config.limits, self.settings, state.turn.max_steps),
+                                    now=ids.now_iso(), timeout=timeout_seconds(state.config, self.pause_seconds))
+            if resolution.stale:
+                return await self._after_resolution(turn, state, trace)
+            if resolution.wait > 0:
+                raise TurnWaits(resolution.wait)  # a timer before its deadline
+            with span("orchestrator.resolve", tracer="mnemo.orchestrator", attributes={
+                    "mnemo.call_id": turn.resolution.call_id, "mnemo.resolution": turn.resolution.kind}):
+                decision = resolution.start()
+                if isinstance(decision, RunApproved):
+                    executor = FunctionExecutor(self.memory, ref, decision.step_id, decision.memory,
+                                                resolution.limits.function_result_max_chars, self.tools)
+                    ok, text = await run_resolved(decision.call, resolution.tools, executor, resolution.events)
+                    decision = resolution.ran(ok, text)
+                try:
+                    await self.memory.CommitStep(decision.request, timeout=30)
+                    break
+                except Conflict:
+                    if attempt == COMMIT_RETRIES - 1:
+                        raise
+                    state = await self.memory.GetContext(ref)
+        return await self._after_resolution(turn, await self.memory.GetContext(ref), trace)
+
+    async def _after_resolution(self, turn: common_pb2.TurnRequest, state: common_pb2.AgentState,
+                                trace: Mapping[str, str]) -> str:
+        """Drive the turn from its committed state: done, still paused, or on with its next step (also
+        what a resolution delivered again finds, whatever step a crash interrupted)."""
+        progress = state.turn
+        if progress.turn_id != turn.turn_id:
+            return ""
+        if progress.completed:
+            await self.publisher.publish(state.pending_events, trace)  # deduplicated by id
+            return ""
+        resumed = common_pb2.TurnRequest(turn_id=turn.turn_id, tenant_id=turn.tenant_id, agent_id=turn.agent_id,
+                                         max_steps=progress.max_steps)
+        current = common_pb2.TurnProgress()
+        current.CopyFrom(progress)
+        return await self._go_on(resumed, state, current, trace)
 
     async def fail(self, turn: common_pb2.TurnRequest, error: str, code: str, trace: Mapping[str, str]) -> None:
         """Report the turn as failed (a turn_failed event) without committing anything."""
@@ -122,7 +205,8 @@ class TurnRunner:
             window=config.context_window or await self.models.context_window(config.model),
             preset=await self.presets.text(turn.tenant_id, config.preset), now=ids.now_iso(),
             session_gap=self.settings.orchestrator_session_gap, assembler=self.assembler,
-            render_cache=self.render_cache)
+            render_cache=self.render_cache, tools=tool_set(config, list(progress.turn_tools)),
+            pause_seconds=timeout_seconds(config, self.pause_seconds))
         decision = planner.start()
         while not isinstance(decision, Commit):
             decision = await self._execute(planner, decision)
@@ -149,10 +233,12 @@ class TurnRunner:
             return planner.replied(response)
         assert isinstance(decision, RunCalls), decision
         ref = common_pb2.AgentRef(tenant_id=planner.turn.tenant_id, agent_id=planner.turn.agent_id)
-        executor = FunctionExecutor(self.memory, ref, decision.step_id, decision.memory, decision.result_max_chars)
+        executor = FunctionExecutor(self.memory, ref, decision.step_id, decision.memory, decision.result_max_chars,
+                                    self.tools)
         return planner.called(await run_calls(decision.assistant, decision.tool_call_error, executor,
                                               decision.events, decision.recent, decision.loop_repeats,
-                                              decision.now))
+                                              decision.now, tools=decision.tools, called=list(decision.called),
+                                              deadline=decision.deadline))
 
     async def _chat(self, req: llm_pb2.ChatRequest) -> llm_pb2.ChatResponse:
         return await self.llm.Chat(req, timeout=300)

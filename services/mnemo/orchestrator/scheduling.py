@@ -21,6 +21,8 @@ MAX_DELIVERIES = 20   # then the turn is reported failed and dropped
 ORDER_BACKOFF = Backoff(base=0.02, cap=0.64)   # an earlier turn of the agent runs elsewhere
 RETRY_BACKOFF = Backoff(base=0.4, cap=10.0)    # a transient failure
 PULL_BACKOFF = Backoff(base=0.1, cap=2.0)      # JetStream does not answer pulls
+PAUSED_BACKOFF = Backoff(base=0.25, cap=2.0)   # the agent's turn before this one waits on calls
+MAX_HOLD = 3600.0                              # longest nak delay (a timer before a far deadline)
 
 
 # ---- the decisions ------------------------------------------------------------------------------
@@ -57,6 +59,8 @@ class DeliveryPolicy:
     `order`: an earlier turn of the agent runs on another replica (short: it usually ends soon).
     `retry`: the turn failed on something transient, or NATS did not answer while claiming it.
     `pull`: consecutive pulls JetStream did not answer (restarting, consumer lost).
+    `paused`: the agent's previous turn is paused on calls (a client-side tool, an approval); the
+    turn is queued behind it (tried again until the pause ends, which may take minutes).
     `transient`: exception types worth a retry besides retryable domain errors (the consumer adds
     the NATS client's errors; this module knows no transport).
     """
@@ -64,6 +68,7 @@ class DeliveryPolicy:
     order: Backoff = ORDER_BACKOFF
     retry: Backoff = RETRY_BACKOFF
     pull: Backoff = PULL_BACKOFF
+    paused: Backoff = PAUSED_BACKOFF
     max_deliveries: int = MAX_DELIVERIES
     transient: tuple[type[BaseException], ...] = (TimeoutError, ConnectionError)
 
@@ -75,6 +80,12 @@ class DeliveryPolicy:
 
     def order_delay(self, deliveries: int) -> float:
         return self.order.delay(deliveries)
+
+    def hold_delay(self, deliveries: int, wanted: float | None = None) -> float:
+        """Delay of a turn that cannot run yet: `wanted` seconds (a timer's deadline), else the paused backoff."""
+        if wanted is not None:
+            return min(MAX_HOLD, max(0.05, wanted))
+        return self.paused.delay(deliveries)
 
     def retry_delay(self, deliveries: int, exc: BaseException | None = None) -> float:
         """Delay before the next delivery after a failure (the error's `retry_after` hint, if longer)."""

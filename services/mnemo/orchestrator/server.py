@@ -1,6 +1,8 @@
 """OrchestratorService: consumes turns from JetStream, runs the agent loop, publishes events.
 
-Publicly it serves only gRPC health (and reflection) on `settings.orchestrator_port`.
+It serves gRPC health (and reflection) on `settings.orchestrator_port`, and the internal ToolService
+(what a registered MCP server offers) there and over NATS RPC. It runs the MCP clients: a stdio MCP
+server is a child process of the orchestrator replica that calls it.
 """
 
 from __future__ import annotations
@@ -8,16 +10,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from mnemo.common import ids, rpcclient, subjects
+from mnemo.common import ids, natsrpc, rpcclient, subjects
 from mnemo.common.config import Settings
 from mnemo.common.events import EventPublisher
 from mnemo.common.grpcutil import GrpcServer, client_channel
 from mnemo.common.natsutil import connect, ensure_jetstream
 from mnemo.orchestrator.consumer import TurnConsumer
 from mnemo.orchestrator.leases import LeaseManager
+from mnemo.orchestrator.mcp_client import McpTools
 from mnemo.orchestrator.runner import TurnRunner
+from mnemo.orchestrator.timers import JetStreamTimers
 from mnemo.orchestrator.tokens import TokenCounter
-from mnemo.v1 import llm_pb2_grpc, memory_pb2_grpc
+from mnemo.orchestrator.tool_service import ToolServicer
+from mnemo.v1 import llm_pb2_grpc, memory_pb2_grpc, tools_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +41,8 @@ class OrchestratorService:
         self.grpc: GrpcServer | None = None
         self.consumer: TurnConsumer | None = None
         self.runner: TurnRunner | None = None
+        self.mcp: McpTools | None = None
+        self.rpc: natsrpc.NatsRpcServer | None = None
         self._channels: list[Any] = []
         self.address = ""
 
@@ -48,15 +55,21 @@ class OrchestratorService:
         self._channels = [memory_ch, llm_ch]
         memory = rpcclient.memory_client(self.settings, self.nc, memory_pb2_grpc.MemoryServiceStub(memory_ch))
         llm = rpcclient.llm_client(self.settings, self.nc, llm_pb2_grpc.LLMServiceStub(llm_ch))
+        self.mcp = McpTools(memory, self.settings.mcp_call_timeout)
         self.runner = TurnRunner(self.settings, memory, llm,
-                                 EventPublisher.for_replicas(js, self.settings.jetstream_replicas), self.counter)
+                                 EventPublisher.for_replicas(js, self.settings.jetstream_replicas), self.counter,
+                                 tools=self.mcp, timers=JetStreamTimers(js))
         leases = LeaseManager(buckets[subjects.KV_LEASES], self.replica_id, self.settings.orchestrator_lease_ttl)
         self.consumer = TurnConsumer(js, leases, self.runner, self.settings.orchestrator_concurrency,
                                      self.settings.orchestrator_ack_wait,
                                      replicas=self.settings.jetstream_replicas)
         self.grpc = GrpcServer("orchestrator", self.settings.host, self.settings.orchestrator_port)
+        tools = ToolServicer(self.mcp)
+        self.grpc.add(tools_pb2_grpc.add_ToolServiceServicer_to_server, tools, "mnemo.v1.ToolService")
         await self.grpc.start()
         self.address = self.grpc.address
+        self.rpc = natsrpc.NatsRpcServer(self.nc, self.settings.rpc_group, natsrpc.TOOLS, natsrpc.TOOL_SERVICE, tools)
+        await self.rpc.start()
         await self.consumer.start()
         log.info("orchestrator %s consuming turns; health on %s", self.replica_id, self.address)
 
@@ -65,6 +78,12 @@ class OrchestratorService:
         if self.consumer is not None:
             await self.consumer.stop()
             self.consumer = None
+        if self.rpc is not None:
+            await self.rpc.stop()
+            self.rpc = None
+        if self.mcp is not None:
+            await self.mcp.close()  # stdio servers: their processes end with their sessions
+            self.mcp = None
         if self.grpc is not None:
             await self.grpc.stop(grace=0.5)
             self.grpc = None

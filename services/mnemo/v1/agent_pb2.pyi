@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Agent(_message.Message):
-    __slots__ = ("id", "name", "model", "context_window", "preset", "limits", "blocks", "created_at", "counts", "embedding_model", "embedding_dim")
+    __slots__ = ("id", "name", "model", "context_window", "preset", "limits", "blocks", "created_at", "counts", "embedding_model", "embedding_dim", "tools", "tool_rules", "tool_timeout_seconds")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,9 @@ class Agent(_message.Message):
     COUNTS_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_RULES_FIELD_NUMBER: _ClassVar[int]
+    TOOL_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     model: str
@@ -34,7 +37,10 @@ class Agent(_message.Message):
     counts: _memory_pb2.MemoryCounts
     embedding_model: str
     embedding_dim: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., context_window: _Optional[int] = ..., preset: _Optional[str] = ..., limits: _Optional[_Union[_common_pb2.AgentLimits, _Mapping]] = ..., blocks: _Optional[_Iterable[_Union[_common_pb2.MemoryBlock, _Mapping]]] = ..., created_at: _Optional[str] = ..., counts: _Optional[_Union[_memory_pb2.MemoryCounts, _Mapping]] = ..., embedding_model: _Optional[str] = ..., embedding_dim: _Optional[int] = ...) -> None: ...
+    tools: _containers.RepeatedCompositeFieldContainer[_common_pb2.ToolSpec]
+    tool_rules: _containers.RepeatedCompositeFieldContainer[_common_pb2.ToolRule]
+    tool_timeout_seconds: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., context_window: _Optional[int] = ..., preset: _Optional[str] = ..., limits: _Optional[_Union[_common_pb2.AgentLimits, _Mapping]] = ..., blocks: _Optional[_Iterable[_Union[_common_pb2.MemoryBlock, _Mapping]]] = ..., created_at: _Optional[str] = ..., counts: _Optional[_Union[_memory_pb2.MemoryCounts, _Mapping]] = ..., embedding_model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., tools: _Optional[_Iterable[_Union[_common_pb2.ToolSpec, _Mapping]]] = ..., tool_rules: _Optional[_Iterable[_Union[_common_pb2.ToolRule, _Mapping]]] = ..., tool_timeout_seconds: _Optional[int] = ...) -> None: ...
 
 class GetAgentRequest(_message.Message):
     __slots__ = ("agent_id",)
@@ -43,18 +49,20 @@ class GetAgentRequest(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ...) -> None: ...
 
 class SendMessageRequest(_message.Message):
-    __slots__ = ("agent_id", "message", "idempotency_key", "role", "max_steps")
+    __slots__ = ("agent_id", "message", "idempotency_key", "role", "max_steps", "tools")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     message: str
     idempotency_key: str
     role: str
     max_steps: int
-    def __init__(self, agent_id: _Optional[str] = ..., message: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., role: _Optional[str] = ..., max_steps: _Optional[int] = ...) -> None: ...
+    tools: _containers.RepeatedCompositeFieldContainer[_common_pb2.ToolSpec]
+    def __init__(self, agent_id: _Optional[str] = ..., message: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., role: _Optional[str] = ..., max_steps: _Optional[int] = ..., tools: _Optional[_Iterable[_Union[_common_pb2.ToolSpec, _Mapping]]] = ...) -> None: ...
 
 class StreamEventsRequest(_message.Message):
     __slots__ = ("agent_id", "after_seq", "follow", "turn_id")
@@ -211,3 +219,113 @@ class PublicRewriteMessageRequest(_message.Message):
     message_id: str
     text: str
     def __init__(self, agent_id: _Optional[str] = ..., message_id: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class ToolResultRequest(_message.Message):
+    __slots__ = ("agent_id", "call_id", "result", "error", "is_error")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    IS_ERROR_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    call_id: str
+    result: str
+    error: str
+    is_error: bool
+    def __init__(self, agent_id: _Optional[str] = ..., call_id: _Optional[str] = ..., result: _Optional[str] = ..., error: _Optional[str] = ..., is_error: _Optional[bool] = ...) -> None: ...
+
+class ApprovalRequest(_message.Message):
+    __slots__ = ("agent_id", "call_id", "approve", "reason")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    APPROVE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    call_id: str
+    approve: bool
+    reason: str
+    def __init__(self, agent_id: _Optional[str] = ..., call_id: _Optional[str] = ..., approve: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class PendingCalls(_message.Message):
+    __slots__ = ("turn_id", "calls")
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    turn_id: str
+    calls: _containers.RepeatedCompositeFieldContainer[_common_pb2.PendingCall]
+    def __init__(self, turn_id: _Optional[str] = ..., calls: _Optional[_Iterable[_Union[_common_pb2.PendingCall, _Mapping]]] = ...) -> None: ...
+
+class PublicMcpServer(_message.Message):
+    __slots__ = ("id", "name", "transport", "command", "args", "env", "url", "headers", "timeout_seconds", "max_result_chars", "created_at")
+    class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TRANSPORT_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_RESULT_CHARS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    transport: str
+    command: str
+    args: _containers.RepeatedScalarFieldContainer[str]
+    env: _containers.ScalarMap[str, str]
+    url: str
+    headers: _containers.ScalarMap[str, str]
+    timeout_seconds: float
+    max_result_chars: int
+    created_at: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., transport: _Optional[str] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., url: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., timeout_seconds: _Optional[float] = ..., max_result_chars: _Optional[int] = ..., created_at: _Optional[str] = ...) -> None: ...
+
+class ListPublicMcpServers(_message.Message):
+    __slots__ = ("servers",)
+    SERVERS_FIELD_NUMBER: _ClassVar[int]
+    servers: _containers.RepeatedCompositeFieldContainer[PublicMcpServer]
+    def __init__(self, servers: _Optional[_Iterable[_Union[PublicMcpServer, _Mapping]]] = ...) -> None: ...
+
+class McpServerRequest(_message.Message):
+    __slots__ = ("server_id",)
+    SERVER_ID_FIELD_NUMBER: _ClassVar[int]
+    server_id: str
+    def __init__(self, server_id: _Optional[str] = ...) -> None: ...
+
+class McpServerTools(_message.Message):
+    __slots__ = ("tools",)
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    tools: _containers.RepeatedCompositeFieldContainer[_common_pb2.ToolSpec]
+    def __init__(self, tools: _Optional[_Iterable[_Union[_common_pb2.ToolSpec, _Mapping]]] = ...) -> None: ...
+
+class AttachMcpToolsRequest(_message.Message):
+    __slots__ = ("agent_id", "server_id", "tools")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVER_ID_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    server_id: str
+    tools: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, agent_id: _Optional[str] = ..., server_id: _Optional[str] = ..., tools: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DetachToolRequest(_message.Message):
+    __slots__ = ("agent_id", "name")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    name: str
+    def __init__(self, agent_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...

@@ -176,6 +176,51 @@ class AgentServiceStub:
                 request_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
                 response_deserializer=mnemo_dot_v1_dot_llm__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.SubmitToolResult = channel.unary_stream(
+                '/mnemo.v1.AgentService/SubmitToolResult',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.ToolResultRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_common__pb2.Event.FromString,
+                _registered_method=True)
+        self.SubmitApproval = channel.unary_stream(
+                '/mnemo.v1.AgentService/SubmitApproval',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.ApprovalRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_common__pb2.Event.FromString,
+                _registered_method=True)
+        self.ListPendingCalls = channel.unary_unary(
+                '/mnemo.v1.AgentService/ListPendingCalls',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.GetAgentRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_agent__pb2.PendingCalls.FromString,
+                _registered_method=True)
+        self.RegisterMcpServer = channel.unary_unary(
+                '/mnemo.v1.AgentService/RegisterMcpServer',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.PublicMcpServer.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_agent__pb2.PublicMcpServer.FromString,
+                _registered_method=True)
+        self.ListMcpServers = channel.unary_unary(
+                '/mnemo.v1.AgentService/ListMcpServers',
+                request_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_agent__pb2.ListPublicMcpServers.FromString,
+                _registered_method=True)
+        self.DeleteMcpServer = channel.unary_unary(
+                '/mnemo.v1.AgentService/DeleteMcpServer',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.McpServerRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.ListMcpServerTools = channel.unary_unary(
+                '/mnemo.v1.AgentService/ListMcpServerTools',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.McpServerRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_agent__pb2.McpServerTools.FromString,
+                _registered_method=True)
+        self.AttachMcpTools = channel.unary_unary(
+                '/mnemo.v1.AgentService/AttachMcpTools',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.AttachMcpToolsRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_agent__pb2.Agent.FromString,
+                _registered_method=True)
+        self.DetachTool = channel.unary_unary(
+                '/mnemo.v1.AgentService/DetachTool',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.DetachToolRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_agent__pb2.Agent.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -350,6 +395,64 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitToolResult(self, request, context):
+        """Tools (docs/tools.md). A paused turn resumes with a client-side tool's result or a decision on
+        an approval; both stream the turn's events until it pauses again or ends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitApproval(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPendingCalls(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterMcpServer(self, request, context):
+        """MCP servers of the tenant (a stdio command only if MNEMO_MCP_STDIO_ALLOW lists it), their tools,
+        and attaching those tools to an agent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMcpServers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteMcpServer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMcpServerTools(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AttachMcpTools(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DetachTool(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -487,6 +590,51 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                     response_serializer=mnemo_dot_v1_dot_llm__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'SubmitToolResult': grpc.unary_stream_rpc_method_handler(
+                    servicer.SubmitToolResult,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.ToolResultRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_common__pb2.Event.SerializeToString,
+            ),
+            'SubmitApproval': grpc.unary_stream_rpc_method_handler(
+                    servicer.SubmitApproval,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.ApprovalRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_common__pb2.Event.SerializeToString,
+            ),
+            'ListPendingCalls': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPendingCalls,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.GetAgentRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_agent__pb2.PendingCalls.SerializeToString,
+            ),
+            'RegisterMcpServer': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterMcpServer,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.PublicMcpServer.FromString,
+                    response_serializer=mnemo_dot_v1_dot_agent__pb2.PublicMcpServer.SerializeToString,
+            ),
+            'ListMcpServers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMcpServers,
+                    request_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                    response_serializer=mnemo_dot_v1_dot_agent__pb2.ListPublicMcpServers.SerializeToString,
+            ),
+            'DeleteMcpServer': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteMcpServer,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.McpServerRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'ListMcpServerTools': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMcpServerTools,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.McpServerRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_agent__pb2.McpServerTools.SerializeToString,
+            ),
+            'AttachMcpTools': grpc.unary_unary_rpc_method_handler(
+                    servicer.AttachMcpTools,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.AttachMcpToolsRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_agent__pb2.Agent.SerializeToString,
+            ),
+            'DetachTool': grpc.unary_unary_rpc_method_handler(
+                    servicer.DetachTool,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.DetachToolRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_agent__pb2.Agent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1221,6 +1369,249 @@ class AgentService:
             '/mnemo.v1.AgentService/ListModels',
             google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             mnemo_dot_v1_dot_llm__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitToolResult(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/mnemo.v1.AgentService/SubmitToolResult',
+            mnemo_dot_v1_dot_agent__pb2.ToolResultRequest.SerializeToString,
+            mnemo_dot_v1_dot_common__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitApproval(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/mnemo.v1.AgentService/SubmitApproval',
+            mnemo_dot_v1_dot_agent__pb2.ApprovalRequest.SerializeToString,
+            mnemo_dot_v1_dot_common__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPendingCalls(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/ListPendingCalls',
+            mnemo_dot_v1_dot_agent__pb2.GetAgentRequest.SerializeToString,
+            mnemo_dot_v1_dot_agent__pb2.PendingCalls.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterMcpServer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/RegisterMcpServer',
+            mnemo_dot_v1_dot_agent__pb2.PublicMcpServer.SerializeToString,
+            mnemo_dot_v1_dot_agent__pb2.PublicMcpServer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMcpServers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/ListMcpServers',
+            google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            mnemo_dot_v1_dot_agent__pb2.ListPublicMcpServers.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteMcpServer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/DeleteMcpServer',
+            mnemo_dot_v1_dot_agent__pb2.McpServerRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMcpServerTools(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/ListMcpServerTools',
+            mnemo_dot_v1_dot_agent__pb2.McpServerRequest.SerializeToString,
+            mnemo_dot_v1_dot_agent__pb2.McpServerTools.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AttachMcpTools(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/AttachMcpTools',
+            mnemo_dot_v1_dot_agent__pb2.AttachMcpToolsRequest.SerializeToString,
+            mnemo_dot_v1_dot_agent__pb2.Agent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DetachTool(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/DetachTool',
+            mnemo_dot_v1_dot_agent__pb2.DetachToolRequest.SerializeToString,
+            mnemo_dot_v1_dot_agent__pb2.Agent.FromString,
             options,
             channel_credentials,
             insecure,

@@ -71,7 +71,7 @@ class AgentLimits(_message.Message):
     def __init__(self, max_steps: _Optional[int] = ..., max_tokens_per_turn: _Optional[int] = ..., function_result_max_chars: _Optional[int] = ..., memory_warning_fraction: _Optional[float] = ..., compaction_trigger_fraction: _Optional[float] = ..., compaction_target_fraction: _Optional[float] = ..., keep_last_messages: _Optional[int] = ..., reserved_completion_tokens: _Optional[int] = ...) -> None: ...
 
 class AgentConfig(_message.Message):
-    __slots__ = ("id", "tenant_id", "name", "model", "context_window", "preset", "summarizer_model", "embedding_model", "embedding_dim", "limits", "created_at", "metadata")
+    __slots__ = ("id", "tenant_id", "name", "model", "context_window", "preset", "summarizer_model", "embedding_model", "embedding_dim", "limits", "created_at", "metadata", "tools", "tool_rules", "tool_timeout_seconds")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +91,9 @@ class AgentConfig(_message.Message):
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_RULES_FIELD_NUMBER: _ClassVar[int]
+    TOOL_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant_id: str
     name: str
@@ -103,10 +106,69 @@ class AgentConfig(_message.Message):
     limits: AgentLimits
     created_at: str
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., context_window: _Optional[int] = ..., preset: _Optional[str] = ..., summarizer_model: _Optional[str] = ..., embedding_model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., limits: _Optional[_Union[AgentLimits, _Mapping]] = ..., created_at: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    tools: _containers.RepeatedCompositeFieldContainer[ToolSpec]
+    tool_rules: _containers.RepeatedCompositeFieldContainer[ToolRule]
+    tool_timeout_seconds: int
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., context_window: _Optional[int] = ..., preset: _Optional[str] = ..., summarizer_model: _Optional[str] = ..., embedding_model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., limits: _Optional[_Union[AgentLimits, _Mapping]] = ..., created_at: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., tools: _Optional[_Iterable[_Union[ToolSpec, _Mapping]]] = ..., tool_rules: _Optional[_Iterable[_Union[ToolRule, _Mapping]]] = ..., tool_timeout_seconds: _Optional[int] = ...) -> None: ...
+
+class ToolSpec(_message.Message):
+    __slots__ = ("name", "description", "parameters_json", "kind", "server_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_JSON_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SERVER_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    parameters_json: str
+    kind: str
+    server_id: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., parameters_json: _Optional[str] = ..., kind: _Optional[str] = ..., server_id: _Optional[str] = ...) -> None: ...
+
+class ToolRule(_message.Message):
+    __slots__ = ("tool", "terminal", "run_first", "max_calls_per_turn", "requires_approval")
+    TOOL_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIRST_FIELD_NUMBER: _ClassVar[int]
+    MAX_CALLS_PER_TURN_FIELD_NUMBER: _ClassVar[int]
+    REQUIRES_APPROVAL_FIELD_NUMBER: _ClassVar[int]
+    tool: str
+    terminal: bool
+    run_first: bool
+    max_calls_per_turn: int
+    requires_approval: bool
+    def __init__(self, tool: _Optional[str] = ..., terminal: _Optional[bool] = ..., run_first: _Optional[bool] = ..., max_calls_per_turn: _Optional[int] = ..., requires_approval: _Optional[bool] = ...) -> None: ...
+
+class PendingCall(_message.Message):
+    __slots__ = ("call_id", "name", "arguments", "kind", "deadline", "step", "requested_at")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENTS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    name: str
+    arguments: str
+    kind: str
+    deadline: str
+    step: int
+    requested_at: str
+    def __init__(self, call_id: _Optional[str] = ..., name: _Optional[str] = ..., arguments: _Optional[str] = ..., kind: _Optional[str] = ..., deadline: _Optional[str] = ..., step: _Optional[int] = ..., requested_at: _Optional[str] = ...) -> None: ...
+
+class CallResolution(_message.Message):
+    __slots__ = ("call_id", "kind", "text")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    kind: str
+    text: str
+    def __init__(self, call_id: _Optional[str] = ..., kind: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class TurnProgress(_message.Message):
-    __slots__ = ("turn_id", "steps_done", "heartbeat_pending", "tokens_used", "completed", "stop_reason", "turn_seq", "recent_calls")
+    __slots__ = ("turn_id", "steps_done", "heartbeat_pending", "tokens_used", "completed", "stop_reason", "turn_seq", "recent_calls", "pending_calls", "called_tools", "turn_tools", "max_steps", "stop_after_pending")
     TURN_ID_FIELD_NUMBER: _ClassVar[int]
     STEPS_DONE_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_PENDING_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +177,11 @@ class TurnProgress(_message.Message):
     STOP_REASON_FIELD_NUMBER: _ClassVar[int]
     TURN_SEQ_FIELD_NUMBER: _ClassVar[int]
     RECENT_CALLS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_CALLS_FIELD_NUMBER: _ClassVar[int]
+    CALLED_TOOLS_FIELD_NUMBER: _ClassVar[int]
+    TURN_TOOLS_FIELD_NUMBER: _ClassVar[int]
+    MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
+    STOP_AFTER_PENDING_FIELD_NUMBER: _ClassVar[int]
     turn_id: str
     steps_done: int
     heartbeat_pending: bool
@@ -123,7 +190,12 @@ class TurnProgress(_message.Message):
     stop_reason: str
     turn_seq: int
     recent_calls: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, turn_id: _Optional[str] = ..., steps_done: _Optional[int] = ..., heartbeat_pending: _Optional[bool] = ..., tokens_used: _Optional[int] = ..., completed: _Optional[bool] = ..., stop_reason: _Optional[str] = ..., turn_seq: _Optional[int] = ..., recent_calls: _Optional[_Iterable[str]] = ...) -> None: ...
+    pending_calls: _containers.RepeatedCompositeFieldContainer[PendingCall]
+    called_tools: _containers.RepeatedScalarFieldContainer[str]
+    turn_tools: _containers.RepeatedCompositeFieldContainer[ToolSpec]
+    max_steps: int
+    stop_after_pending: str
+    def __init__(self, turn_id: _Optional[str] = ..., steps_done: _Optional[int] = ..., heartbeat_pending: _Optional[bool] = ..., tokens_used: _Optional[int] = ..., completed: _Optional[bool] = ..., stop_reason: _Optional[str] = ..., turn_seq: _Optional[int] = ..., recent_calls: _Optional[_Iterable[str]] = ..., pending_calls: _Optional[_Iterable[_Union[PendingCall, _Mapping]]] = ..., called_tools: _Optional[_Iterable[str]] = ..., turn_tools: _Optional[_Iterable[_Union[ToolSpec, _Mapping]]] = ..., max_steps: _Optional[int] = ..., stop_after_pending: _Optional[str] = ...) -> None: ...
 
 class AgentState(_message.Message):
     __slots__ = ("config", "blocks", "summary", "queue", "revision", "recall_count", "archival_count", "last_memory_edit_at", "last_user_message_at", "turn", "last_step_id", "memory_warning_sent", "evicted_total", "pending_events", "commit_outbox")
@@ -302,8 +374,38 @@ class TurnFailed(_message.Message):
     code: str
     def __init__(self, error: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
 
+class ToolCallRequested(_message.Message):
+    __slots__ = ("call_id", "name", "arguments", "deadline")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENTS_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    name: str
+    arguments: str
+    deadline: str
+    def __init__(self, call_id: _Optional[str] = ..., name: _Optional[str] = ..., arguments: _Optional[str] = ..., deadline: _Optional[str] = ...) -> None: ...
+
+class ApprovalRequested(_message.Message):
+    __slots__ = ("call_id", "name", "arguments", "deadline")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENTS_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    name: str
+    arguments: str
+    deadline: str
+    def __init__(self, call_id: _Optional[str] = ..., name: _Optional[str] = ..., arguments: _Optional[str] = ..., deadline: _Optional[str] = ...) -> None: ...
+
+class TurnPaused(_message.Message):
+    __slots__ = ("call_ids",)
+    CALL_IDS_FIELD_NUMBER: _ClassVar[int]
+    call_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, call_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class Event(_message.Message):
-    __slots__ = ("type", "seq", "turn_id", "agent_id", "tenant_id", "created_at", "step", "id", "inner_thought", "function_call", "function_return", "assistant_message", "system_alert", "usage", "turn_completed", "turn_failed")
+    __slots__ = ("type", "seq", "turn_id", "agent_id", "tenant_id", "created_at", "step", "id", "inner_thought", "function_call", "function_return", "assistant_message", "system_alert", "usage", "turn_completed", "turn_failed", "tool_call_requested", "approval_requested", "turn_paused")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TURN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -320,6 +422,9 @@ class Event(_message.Message):
     USAGE_FIELD_NUMBER: _ClassVar[int]
     TURN_COMPLETED_FIELD_NUMBER: _ClassVar[int]
     TURN_FAILED_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    TURN_PAUSED_FIELD_NUMBER: _ClassVar[int]
     type: str
     seq: int
     turn_id: str
@@ -336,10 +441,13 @@ class Event(_message.Message):
     usage: UsageReport
     turn_completed: TurnCompleted
     turn_failed: TurnFailed
-    def __init__(self, type: _Optional[str] = ..., seq: _Optional[int] = ..., turn_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., created_at: _Optional[str] = ..., step: _Optional[int] = ..., id: _Optional[str] = ..., inner_thought: _Optional[_Union[InnerThought, _Mapping]] = ..., function_call: _Optional[_Union[FunctionCall, _Mapping]] = ..., function_return: _Optional[_Union[FunctionReturn, _Mapping]] = ..., assistant_message: _Optional[_Union[AssistantMessage, _Mapping]] = ..., system_alert: _Optional[_Union[SystemAlert, _Mapping]] = ..., usage: _Optional[_Union[UsageReport, _Mapping]] = ..., turn_completed: _Optional[_Union[TurnCompleted, _Mapping]] = ..., turn_failed: _Optional[_Union[TurnFailed, _Mapping]] = ...) -> None: ...
+    tool_call_requested: ToolCallRequested
+    approval_requested: ApprovalRequested
+    turn_paused: TurnPaused
+    def __init__(self, type: _Optional[str] = ..., seq: _Optional[int] = ..., turn_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., created_at: _Optional[str] = ..., step: _Optional[int] = ..., id: _Optional[str] = ..., inner_thought: _Optional[_Union[InnerThought, _Mapping]] = ..., function_call: _Optional[_Union[FunctionCall, _Mapping]] = ..., function_return: _Optional[_Union[FunctionReturn, _Mapping]] = ..., assistant_message: _Optional[_Union[AssistantMessage, _Mapping]] = ..., system_alert: _Optional[_Union[SystemAlert, _Mapping]] = ..., usage: _Optional[_Union[UsageReport, _Mapping]] = ..., turn_completed: _Optional[_Union[TurnCompleted, _Mapping]] = ..., turn_failed: _Optional[_Union[TurnFailed, _Mapping]] = ..., tool_call_requested: _Optional[_Union[ToolCallRequested, _Mapping]] = ..., approval_requested: _Optional[_Union[ApprovalRequested, _Mapping]] = ..., turn_paused: _Optional[_Union[TurnPaused, _Mapping]] = ...) -> None: ...
 
 class TurnRequest(_message.Message):
-    __slots__ = ("turn_id", "tenant_id", "agent_id", "message", "role", "created_at", "max_steps")
+    __slots__ = ("turn_id", "tenant_id", "agent_id", "message", "role", "created_at", "max_steps", "resolution", "tools")
     TURN_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -347,6 +455,8 @@ class TurnRequest(_message.Message):
     ROLE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
     turn_id: str
     tenant_id: str
     agent_id: str
@@ -354,4 +464,6 @@ class TurnRequest(_message.Message):
     role: str
     created_at: str
     max_steps: int
-    def __init__(self, turn_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., message: _Optional[str] = ..., role: _Optional[str] = ..., created_at: _Optional[str] = ..., max_steps: _Optional[int] = ...) -> None: ...
+    resolution: CallResolution
+    tools: _containers.RepeatedCompositeFieldContainer[ToolSpec]
+    def __init__(self, turn_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., message: _Optional[str] = ..., role: _Optional[str] = ..., created_at: _Optional[str] = ..., max_steps: _Optional[int] = ..., resolution: _Optional[_Union[CallResolution, _Mapping]] = ..., tools: _Optional[_Iterable[_Union[ToolSpec, _Mapping]]] = ...) -> None: ...

@@ -400,3 +400,77 @@ class PutTemplateRequest(_message.Message):
     template: _common_pb2.Template
     create_only: bool
     def __init__(self, tenant_id: _Optional[str] = ..., template: _Optional[_Union[_common_pb2.Template, _Mapping]] = ..., create_only: _Optional[bool] = ...) -> None: ...
+
+class EditAgentToolsRequest(_message.Message):
+    __slots__ = ("ref", "put", "remove", "remove_kind")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    PUT_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_KIND_FIELD_NUMBER: _ClassVar[int]
+    ref: _common_pb2.AgentRef
+    put: _containers.RepeatedCompositeFieldContainer[_common_pb2.ToolSpec]
+    remove: _containers.RepeatedScalarFieldContainer[str]
+    remove_kind: str
+    def __init__(self, ref: _Optional[_Union[_common_pb2.AgentRef, _Mapping]] = ..., put: _Optional[_Iterable[_Union[_common_pb2.ToolSpec, _Mapping]]] = ..., remove: _Optional[_Iterable[str]] = ..., remove_kind: _Optional[str] = ...) -> None: ...
+
+class McpServer(_message.Message):
+    __slots__ = ("id", "tenant_id", "name", "transport", "command", "args", "env", "url", "headers", "timeout_seconds", "max_result_chars", "created_at")
+    class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TRANSPORT_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_RESULT_CHARS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    tenant_id: str
+    name: str
+    transport: str
+    command: str
+    args: _containers.RepeatedScalarFieldContainer[str]
+    env: _containers.ScalarMap[str, str]
+    url: str
+    headers: _containers.ScalarMap[str, str]
+    timeout_seconds: float
+    max_result_chars: int
+    created_at: str
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., transport: _Optional[str] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., url: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., timeout_seconds: _Optional[float] = ..., max_result_chars: _Optional[int] = ..., created_at: _Optional[str] = ...) -> None: ...
+
+class McpServerRef(_message.Message):
+    __slots__ = ("tenant_id", "server_id")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVER_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    server_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., server_id: _Optional[str] = ...) -> None: ...
+
+class ListMcpServersRequest(_message.Message):
+    __slots__ = ("tenant_id",)
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    def __init__(self, tenant_id: _Optional[str] = ...) -> None: ...
+
+class ListMcpServersResponse(_message.Message):
+    __slots__ = ("servers",)
+    SERVERS_FIELD_NUMBER: _ClassVar[int]
+    servers: _containers.RepeatedCompositeFieldContainer[McpServer]
+    def __init__(self, servers: _Optional[_Iterable[_Union[McpServer, _Mapping]]] = ...) -> None: ...

@@ -173,6 +173,31 @@ class MemoryServiceStub:
                 request_serializer=mnemo_dot_v1_dot_memory__pb2.TemplateRef.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.EditAgentTools = channel.unary_unary(
+                '/mnemo.v1.MemoryService/EditAgentTools',
+                request_serializer=mnemo_dot_v1_dot_memory__pb2.EditAgentToolsRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_common__pb2.AgentState.FromString,
+                _registered_method=True)
+        self.PutMcpServer = channel.unary_unary(
+                '/mnemo.v1.MemoryService/PutMcpServer',
+                request_serializer=mnemo_dot_v1_dot_memory__pb2.McpServer.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_memory__pb2.McpServer.FromString,
+                _registered_method=True)
+        self.GetMcpServer = channel.unary_unary(
+                '/mnemo.v1.MemoryService/GetMcpServer',
+                request_serializer=mnemo_dot_v1_dot_memory__pb2.McpServerRef.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_memory__pb2.McpServer.FromString,
+                _registered_method=True)
+        self.ListMcpServers = channel.unary_unary(
+                '/mnemo.v1.MemoryService/ListMcpServers',
+                request_serializer=mnemo_dot_v1_dot_memory__pb2.ListMcpServersRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_memory__pb2.ListMcpServersResponse.FromString,
+                _registered_method=True)
+        self.DeleteMcpServer = channel.unary_unary(
+                '/mnemo.v1.MemoryService/DeleteMcpServer',
+                request_serializer=mnemo_dot_v1_dot_memory__pb2.McpServerRef.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class MemoryServiceServicer:
@@ -351,6 +376,38 @@ class MemoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EditAgentTools(self, request, context):
+        """Tools: an agent's custom tools (added, replaced or removed by name in one write), and the
+        MCP servers a tenant registered (KV mnemo_mcp_servers).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutMcpServer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMcpServer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMcpServers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteMcpServer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MemoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -487,6 +544,31 @@ def add_MemoryServiceServicer_to_server(servicer, server):
             'DeleteTemplate': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteTemplate,
                     request_deserializer=mnemo_dot_v1_dot_memory__pb2.TemplateRef.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'EditAgentTools': grpc.unary_unary_rpc_method_handler(
+                    servicer.EditAgentTools,
+                    request_deserializer=mnemo_dot_v1_dot_memory__pb2.EditAgentToolsRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_common__pb2.AgentState.SerializeToString,
+            ),
+            'PutMcpServer': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutMcpServer,
+                    request_deserializer=mnemo_dot_v1_dot_memory__pb2.McpServer.FromString,
+                    response_serializer=mnemo_dot_v1_dot_memory__pb2.McpServer.SerializeToString,
+            ),
+            'GetMcpServer': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMcpServer,
+                    request_deserializer=mnemo_dot_v1_dot_memory__pb2.McpServerRef.FromString,
+                    response_serializer=mnemo_dot_v1_dot_memory__pb2.McpServer.SerializeToString,
+            ),
+            'ListMcpServers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMcpServers,
+                    request_deserializer=mnemo_dot_v1_dot_memory__pb2.ListMcpServersRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_memory__pb2.ListMcpServersResponse.SerializeToString,
+            ),
+            'DeleteMcpServer': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteMcpServer,
+                    request_deserializer=mnemo_dot_v1_dot_memory__pb2.McpServerRef.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
     }
@@ -1220,6 +1302,141 @@ class MemoryService:
             target,
             '/mnemo.v1.MemoryService/DeleteTemplate',
             mnemo_dot_v1_dot_memory__pb2.TemplateRef.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EditAgentTools(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.MemoryService/EditAgentTools',
+            mnemo_dot_v1_dot_memory__pb2.EditAgentToolsRequest.SerializeToString,
+            mnemo_dot_v1_dot_common__pb2.AgentState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutMcpServer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.MemoryService/PutMcpServer',
+            mnemo_dot_v1_dot_memory__pb2.McpServer.SerializeToString,
+            mnemo_dot_v1_dot_memory__pb2.McpServer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMcpServer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.MemoryService/GetMcpServer',
+            mnemo_dot_v1_dot_memory__pb2.McpServerRef.SerializeToString,
+            mnemo_dot_v1_dot_memory__pb2.McpServer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMcpServers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.MemoryService/ListMcpServers',
+            mnemo_dot_v1_dot_memory__pb2.ListMcpServersRequest.SerializeToString,
+            mnemo_dot_v1_dot_memory__pb2.ListMcpServersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteMcpServer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.MemoryService/DeleteMcpServer',
+            mnemo_dot_v1_dot_memory__pb2.McpServerRef.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,

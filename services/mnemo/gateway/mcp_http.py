@@ -1,0 +1,88 @@
+"""`/mcp`: Mnemo's MCP server (mnemo.mcp_server) over streamable HTTP at the gateway.
+
+Every request needs the tenant's API key (`Authorization: Bearer <key>`, as on /v1); the tools then
+call the REST API of this same gateway in-process with that key, so a tenant reaches through MCP
+exactly what it reaches through REST (same checks, same isolation, same rate limit). Stateless:
+each request stands alone, so any gateway replica serves any request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from mcp.server.mcpserver import Context
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mnemo.client import AsyncMnemo
+from mnemo.gateway.deps import GatewayContext, authenticate
+from mnemo.gateway.errors import ApiError
+from mnemo.mcp_server.tools import build_server
+
+PATH = "/mcp"
+LOOPBACK = "http://gateway.internal"   # the base URL of in-process calls (never resolved)
+
+
+class McpEndpoint:
+    """The ASGI endpoint of `/mcp`: authenticates, then hands the request to the SDK's transport."""
+
+    def __init__(self, ctx: GatewayContext, app: ASGIApp) -> None:
+        self.ctx = ctx
+        self.app = app   # the gateway's REST app, which the tools call
+        self.server = build_server(self._client)
+        # DNS-rebinding checks guard servers without credentials; every request here carries a key.
+        self.http = self.server.streamable_http_app(
+            streamable_http_path=PATH, json_response=True, stateless_http=True,
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        ready = asyncio.Event()
+
+        async def run() -> None:
+            async with self.server.session_manager.run():
+                ready.set()
+                await self._stop.wait()
+        self._task = asyncio.create_task(run(), name="mcp-http")
+        await ready.wait()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+        try:
+            await authenticate(self.ctx, headers.get("authorization"))
+        except ApiError as exc:
+            await _answer(send, exc.status, {"detail": exc.detail}, exc.headers)
+            return
+        if self._task is None:
+            await _answer(send, 503, {"detail": "the MCP endpoint is not running"}, {})
+            return
+        await self.http(scope, receive, send)
+
+    @asynccontextmanager
+    async def _client(self, ctx: Context) -> AsyncIterator[AsyncMnemo]:
+        """A client of this gateway's REST API with the key of the MCP request being served."""
+        request: Any = ctx.request_context.request
+        authorization = request.headers.get("authorization", "") if request is not None else ""
+        key = authorization.partition(" ")[2].strip()
+        async with AsyncMnemo(LOOPBACK, api_key=key, transport=httpx.ASGITransport(app=self.app)) as api:
+            yield api
+
+
+async def _answer(send: Send, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+    data = json.dumps(body).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+           *((k.lower().encode(), v.encode()) for k, v in headers.items())]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": data})
