@@ -24,6 +24,7 @@ from mnemo.orchestrator.scheduling import (
     AgentOrder,
     DeliveryPolicy,
     Fail,
+    FailureCounts,
     Retry,
     failure_code,
     lease_value,
@@ -201,3 +202,18 @@ async def test_a_turn_cancelled_just_as_it_is_let_in_passes_the_agent_on():
     assert entered == [3]
     order.leave("k")
     assert not order.busy("k")
+
+
+def test_failures_not_deliveries_decide_when_a_turn_is_given_up() -> None:
+    # A turn queued behind a paused one is delivered again and again without failing; its first
+    # transient failure afterwards is retried, like any turn's.
+    counts = FailureCounts(size=3)
+    err = Unavailable("llm-proxy restarting")
+    assert EXACT.after_failure(err, counts.failed("t1")) == Retry(0.4)
+    assert [counts.failed("t1") for _ in range(MAX_DELIVERIES - 2)][-1] == MAX_DELIVERIES - 1
+    assert isinstance(EXACT.after_failure(err, counts.failed("t1")), Fail)
+    counts.forget("t1")
+    assert counts.failed("t1") == 1
+    for t in ("t2", "t3", "t4"):  # bounded: the least recently failed turn is forgotten
+        counts.failed(t)
+    assert counts.failed("t1") == 1 and counts.failed("t4") == 2

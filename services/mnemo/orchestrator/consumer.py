@@ -26,7 +26,7 @@ from mnemo.common.telemetry import span
 from mnemo.orchestrator.leases import Lease, LeaseManager
 from mnemo.orchestrator.pauses import TurnWaits
 from mnemo.orchestrator.runner import TurnRunner
-from mnemo.orchestrator.scheduling import MAX_DELIVERIES, AgentOrder, DeliveryPolicy, Fail, may_run
+from mnemo.orchestrator.scheduling import MAX_DELIVERIES, AgentOrder, DeliveryPolicy, Fail, FailureCounts, may_run
 from mnemo.v1 import common_pb2
 
 __all__ = ["MAX_DELIVERIES", "TurnConsumer"]
@@ -53,6 +53,7 @@ class TurnConsumer:
         self.concurrency = max(1, concurrency)
         self.ack_wait = ack_wait
         self.policy = policy
+        self._failures = FailureCounts()
         self.psub: JetStreamContext.PullSubscription | None = None
         self._slots = asyncio.Semaphore(self.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -308,6 +309,7 @@ class TurnConsumer:
             turn_span.set_attribute("mnemo.stop_reason", stop or "already_done")
             outcome = stop or "already_done"
             refresher.cancel()
+            self._failures.forget(turn.turn_id)
             # Double ack: the turn is gone from the work queue before the agent's next turn checks order.
             await asyncio.gather(msg.ack_sync(), self.leases.release(lease), return_exceptions=True)
         except TurnWaits as wait:  # queued behind a paused turn, or a timer before its deadline
@@ -350,12 +352,13 @@ class TurnConsumer:
             await asyncio.gather(self.leases.refresh(lease), msg.in_progress(), return_exceptions=True)
 
     async def _on_error(self, msg: Msg, turn: common_pb2.TurnRequest, exc: Exception) -> None:
-        verdict = self.policy.after_failure(exc, msg.metadata.num_delivered)
+        verdict = self.policy.after_failure(exc, self._failures.failed(turn.turn_id))
         if not isinstance(verdict, Fail):
             log.warning("turn %s failed (%s), retrying in %.1fs", turn.turn_id, exc, verdict.delay)
             await _quietly(msg.nak(delay=verdict.delay))  # if the nak is lost, ack_wait redelivers
             return
         log.exception("turn %s failed", turn.turn_id, exc_info=exc)
+        self._failures.forget(turn.turn_id)
         try:
             await self.runner.fail(turn, verdict.message, verdict.code, {})
         finally:

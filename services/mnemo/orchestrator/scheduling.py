@@ -91,11 +91,33 @@ class DeliveryPolicy:
         """Delay before the next delivery after a failure (the error's `retry_after` hint, if longer)."""
         return self.retry.delay(deliveries, getattr(exc, "retry_after", None))
 
-    def after_failure(self, exc: BaseException, deliveries: int) -> Retry | Fail:
-        """What to do with a turn whose run raised `exc` on its `deliveries`-th delivery."""
-        if self.is_transient(exc) and deliveries < self.max_deliveries:
-            return Retry(self.retry_delay(deliveries, exc))
+    def after_failure(self, exc: BaseException, failures: int) -> Retry | Fail:
+        """What to do with a turn whose run raised `exc`, its `failures`-th failure. Failures, not
+        deliveries: a turn handed back while it waited (behind a paused turn, an earlier turn) was
+        delivered many times without failing once."""
+        if self.is_transient(exc) and failures < self.max_deliveries:
+            return Retry(self.retry_delay(failures, exc))
         return Fail(failure_code(exc), str(exc)[:500])
+
+
+class FailureCounts:
+    """How many times each turn failed on this replica (bounded: the least recently failed are
+    forgotten first, and a turn another replica takes starts its count again)."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._counts: dict[str, int] = {}
+
+    def failed(self, turn_id: str) -> int:
+        """Note one more failure of `turn_id`; its count so far."""
+        count = self._counts.pop(turn_id, 0) + 1
+        self._counts[turn_id] = count  # re-inserted: most recent last
+        while len(self._counts) > self.size:
+            del self._counts[next(iter(self._counts))]
+        return count
+
+    def forget(self, turn_id: str) -> None:
+        self._counts.pop(turn_id, None)
 
 
 # ---- lease values -------------------------------------------------------------------------------
