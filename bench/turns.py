@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -65,6 +66,23 @@ def cpu_seconds(procs: list[psutil.Process]) -> dict[str, float]:
             t = p.cpu_times()
             out[_name(p)] = out.get(_name(p), 0.0) + t.user + t.system
         except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def main_thread_seconds(procs: list[psutil.Process]) -> dict[str, float]:
+    """CPU seconds of each Python process's main thread (its event loop): the rest of a process's
+    CPU is its other threads' (embedding, SQLite, gRPC)."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for p in procs:
+        try:
+            if "python" not in p.name():
+                continue
+            with open(f"/proc/{p.pid}/task/{p.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[_name(p)] = out.get(_name(p), 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        except (psutil.NoSuchProcess, OSError):
             pass
     return out
 
@@ -126,15 +144,18 @@ async def sequential(client: aiohttp.ClientSession, stack: Stack, n: int, profil
     procs = stack_processes(stack)
     spies = start_profilers(procs, profile / "sequential") if profile else []
     await indexed(stack)
-    cpu0 = cpu_seconds(procs)
+    cpu0, main0 = cpu_seconds(procs), main_thread_seconds(procs)
     lat = [await send(client, agent, f"message {i}") for i in range(n)]
     await indexed(stack)
-    cpu1 = cpu_seconds(procs)
+    cpu1, main1 = cpu_seconds(procs), main_thread_seconds(procs)
     stop_profilers(spies)
     per = {k: v / n * 1000 for k, v in cpu_spent(cpu0, cpu1).items()}
+    loops = {k: v / n * 1000 for k, v in cpu_spent(main0, main1).items()}
     print(f"(a) {n} sequential turns, one agent: p50 {pct(lat, .5) * 1000:.1f} ms, "
           f"p95 {pct(lat, .95) * 1000:.1f} ms, mean {statistics.mean(lat) * 1000:.1f} ms, "
           f"CPU {sum(per.values()):.1f} ms/turn ({', '.join(f'{k} {v:.1f}' for k, v in sorted(per.items()))})")
+    print("   of which main threads (event loops): "
+          + ", ".join(f"{k} {v:.1f}" for k, v in sorted(loops.items())) + " ms/turn")
 
 
 def start_profilers(procs: list[psutil.Process], out: Path) -> list[subprocess.Popen[bytes]]:
