@@ -2,7 +2,7 @@
 default layout and the default local embedder for recall indexing) with a 0 ms scripted model in
 its own process.
 
-    .venv/bin/python bench/turns.py [--sequential N] [--agents A] [--turns T] [--profile DIR]
+    .venv/bin/python bench/turns.py [--sequential N] [--agents A] [--turns T] [--profile DIR] [--env K=V]
 
 (a) N sequential turns to one agent: p50 / p95 per-turn latency.
 (b) A agents x T turns at once (each agent's turns in sequence): turns/s, p50 / p95, errors,
@@ -162,7 +162,7 @@ def start_profilers(procs: list[psutil.Process], out: Path) -> list[subprocess.P
     """py-spy (collapsed stacks, one file per Python process) for the duration of (b)."""
     out.mkdir(parents=True, exist_ok=True)
     spy = Path(sys.executable).with_name("py-spy")
-    return [subprocess.Popen([str(spy), "record", "--nonblocking", "--format", "raw", "--rate", "250",
+    return [subprocess.Popen([str(spy), "record", "--nonblocking", "--threads", "--format", "raw", "--rate", "250",
                               "-p", str(p.pid), "-o", str(out / f"{_name(p)}.txt")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for p in procs if "python" in p.name()]
@@ -235,6 +235,8 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=10)
     parser.add_argument("--profile", type=Path, default=None,
                         help="write py-spy collapsed stacks of every service during (b) into this folder")
+    parser.add_argument("--env", action="append", default=[], metavar="MNEMO_X=value",
+                        help="a setting of the stack (repeatable), e.g. MNEMO_LAYOUT=split")
     args = parser.parse_args()
     port = free_port()
     llm = subprocess.Popen([sys.executable, "-m", "tests.scripted_llm", str(port)], env=ENV_BASE,
@@ -242,10 +244,10 @@ def main() -> None:
     try:
         wait_port(port)
         with tempfile.TemporaryDirectory() as tmp:
-            # A load test, not an abuse test: lift the gateway's per-tenant rate limit.
+            # The defaults a user runs (the local tenant is not rate limited), plus any --env.
+            extra = dict(kv.split("=", 1) for kv in args.env)
             stack = Stack(Path(tmp) / "home", llm_base_url=f"http://127.0.0.1:{port}/v1",
-                          extra_env={"MNEMO_GATEWAY_RATE_PER_SECOND": "100000",
-                                     "MNEMO_GATEWAY_RATE_BURST": "100000"}).start(timeout=300)
+                          extra_env=extra).start(timeout=300)
             try:
                 print(f"stack up in {stack.startup_seconds:.1f}s")
                 learn_names(stack)
