@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import ClassVar
 
 import nats
 from nats.aio.client import Client as NATS
@@ -82,8 +83,19 @@ KV_BUCKETS: list[KeyValueConfig] = [
 ]
 
 
-async def connect(url: str, name: str) -> NATS:
-    """Connect to NATS with reconnects forever (a restart of the server is survived)."""
+async def connect(url: str, name: str, shared: bool = False) -> NATS:
+    """Connect to NATS with reconnects forever (a restart of the server is survived).
+
+    `shared`: the services of one process (the combined layout) use one connection: one socket and
+    one read loop, and what they publish at the same moment goes out in one write. Each service's
+    `drain()` / `close()` lets go of it; the last one closes it.
+    """
+    if shared:
+        return await SharedConnection.acquire(url)
+    return await _connect(url, name)
+
+
+async def _connect(url: str, name: str) -> NATS:
     return await nats.connect(
         servers=url.split(","),
         name=name,
@@ -92,6 +104,43 @@ async def connect(url: str, name: str) -> NATS:
         connect_timeout=5,
         allow_reconnect=True,
     )
+
+
+class SharedConnection:
+    """A NATS connection shared by the services of one process; everything but `drain` and `close`
+    (which let go of it) is the connection's own."""
+
+    _by_url: ClassVar[dict[str, SharedConnection]] = {}
+
+    def __init__(self, url: str, nc: NATS) -> None:
+        self._url = url
+        self._nc = nc
+        self._users = 0
+
+    @classmethod
+    async def acquire(cls, url: str) -> NATS:
+        shared = cls._by_url.get(url)
+        if shared is None or shared._nc.is_closed:
+            shared = cls(url, await _connect(url, "mnemo-services"))
+            cls._by_url[url] = shared
+        shared._users += 1
+        return shared  # type: ignore[return-value]  # duck-typed: the connection's attributes
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._nc, name)
+
+    async def drain(self) -> None:
+        await self._release(self._nc.drain)
+
+    async def close(self) -> None:
+        await self._release(self._nc.close)
+
+    async def _release(self, end: object) -> None:
+        self._users -= 1
+        if self._users == 0:
+            if self._by_url.get(self._url) is self:
+                del self._by_url[self._url]
+            await end()  # type: ignore[operator]
 
 
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:

@@ -78,7 +78,7 @@ class GatewayService:
 
     async def start(self) -> None:
         settings, options = self.settings, self.options
-        self.nc = await connect(settings.nats_servers, "mnemo-gateway")
+        self.nc = await connect(settings.nats_servers, "mnemo-gateway", shared=settings.rpc_local)
         js = self.nc.jetstream()
         buckets = await ensure_jetstream(js, self.settings.jetstream_replicas)
         idempotency = await ensure_kv(js, IDEMPOTENCY_BUCKET)

@@ -302,7 +302,7 @@ class MemoryService:
         self.recovered_outboxes: int | None = None  # agents checked by the start-up pass, once done
 
     async def start(self) -> None:
-        self.nc = await connect(self.settings.nats_servers, "mnemo-memory")
+        self.nc = await connect(self.settings.nats_servers, "mnemo-memory", shared=self.settings.rpc_local)
         nc = self.nc
         self.llm.use(lambda grpc_stub: rpcclient.llm_client(self.settings, nc, grpc_stub))
         js = self.nc.jetstream()

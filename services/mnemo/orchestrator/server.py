@@ -47,7 +47,8 @@ class OrchestratorService:
         self.address = ""
 
     async def start(self) -> None:
-        self.nc = await connect(self.settings.nats_servers, f"mnemo-orchestrator-{self.replica_id}")
+        self.nc = await connect(self.settings.nats_servers, f"mnemo-orchestrator-{self.replica_id}",
+                                shared=self.settings.rpc_local)
         js = self.nc.jetstream()
         buckets = await ensure_jetstream(js, self.settings.jetstream_replicas)
         memory_ch = client_channel(self.memory_target)
