@@ -28,7 +28,7 @@ from mnemo.v1 import llm_pb2 as mnemo_dot_v1_dot_llm__pb2
 from mnemo.v1 import memory_pb2 as mnemo_dot_v1_dot_memory__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14mnemo/v1/agent.proto\x12\x08mnemo.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x15mnemo/v1/common.proto\x1a\x12mnemo/v1/llm.proto\x1a\x15mnemo/v1/memory.proto\"\x92\x02\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x16\n\x0e\x63ontext_window\x18\x04 \x01(\x05\x12\x0e\n\x06preset\x18\x05 \x01(\t\x12%\n\x06limits\x18\x06 \x01(\x0b\x32\x15.mnemo.v1.AgentLimits\x12%\n\x06\x62locks\x18\x07 \x03(\x0b\x32\x15.mnemo.v1.MemoryBlock\x12\x12\n\ncreated_at\x18\x08 \x01(\t\x12&\n\x06\x63ounts\x18\t \x01(\x0b\x32\x16.mnemo.v1.MemoryCounts\x12\x17\n\x0f\x65mbedding_model\x18\n \x01(\t\x12\x15\n\rembedding_dim\x18\x0b \x01(\x05\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"q\n\x12SendMessageRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x11\n\tmax_steps\x18\x05 \x01(\x05\"[\n\x13StreamEventsRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x0f\n\x07turn_id\x18\x04 \x01(\t\"Y\n\x18UpdateMemoryBlockRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"\x87\x01\n\x19PublicSearchRecallRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\t\x12\x0b\n\x03\x65nd\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\x0c\n\x04page\x18\x06 \x01(\x05\x12\x11\n\tpage_size\x18\x07 \x01(\x05\"R\n\x19PublicImportRecallRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12#\n\x08messages\x18\x02 \x03(\x0b\x32\x11.mnemo.v1.Message\"m\n\x1bPublicSearchArchivalRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12\x0c\n\x04page\x18\x04 \x01(\x05\x12\x11\n\tpage_size\x18\x05 \x01(\x05\"Y\n\x1bPublicInsertArchivalRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12(\n\x08passages\x18\x02 \x03(\x0b\x32\x16.mnemo.v1.PassageInput\"C\n\x1bPublicDeleteArchivalRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\npassage_id\x18\x02 \x01(\t\"^\n\x14PublicDocumentHeader\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\"_\n\x13PublicDocumentChunk\x12\x30\n\x06header\x18\x01 \x01(\x0b\x32\x1e.mnemo.v1.PublicDocumentHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"?\n\x1dPublicCreateCheckpointRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"I\n\x1ePublicRestoreCheckpointRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\"*\n\x1aPublicListTemplatesRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\"/\n\x11PublicTemplateRef\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"U\n\x18PublicPutTemplateRequest\x12$\n\x08template\x18\x01 \x01(\x0b\x32\x12.mnemo.v1.Template\x12\x13\n\x0b\x63reate_only\x18\x02 \x01(\x08\";\n\x18PublicPopMessagesRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\"Q\n\x1bPublicRewriteMessageRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t2\xd1\x0f\n\x0c\x41gentService\x12<\n\x0b\x43reateAgent\x12\x1c.mnemo.v1.CreateAgentRequest\x1a\x0f.mnemo.v1.Agent\x12\x36\n\x08GetAgent\x12\x19.mnemo.v1.GetAgentRequest\x1a\x0f.mnemo.v1.Agent\x12G\n\nListAgents\x12\x1b.mnemo.v1.ListAgentsRequest\x1a\x1c.mnemo.v1.ListAgentsResponse\x12<\n\x0bUpdateAgent\x12\x1c.mnemo.v1.UpdateAgentRequest\x1a\x0f.mnemo.v1.Agent\x12@\n\x0b\x44\x65leteAgent\x12\x19.mnemo.v1.GetAgentRequest\x1a\x16.google.protobuf.Empty\x12>\n\x0bSendMessage\x12\x1c.mnemo.v1.SendMessageRequest\x1a\x0f.mnemo.v1.Event0\x01\x12@\n\x0cStreamEvents\x12\x1d.mnemo.v1.StreamEventsRequest\x1a\x0f.mnemo.v1.Event0\x01\x12<\n\tGetMemory\x12\x19.mnemo.v1.GetAgentRequest\x1a\x14.mnemo.v1.CoreMemory\x12N\n\x11UpdateMemoryBlock\x12\".mnemo.v1.UpdateMemoryBlockRequest\x1a\x15.mnemo.v1.MemoryBlock\x12S\n\x0cSearchRecall\x12#.mnemo.v1.PublicSearchRecallRequest\x1a\x1e.mnemo.v1.SearchRecallResponse\x12S\n\x0cImportRecall\x12#.mnemo.v1.PublicImportRecallRequest\x1a\x1e.mnemo.v1.ImportRecallResponse\x12Y\n\x0eSearchArchival\x12%.mnemo.v1.PublicSearchArchivalRequest\x1a .mnemo.v1.SearchArchivalResponse\x12Y\n\x0eInsertArchival\x12%.mnemo.v1.PublicInsertArchivalRequest\x1a .mnemo.v1.InsertArchivalResponse\x12O\n\x0e\x44\x65leteArchival\x12%.mnemo.v1.PublicDeleteArchivalRequest\x1a\x16.google.protobuf.Empty\x12M\n\x0eUploadDocument\x12\x1d.mnemo.v1.PublicDocumentChunk\x1a\x18.mnemo.v1.IngestProgress(\x01\x30\x01\x12Q\n\x10\x43reateCheckpoint\x12\'.mnemo.v1.PublicCreateCheckpointRequest\x1a\x14.mnemo.v1.Checkpoint\x12O\n\x0fListCheckpoints\x12\x19.mnemo.v1.GetAgentRequest\x1a!.mnemo.v1.ListCheckpointsResponse\x12N\n\x11RestoreCheckpoint\x12(.mnemo.v1.PublicRestoreCheckpointRequest\x1a\x0f.mnemo.v1.Agent\x12?\n\x0b\x45xportAgent\x12\x19.mnemo.v1.GetAgentRequest\x1a\x13.mnemo.v1.DataChunk0\x01\x12\x35\n\x0bImportAgent\x12\x13.mnemo.v1.DataChunk\x1a\x0f.mnemo.v1.Agent(\x01\x12V\n\rListTemplates\x12$.mnemo.v1.PublicListTemplatesRequest\x1a\x1f.mnemo.v1.ListTemplatesResponse\x12>\n\x0bGetTemplate\x12\x1b.mnemo.v1.PublicTemplateRef\x1a\x12.mnemo.v1.Template\x12\x45\n\x0bPutTemplate\x12\".mnemo.v1.PublicPutTemplateRequest\x1a\x12.mnemo.v1.Template\x12\x45\n\x0e\x44\x65leteTemplate\x12\x1b.mnemo.v1.PublicTemplateRef\x1a\x16.google.protobuf.Empty\x12P\n\x0bPopMessages\x12\".mnemo.v1.PublicPopMessagesRequest\x1a\x1d.mnemo.v1.PopMessagesResponse\x12J\n\x0eRewriteMessage\x12%.mnemo.v1.PublicRewriteMessageRequest\x1a\x11.mnemo.v1.Message\x12\x42\n\nListModels\x12\x16.google.protobuf.Empty\x1a\x1c.mnemo.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14mnemo/v1/agent.proto\x12\x08mnemo.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x15mnemo/v1/common.proto\x1a\x12mnemo/v1/llm.proto\x1a\x15mnemo/v1/memory.proto\"\x85\x03\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x16\n\x0e\x63ontext_window\x18\x04 \x01(\x05\x12\x0e\n\x06preset\x18\x05 \x01(\t\x12%\n\x06limits\x18\x06 \x01(\x0b\x32\x15.mnemo.v1.AgentLimits\x12%\n\x06\x62locks\x18\x07 \x03(\x0b\x32\x15.mnemo.v1.MemoryBlock\x12\x12\n\ncreated_at\x18\x08 \x01(\t\x12&\n\x06\x63ounts\x18\t \x01(\x0b\x32\x16.mnemo.v1.MemoryCounts\x12\x17\n\x0f\x65mbedding_model\x18\n \x01(\t\x12\x15\n\rembedding_dim\x18\x0b \x01(\x05\x12\x34\n\rconsolidation\x18< \x01(\x0b\x32\x1d.mnemo.v1.ConsolidationConfig\x12;\n\x14\x63onsolidation_status\x18= \x01(\x0b\x32\x1d.mnemo.v1.ConsolidationStatus\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"q\n\x12SendMessageRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x11\n\tmax_steps\x18\x05 \x01(\x05\"[\n\x13StreamEventsRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x0f\n\x07turn_id\x18\x04 \x01(\t\"Y\n\x18UpdateMemoryBlockRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"\x87\x01\n\x19PublicSearchRecallRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\t\x12\x0b\n\x03\x65nd\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\x0c\n\x04page\x18\x06 \x01(\x05\x12\x11\n\tpage_size\x18\x07 \x01(\x05\"R\n\x19PublicImportRecallRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12#\n\x08messages\x18\x02 \x03(\x0b\x32\x11.mnemo.v1.Message\"m\n\x1bPublicSearchArchivalRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12\x0c\n\x04page\x18\x04 \x01(\x05\x12\x11\n\tpage_size\x18\x05 \x01(\x05\"h\n\x1bPublicInsertArchivalRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12(\n\x08passages\x18\x02 \x03(\x0b\x32\x16.mnemo.v1.PassageInput\x12\r\n\x05\x64\x65\x64up\x18< \x01(\t\"C\n\x1bPublicDeleteArchivalRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\npassage_id\x18\x02 \x01(\t\"^\n\x14PublicDocumentHeader\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\"_\n\x13PublicDocumentChunk\x12\x30\n\x06header\x18\x01 \x01(\x0b\x32\x1e.mnemo.v1.PublicDocumentHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"?\n\x1dPublicCreateCheckpointRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"I\n\x1ePublicRestoreCheckpointRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\"*\n\x1aPublicListTemplatesRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\"/\n\x11PublicTemplateRef\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"U\n\x18PublicPutTemplateRequest\x12$\n\x08template\x18\x01 \x01(\x0b\x32\x12.mnemo.v1.Template\x12\x13\n\x0b\x63reate_only\x18\x02 \x01(\x08\";\n\x18PublicPopMessagesRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\"Q\n\x1bPublicRewriteMessageRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"G\n\x18PublicCreateBlockRequest\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\":\n\x17PublicListBlocksRequest\x12\x0c\n\x04page\x18\x01 \x01(\x05\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"\"\n\x0ePublicBlockRef\x12\x10\n\x08\x62lock_id\x18\x01 \x01(\t\"Y\n\x18PublicUpdateBlockRequest\x12\x10\n\x08\x62lock_id\x18\x01 \x01(\t\x12\x12\n\x05value\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\r\n\x05limit\x18\x03 \x01(\x05\x42\x08\n\x06_value\">\n\x18PublicAttachBlockRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x10\n\x08\x62lock_id\x18\x02 \x01(\t\"}\n\x1fPublicBulkDeleteArchivalRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04tags\x18\x02 \x03(\t\x12\r\n\x05start\x18\x03 \x01(\t\x12\x0b\n\x03\x65nd\x18\x04 \x01(\t\x12\x11\n\tsource_id\x18\x05 \x01(\t\x12\x0b\n\x03ids\x18\x06 \x03(\t2\xdf\x15\n\x0c\x41gentService\x12<\n\x0b\x43reateAgent\x12\x1c.mnemo.v1.CreateAgentRequest\x1a\x0f.mnemo.v1.Agent\x12\x36\n\x08GetAgent\x12\x19.mnemo.v1.GetAgentRequest\x1a\x0f.mnemo.v1.Agent\x12G\n\nListAgents\x12\x1b.mnemo.v1.ListAgentsRequest\x1a\x1c.mnemo.v1.ListAgentsResponse\x12<\n\x0bUpdateAgent\x12\x1c.mnemo.v1.UpdateAgentRequest\x1a\x0f.mnemo.v1.Agent\x12@\n\x0b\x44\x65leteAgent\x12\x19.mnemo.v1.GetAgentRequest\x1a\x16.google.protobuf.Empty\x12>\n\x0bSendMessage\x12\x1c.mnemo.v1.SendMessageRequest\x1a\x0f.mnemo.v1.Event0\x01\x12@\n\x0cStreamEvents\x12\x1d.mnemo.v1.StreamEventsRequest\x1a\x0f.mnemo.v1.Event0\x01\x12<\n\tGetMemory\x12\x19.mnemo.v1.GetAgentRequest\x1a\x14.mnemo.v1.CoreMemory\x12N\n\x11UpdateMemoryBlock\x12\".mnemo.v1.UpdateMemoryBlockRequest\x1a\x15.mnemo.v1.MemoryBlock\x12S\n\x0cSearchRecall\x12#.mnemo.v1.PublicSearchRecallRequest\x1a\x1e.mnemo.v1.SearchRecallResponse\x12S\n\x0cImportRecall\x12#.mnemo.v1.PublicImportRecallRequest\x1a\x1e.mnemo.v1.ImportRecallResponse\x12Y\n\x0eSearchArchival\x12%.mnemo.v1.PublicSearchArchivalRequest\x1a .mnemo.v1.SearchArchivalResponse\x12Y\n\x0eInsertArchival\x12%.mnemo.v1.PublicInsertArchivalRequest\x1a .mnemo.v1.InsertArchivalResponse\x12O\n\x0e\x44\x65leteArchival\x12%.mnemo.v1.PublicDeleteArchivalRequest\x1a\x16.google.protobuf.Empty\x12M\n\x0eUploadDocument\x12\x1d.mnemo.v1.PublicDocumentChunk\x1a\x18.mnemo.v1.IngestProgress(\x01\x30\x01\x12Q\n\x10\x43reateCheckpoint\x12\'.mnemo.v1.PublicCreateCheckpointRequest\x1a\x14.mnemo.v1.Checkpoint\x12O\n\x0fListCheckpoints\x12\x19.mnemo.v1.GetAgentRequest\x1a!.mnemo.v1.ListCheckpointsResponse\x12N\n\x11RestoreCheckpoint\x12(.mnemo.v1.PublicRestoreCheckpointRequest\x1a\x0f.mnemo.v1.Agent\x12?\n\x0b\x45xportAgent\x12\x19.mnemo.v1.GetAgentRequest\x1a\x13.mnemo.v1.DataChunk0\x01\x12\x35\n\x0bImportAgent\x12\x13.mnemo.v1.DataChunk\x1a\x0f.mnemo.v1.Agent(\x01\x12V\n\rListTemplates\x12$.mnemo.v1.PublicListTemplatesRequest\x1a\x1f.mnemo.v1.ListTemplatesResponse\x12>\n\x0bGetTemplate\x12\x1b.mnemo.v1.PublicTemplateRef\x1a\x12.mnemo.v1.Template\x12\x45\n\x0bPutTemplate\x12\".mnemo.v1.PublicPutTemplateRequest\x1a\x12.mnemo.v1.Template\x12\x45\n\x0e\x44\x65leteTemplate\x12\x1b.mnemo.v1.PublicTemplateRef\x1a\x16.google.protobuf.Empty\x12P\n\x0bPopMessages\x12\".mnemo.v1.PublicPopMessagesRequest\x1a\x1d.mnemo.v1.PopMessagesResponse\x12J\n\x0eRewriteMessage\x12%.mnemo.v1.PublicRewriteMessageRequest\x1a\x11.mnemo.v1.Message\x12\x42\n\nListModels\x12\x16.google.protobuf.Empty\x1a\x1c.mnemo.v1.ListModelsResponse\x12H\n\x0b\x43reateBlock\x12\".mnemo.v1.PublicCreateBlockRequest\x1a\x15.mnemo.v1.SharedBlock\x12S\n\nListBlocks\x12!.mnemo.v1.PublicListBlocksRequest\x1a\".mnemo.v1.ListSharedBlocksResponse\x12;\n\x08GetBlock\x12\x18.mnemo.v1.PublicBlockRef\x1a\x15.mnemo.v1.SharedBlock\x12H\n\x0bUpdateBlock\x12\".mnemo.v1.PublicUpdateBlockRequest\x1a\x15.mnemo.v1.SharedBlock\x12?\n\x0b\x44\x65leteBlock\x12\x18.mnemo.v1.PublicBlockRef\x1a\x16.google.protobuf.Empty\x12T\n\x0fListBlockAgents\x12\x18.mnemo.v1.PublicBlockRef\x1a\'.mnemo.v1.ListSharedBlockAgentsResponse\x12V\n\x0b\x41ttachBlock\x12\".mnemo.v1.PublicAttachBlockRequest\x1a#.mnemo.v1.AttachSharedBlockResponse\x12I\n\x0b\x44\x65tachBlock\x12\".mnemo.v1.PublicAttachBlockRequest\x1a\x16.google.protobuf.Empty\x12\x65\n\x12\x42ulkDeleteArchival\x12).mnemo.v1.PublicBulkDeleteArchivalRequest\x1a$.mnemo.v1.BulkDeleteArchivalResponse\x12\x45\n\x10\x43onsolidateAgent\x12\x19.mnemo.v1.GetAgentRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,43 +36,55 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mnemo.v1.agent_pb2', _globa
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AGENT']._serialized_start=130
-  _globals['_AGENT']._serialized_end=404
-  _globals['_GETAGENTREQUEST']._serialized_start=406
-  _globals['_GETAGENTREQUEST']._serialized_end=441
-  _globals['_SENDMESSAGEREQUEST']._serialized_start=443
-  _globals['_SENDMESSAGEREQUEST']._serialized_end=556
-  _globals['_STREAMEVENTSREQUEST']._serialized_start=558
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=649
-  _globals['_UPDATEMEMORYBLOCKREQUEST']._serialized_start=651
-  _globals['_UPDATEMEMORYBLOCKREQUEST']._serialized_end=740
-  _globals['_PUBLICSEARCHRECALLREQUEST']._serialized_start=743
-  _globals['_PUBLICSEARCHRECALLREQUEST']._serialized_end=878
-  _globals['_PUBLICIMPORTRECALLREQUEST']._serialized_start=880
-  _globals['_PUBLICIMPORTRECALLREQUEST']._serialized_end=962
-  _globals['_PUBLICSEARCHARCHIVALREQUEST']._serialized_start=964
-  _globals['_PUBLICSEARCHARCHIVALREQUEST']._serialized_end=1073
-  _globals['_PUBLICINSERTARCHIVALREQUEST']._serialized_start=1075
-  _globals['_PUBLICINSERTARCHIVALREQUEST']._serialized_end=1164
-  _globals['_PUBLICDELETEARCHIVALREQUEST']._serialized_start=1166
-  _globals['_PUBLICDELETEARCHIVALREQUEST']._serialized_end=1233
-  _globals['_PUBLICDOCUMENTHEADER']._serialized_start=1235
-  _globals['_PUBLICDOCUMENTHEADER']._serialized_end=1329
-  _globals['_PUBLICDOCUMENTCHUNK']._serialized_start=1331
-  _globals['_PUBLICDOCUMENTCHUNK']._serialized_end=1426
-  _globals['_PUBLICCREATECHECKPOINTREQUEST']._serialized_start=1428
-  _globals['_PUBLICCREATECHECKPOINTREQUEST']._serialized_end=1491
-  _globals['_PUBLICRESTORECHECKPOINTREQUEST']._serialized_start=1493
-  _globals['_PUBLICRESTORECHECKPOINTREQUEST']._serialized_end=1566
-  _globals['_PUBLICLISTTEMPLATESREQUEST']._serialized_start=1568
-  _globals['_PUBLICLISTTEMPLATESREQUEST']._serialized_end=1610
-  _globals['_PUBLICTEMPLATEREF']._serialized_start=1612
-  _globals['_PUBLICTEMPLATEREF']._serialized_end=1659
-  _globals['_PUBLICPUTTEMPLATEREQUEST']._serialized_start=1661
-  _globals['_PUBLICPUTTEMPLATEREQUEST']._serialized_end=1746
-  _globals['_PUBLICPOPMESSAGESREQUEST']._serialized_start=1748
-  _globals['_PUBLICPOPMESSAGESREQUEST']._serialized_end=1807
-  _globals['_PUBLICREWRITEMESSAGEREQUEST']._serialized_start=1809
-  _globals['_PUBLICREWRITEMESSAGEREQUEST']._serialized_end=1890
-  _globals['_AGENTSERVICE']._serialized_start=1893
-  _globals['_AGENTSERVICE']._serialized_end=3894
+  _globals['_AGENT']._serialized_end=519
+  _globals['_GETAGENTREQUEST']._serialized_start=521
+  _globals['_GETAGENTREQUEST']._serialized_end=556
+  _globals['_SENDMESSAGEREQUEST']._serialized_start=558
+  _globals['_SENDMESSAGEREQUEST']._serialized_end=671
+  _globals['_STREAMEVENTSREQUEST']._serialized_start=673
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=764
+  _globals['_UPDATEMEMORYBLOCKREQUEST']._serialized_start=766
+  _globals['_UPDATEMEMORYBLOCKREQUEST']._serialized_end=855
+  _globals['_PUBLICSEARCHRECALLREQUEST']._serialized_start=858
+  _globals['_PUBLICSEARCHRECALLREQUEST']._serialized_end=993
+  _globals['_PUBLICIMPORTRECALLREQUEST']._serialized_start=995
+  _globals['_PUBLICIMPORTRECALLREQUEST']._serialized_end=1077
+  _globals['_PUBLICSEARCHARCHIVALREQUEST']._serialized_start=1079
+  _globals['_PUBLICSEARCHARCHIVALREQUEST']._serialized_end=1188
+  _globals['_PUBLICINSERTARCHIVALREQUEST']._serialized_start=1190
+  _globals['_PUBLICINSERTARCHIVALREQUEST']._serialized_end=1294
+  _globals['_PUBLICDELETEARCHIVALREQUEST']._serialized_start=1296
+  _globals['_PUBLICDELETEARCHIVALREQUEST']._serialized_end=1363
+  _globals['_PUBLICDOCUMENTHEADER']._serialized_start=1365
+  _globals['_PUBLICDOCUMENTHEADER']._serialized_end=1459
+  _globals['_PUBLICDOCUMENTCHUNK']._serialized_start=1461
+  _globals['_PUBLICDOCUMENTCHUNK']._serialized_end=1556
+  _globals['_PUBLICCREATECHECKPOINTREQUEST']._serialized_start=1558
+  _globals['_PUBLICCREATECHECKPOINTREQUEST']._serialized_end=1621
+  _globals['_PUBLICRESTORECHECKPOINTREQUEST']._serialized_start=1623
+  _globals['_PUBLICRESTORECHECKPOINTREQUEST']._serialized_end=1696
+  _globals['_PUBLICLISTTEMPLATESREQUEST']._serialized_start=1698
+  _globals['_PUBLICLISTTEMPLATESREQUEST']._serialized_end=1740
+  _globals['_PUBLICTEMPLATEREF']._serialized_start=1742
+  _globals['_PUBLICTEMPLATEREF']._serialized_end=1789
+  _globals['_PUBLICPUTTEMPLATEREQUEST']._serialized_start=1791
+  _globals['_PUBLICPUTTEMPLATEREQUEST']._serialized_end=1876
+  _globals['_PUBLICPOPMESSAGESREQUEST']._serialized_start=1878
+  _globals['_PUBLICPOPMESSAGESREQUEST']._serialized_end=1937
+  _globals['_PUBLICREWRITEMESSAGEREQUEST']._serialized_start=1939
+  _globals['_PUBLICREWRITEMESSAGEREQUEST']._serialized_end=2020
+  _globals['_PUBLICCREATEBLOCKREQUEST']._serialized_start=2022
+  _globals['_PUBLICCREATEBLOCKREQUEST']._serialized_end=2093
+  _globals['_PUBLICLISTBLOCKSREQUEST']._serialized_start=2095
+  _globals['_PUBLICLISTBLOCKSREQUEST']._serialized_end=2153
+  _globals['_PUBLICBLOCKREF']._serialized_start=2155
+  _globals['_PUBLICBLOCKREF']._serialized_end=2189
+  _globals['_PUBLICUPDATEBLOCKREQUEST']._serialized_start=2191
+  _globals['_PUBLICUPDATEBLOCKREQUEST']._serialized_end=2280
+  _globals['_PUBLICATTACHBLOCKREQUEST']._serialized_start=2282
+  _globals['_PUBLICATTACHBLOCKREQUEST']._serialized_end=2344
+  _globals['_PUBLICBULKDELETEARCHIVALREQUEST']._serialized_start=2346
+  _globals['_PUBLICBULKDELETEARCHIVALREQUEST']._serialized_end=2471
+  _globals['_AGENTSERVICE']._serialized_start=2474
+  _globals['_AGENTSERVICE']._serialized_end=5257
 # @@protoc_insertion_point(module_scope)
