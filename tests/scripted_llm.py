@@ -7,6 +7,12 @@ without tools (summaries). Every request body is recorded.
 
 Control from another process: POST /_script (JSON list of steps), GET /_requests, POST /_reset.
 
+Memory consolidation requests (they offer the `consolidate_memory` tool) take only the steps meant
+for them: those calling consolidate_memory or marked {"for": "consolidation"}; agent requests take
+the others. Without such a step a consolidation request gets `default_consolidation`: each block's
+lines deduplicated and cut to the newest that fill 60 % of its limit, the summary's repeated
+sentences dropped, every duplicate group merged into its oldest passage.
+
 A step is a dict with any of:
   {"tool_call": {"name": "send_message", "arguments": {...} | "raw json text"}}
   {"tool_calls": [...]}                    several calls at once
@@ -74,6 +80,56 @@ def default_step(body: dict[str, Any]) -> dict[str, Any]:
     return {"tool_call": {"name": "send_message",
                           "arguments": {"message": "You said: " + user_text(messages),
                                         "request_heartbeat": False}}}
+
+
+CONSOLIDATE = "consolidate_memory"
+
+
+def offers(body: dict[str, Any], name: str) -> bool:
+    """Whether a request offers the tool `name`."""
+    for tool in body.get("tools") or []:
+        if (tool.get("function") or {}).get("name") == name:
+            return True
+    return False
+
+
+def for_consolidation(step: dict[str, Any]) -> bool:
+    calls = step.get("tool_calls") or ([step["tool_call"]] if "tool_call" in step else [])
+    return step.get("for") == "consolidation" or any(c.get("name") == CONSOLIDATE for c in calls)
+
+
+def _dedupe(parts: list[str]) -> list[str]:
+    """Parts without repeats (case and spacing aside), each kept at its last place."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for part in reversed(parts):
+        key = " ".join(part.lower().split())
+        if key and key not in seen:
+            seen.add(key)
+            out.append(part)
+    return out[::-1]
+
+
+def default_consolidation(body: dict[str, Any]) -> dict[str, Any]:
+    """What the scripted model does with a consolidation request and no script (module docstring)."""
+    try:
+        task = json.loads(next(m["content"] for m in reversed(body.get("messages", [])) if m.get("role") == "user"))
+    except (StopIteration, ValueError, TypeError):
+        task = {}
+    blocks = []
+    for b in task.get("blocks") or []:
+        kept: list[str] = []
+        for line in reversed(_dedupe(b["value"].split("\n"))):
+            if sum(len(x) + 1 for x in kept) + len(line) > 0.6 * b["limit"]:
+                break
+            kept.insert(0, line)
+        blocks.append({"label": b["label"], "value": "\n".join(kept)})
+    summary = task.get("summary") or ""
+    if summary:
+        summary = " ".join(_dedupe([s.strip() + "." for s in summary.split(".") if s.strip()]))
+    merges = [{"keep_id": g["passages"][0]["id"], "drop_ids": [p["id"] for p in g["passages"][1:]]}
+              for g in task.get("duplicates") or [] if len(g.get("passages") or []) > 1]
+    return {"tool_call": {"name": CONSOLIDATE, "arguments": {"blocks": blocks, "summary": summary, "merges": merges}}}
 
 
 def fake_embedding(text: str, dim: int = EMBED_DIM) -> list[float]:
@@ -156,12 +212,15 @@ class ScriptedLLM:
 
     # ---- handlers ------------------------------------------------------------------------
     def _next_step(self, body: dict[str, Any]) -> dict[str, Any]:
+        consolidating = offers(body, CONSOLIDATE)
         with self._lock:
             if self.record:
                 self.requests.append({**body, "_path": "chat"})
-            if self.script:
-                return self.script.popleft()
-        return default_step(body)
+            for i, step in enumerate(self.script):
+                if for_consolidation(step) == consolidating:
+                    del self.script[i]
+                    return step
+        return default_consolidation(body) if consolidating else default_step(body)
 
     async def _chat(self, request: Request) -> Response:
         body = orjson.loads(await request.body())  # the stdlib's json costs ~1 ms per 250 KB body

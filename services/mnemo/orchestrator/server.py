@@ -13,6 +13,7 @@ from mnemo.common.config import Settings
 from mnemo.common.events import EventPublisher
 from mnemo.common.grpcutil import GrpcServer, client_channel
 from mnemo.common.natsutil import connect, ensure_jetstream
+from mnemo.orchestrator.consolidator import Consolidator
 from mnemo.orchestrator.consumer import TurnConsumer
 from mnemo.orchestrator.leases import LeaseManager
 from mnemo.orchestrator.runner import TurnRunner
@@ -35,6 +36,7 @@ class OrchestratorService:
         self.nc: Any = None
         self.grpc: GrpcServer | None = None
         self.consumer: TurnConsumer | None = None
+        self.consolidator: Consolidator | None = None
         self.runner: TurnRunner | None = None
         self._channels: list[Any] = []
         self.address = ""
@@ -54,14 +56,21 @@ class OrchestratorService:
         self.consumer = TurnConsumer(js, leases, self.runner, self.settings.orchestrator_concurrency,
                                      self.settings.orchestrator_ack_wait,
                                      replicas=self.settings.jetstream_replicas)
+        if self.settings.orchestrator_consolidation:
+            self.consolidator = Consolidator(js, leases, memory, llm)
         self.grpc = GrpcServer("orchestrator", self.settings.host, self.settings.orchestrator_port)
         await self.grpc.start()
         self.address = self.grpc.address
         await self.consumer.start()
+        if self.consolidator is not None:
+            await self.consolidator.start()
         log.info("orchestrator %s consuming turns; health on %s", self.replica_id, self.address)
 
     async def stop(self) -> None:
         """Stop consuming; turns in progress are handed back to JetStream for another replica."""
+        if self.consolidator is not None:
+            await self.consolidator.stop()
+            self.consolidator = None
         if self.consumer is not None:
             await self.consumer.stop()
             self.consumer = None
