@@ -18,7 +18,7 @@ from tests.helpers import eventually
 
 # Markers in A's data: none may ever appear in an answer to B.
 SECRETS = ("SECRET-PERSONA-A", "SECRET-HUMAN-A", "SECRET-PASSAGE-A", "SECRET-DOC-A", "SECRET-MESSAGE-A",
-           "SECRET-TEMPLATE-A")
+           "SECRET-TEMPLATE-A", "SECRET-BLOCK-A")
 
 
 @dataclass
@@ -35,6 +35,7 @@ class World:
     idempotency_key: str  # the key of A's completed turn
     template: str         # the name of A's persona and human templates
     export: bytes         # A's export
+    block: str            # A's shared block, attached to A's agent
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +76,11 @@ async def build_world(stack: Stack) -> World:
         r = await http.get(f"/v1/agents/{agent}/export")
         assert r.status_code == 200
         export = r.content
+        r = await http.post("/v1/blocks", json={"label": "team", "value": "SECRET-BLOCK-A plans"})
+        assert r.status_code == 201, r.text
+        block = r.json()["id"]
+        r = await http.post(f"/v1/agents/{agent}/blocks/{block}")
+        assert r.status_code == 200, r.text
 
         async def recall_indexed() -> bool:  # the turn's messages reach recall shortly after it
             agent_json = (await http.get(f"/v1/agents/{agent}")).json()
@@ -83,7 +89,8 @@ async def build_world(stack: Stack) -> World:
         await eventually(recall_indexed, message="A's turn indexed in recall")
     queue = json.loads(export)["state"]["queue"]
     assert queue, "the completed turn left messages in the queue"
-    return World(stack, a, b, agent, b_agent, passage, checkpoint, turn, queue[-1]["id"], key, template, export)
+    return World(stack, a, b, agent, b_agent, passage, checkpoint, turn, queue[-1]["id"], key, template, export,
+                 block)
 
 
 async def snapshot_a(w: World) -> dict[str, Any]:
@@ -106,6 +113,8 @@ async def snapshot_a(w: World) -> dict[str, Any]:
             "agents": sorted(x["id"] for x in (await get("/v1/agents", page_size=100))["agents"]),
             "personas": await get(f"/v1/personas/{w.template}"),
             "humans": await get(f"/v1/humans/{w.template}"),
+            "blocks": await get("/v1/blocks"),
+            "block_agents": await get(f"/v1/blocks/{w.block}/agents"),
         }
 
 
@@ -113,5 +122,5 @@ def leaks(text: str, w: World, ids: bool = False) -> list[str]:
     """A's secrets (and with `ids`, A's ids: for answers B's request did not name them in) in `text`."""
     found = [s for s in SECRETS if s in text]
     if ids:
-        found += [i for i in (w.agent, w.passage, w.checkpoint, w.turn, w.message) if i in text]
+        found += [i for i in (w.agent, w.passage, w.checkpoint, w.turn, w.message, w.block) if i in text]
     return found

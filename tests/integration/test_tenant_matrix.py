@@ -95,6 +95,19 @@ RECIPES: dict[tuple[str, str], list[Case]] = {
     ("GET", f"{A}/export"): [Case(OWNED)],
     ("POST", "/v1/chat/completions"): [Case(OWNED, _chat(False)), Case(OWNED, _chat(True))],
     ("GET", "/v1/models"): [Case(LISTING)],
+    ("POST", "/v1/blocks"): [Case(OWN, lambda w: {"json": {"label": "team", "value": "b's block"}})],
+    ("GET", "/v1/blocks"): [Case(LISTING, lambda w: {"params": {"page_size": 100}})],
+    ("GET", "/v1/blocks/{block_id}"): [Case(OWNED)],
+    ("PATCH", "/v1/blocks/{block_id}"): [Case(OWNED, lambda w: {"json": {"value": "pwned"}})],
+    ("DELETE", "/v1/blocks/{block_id}"): [Case(OWNED)],
+    ("GET", "/v1/blocks/{block_id}/agents"): [Case(OWNED)],
+    # A's block on A's agent, and A's block on B's own agent: neither is B's to attach
+    ("POST", f"{A}/blocks/{{block_id}}"): [Case(OWNED), Case(OWNED, on_b_agent=True)],
+    ("DELETE", f"{A}/blocks/{{block_id}}"): [Case(OWNED), Case(OWNED, on_b_agent=True)],
+    # B's filter on B's own agent naming A's passage: deletes nothing of A's (a count of 0)
+    ("DELETE", f"{A}/archival"): [Case(OWNED, lambda w: {"params": {"ids": [w.passage]}}),
+                                  Case(OWN, lambda w: {"params": {"ids": [w.passage]}}, on_b_agent=True)],
+    ("POST", f"{A}/consolidate"): [Case(OWNED)],
     **{key: cases for kind in ("personas", "humans") for key, cases in {
         ("GET", f"/v1/{kind}"): [Case(LISTING)],
         ("GET", f"/v1/{kind}/{{name}}"): [Case(OWNED)],
@@ -112,7 +125,8 @@ ADMIN_BODIES: dict[tuple[str, str], Kwargs] = {
 
 def _url(route: Route, w: World, on_b_agent: bool) -> str:
     return route.url(agent_id=w.b_agent if on_b_agent else w.agent, label="human", passage_id=w.passage,
-                     checkpoint_id=w.checkpoint, name=w.template, tenant_id=w.a.id, key_id=w.a.key_id)
+                     checkpoint_id=w.checkpoint, name=w.template, tenant_id=w.a.id, key_id=w.a.key_id,
+                     block_id=w.block)
 
 
 async def _send(http: httpx.AsyncClient, route: Route, url: str, kwargs: dict[str, Any],
@@ -245,6 +259,22 @@ RPC_RECIPES: dict[str, list[RpcCase]] = {
         RpcCase(OWNED, lambda w: agent_pb2.PublicRewriteMessageRequest(agent_id=w.b_agent, text="pwned",
                                                                        message_id=w.message))],
     "ListModels": [RpcCase(LISTING, lambda w: empty_pb2.Empty())],
+    "CreateBlock": [RpcCase(OWN, lambda w: agent_pb2.PublicCreateBlockRequest(label="team", value="b's block"))],
+    "ListBlocks": [RpcCase(LISTING, lambda w: agent_pb2.PublicListBlocksRequest(page_size=100))],
+    "GetBlock": [RpcCase(OWNED, lambda w: agent_pb2.PublicBlockRef(block_id=w.block))],
+    "UpdateBlock": [RpcCase(OWNED, lambda w: agent_pb2.PublicUpdateBlockRequest(block_id=w.block, value="pwned"))],
+    "DeleteBlock": [RpcCase(OWNED, lambda w: agent_pb2.PublicBlockRef(block_id=w.block))],
+    "ListBlockAgents": [RpcCase(OWNED, lambda w: agent_pb2.PublicBlockRef(block_id=w.block))],
+    "AttachBlock": [
+        RpcCase(OWNED, lambda w: agent_pb2.PublicAttachBlockRequest(agent_id=w.agent, block_id=w.block)),
+        RpcCase(OWNED, lambda w: agent_pb2.PublicAttachBlockRequest(agent_id=w.b_agent, block_id=w.block))],
+    "DetachBlock": [
+        RpcCase(OWNED, lambda w: agent_pb2.PublicAttachBlockRequest(agent_id=w.agent, block_id=w.block)),
+        RpcCase(OWNED, lambda w: agent_pb2.PublicAttachBlockRequest(agent_id=w.b_agent, block_id=w.block))],
+    "BulkDeleteArchival": [
+        RpcCase(OWNED, lambda w: agent_pb2.PublicBulkDeleteArchivalRequest(agent_id=w.agent, ids=[w.passage])),
+        RpcCase(OWN, lambda w: agent_pb2.PublicBulkDeleteArchivalRequest(agent_id=w.b_agent, ids=[w.passage]))],
+    "ConsolidateAgent": [RpcCase(OWNED, _ref)],
 }
 
 

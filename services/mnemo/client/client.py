@@ -10,6 +10,7 @@ from httpx_sse import aconnect_sse, connect_sse
 
 from mnemo.client._config import default_api_key, default_base_url
 from mnemo.client._sse import event_from_sse, events_from_json
+from mnemo.client.blocks import Blocks
 from mnemo.client.errors import APIConnectionError, StreamError, error_from_response
 from mnemo.client.models import Event
 from mnemo.client.resources import Admin, Agents, Models, Templates
@@ -28,6 +29,7 @@ class _Base:
         self.humans = Templates(self, "human")
         self.admin = Admin(self)
         self.models = Models(self)
+        self.blocks = Blocks(self)
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}

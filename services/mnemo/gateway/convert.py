@@ -45,11 +45,13 @@ def public_agent(state: common_pb2.AgentState) -> agent_pb2.Agent:
         id=cfg.id, name=cfg.name, model=cfg.model, context_window=cfg.context_window, preset=cfg.preset,
         limits=cfg.limits, blocks=list(state.blocks), created_at=cfg.created_at,
         counts={"recall": state.recall_count, "archival": state.archival_count, "queue": len(state.queue)},
-        embedding_model=cfg.embedding_model, embedding_dim=cfg.embedding_dim)
+        embedding_model=cfg.embedding_model, embedding_dim=cfg.embedding_dim, consolidation=cfg.consolidation,
+        consolidation_status=state.consolidation)
 
 
 def config_agent(cfg: common_pb2.AgentConfig) -> agent_pb2.Agent:
     """The user-facing view of a config alone (agent lists)."""
     return agent_pb2.Agent(id=cfg.id, name=cfg.name, model=cfg.model, context_window=cfg.context_window,
                            preset=cfg.preset, limits=cfg.limits, created_at=cfg.created_at,
-                           embedding_model=cfg.embedding_model, embedding_dim=cfg.embedding_dim)
+                           embedding_model=cfg.embedding_model, embedding_dim=cfg.embedding_dim,
+                           consolidation=cfg.consolidation)
