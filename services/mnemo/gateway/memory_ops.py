@@ -8,7 +8,7 @@ owns the agent.
 
 from __future__ import annotations
 
-from mnemo.common import ids, subjects
+from mnemo.common import ids, subjects, telemetry
 from mnemo.common.ids import is_token
 from mnemo.gateway.core import Core
 from mnemo.gateway.errors import ApiError
@@ -101,4 +101,5 @@ class MemoryOps:
                                               created_at=ids.now_iso(), runs=state.consolidation.runs)
         await self.js.publish(  # type: ignore[attr-defined]
             subjects.consolidation_subject(tenant_id, agent_id), req.SerializeToString(),
-            headers={"Nats-Msg-Id": f"{tenant_id}.{agent_id}.{state.consolidation.runs}.requested"})
+            headers={**telemetry.inject(),
+                     "Nats-Msg-Id": f"{tenant_id}.{agent_id}.{state.consolidation.runs}.requested"})

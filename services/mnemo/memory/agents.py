@@ -276,7 +276,8 @@ class Agents:
         try:
             await self.commitlog.js.publish(
                 subjects.consolidation_subject(tenant_id, agent_id), req.SerializeToString(),
-                headers={"Nats-Msg-Id": f"{tenant_id}.{agent_id}.{status.runs}.{status.turns_since}"})
+                headers={**telemetry.inject(),
+                         "Nats-Msg-Id": f"{tenant_id}.{agent_id}.{status.runs}.{status.turns_since}"})
         except Exception as exc:  # the next completed turn asks again
             log.warning("consolidation request of %s not published: %s", agent_id, exc)
 

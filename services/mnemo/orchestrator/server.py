@@ -5,6 +5,7 @@ Publicly it serves only gRPC health (and reflection) on `settings.orchestrator_p
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -68,12 +69,9 @@ class OrchestratorService:
 
     async def stop(self) -> None:
         """Stop consuming; turns in progress are handed back to JetStream for another replica."""
-        if self.consolidator is not None:
-            await self.consolidator.stop()
-            self.consolidator = None
-        if self.consumer is not None:
-            await self.consumer.stop()
-            self.consumer = None
+        # Together: each waits for its pull in progress to end (up to a second).
+        await asyncio.gather(*(part.stop() for part in (self.consolidator, self.consumer) if part is not None))
+        self.consolidator = self.consumer = None
         if self.grpc is not None:
             await self.grpc.stop(grace=0.5)
             self.grpc = None
