@@ -12,7 +12,7 @@ with a "Remember:" in front) and, every 4th turn, appends a line to the `human` 
   after:  deduplication on (the defaults), consolidation after every K turns (default 100)
 
 Printed per run: archival passages, duplicates among them (passages beyond one per fact), the
-`human` block's size, failed core-memory appends (block full), consolidation runs and merge
+`human` block's size, failed function calls (an append to a full block fails), consolidation runs and merge
 proposals, turn latency p50 / p95 / p99 / max.
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import random
 import statistics
@@ -66,7 +67,8 @@ def pct(values: list[float], q: float) -> float:
 class Run:
     name: str
     latencies: list[float] = field(default_factory=list)
-    failed_appends: int = 0
+    errors: dict[str, int] = field(default_factory=dict)      # failed function calls by name
+    samples: list[str] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
 
 
@@ -78,7 +80,7 @@ def step(turn: int, rng: random.Random) -> dict[str, Any]:
         thing, value = FACTS[rng.randrange(len(FACTS))]
         calls.append({"name": "core_memory_append", "arguments": {
             "label": "human", "content": f"Likes {value} ({thing}).", "request_heartbeat": False}})
-    return {"tool_calls": calls}
+    return {"for": "agent", "tool_calls": calls}   # (not for the summarizer's calls during a compaction)
 
 
 async def archival_texts(http: Any, agent: str) -> list[str]:
@@ -117,8 +119,11 @@ async def run(name: str, turns: int, consolidate_every: int | None, root: Path) 
                 data = r.json()
                 if r.status_code != 200 or data.get("stop_reason") != "end_turn":
                     raise RuntimeError(f"turn {turn} failed: {r.status_code} {r.text[:300]}")
-                result.failed_appends += sum(1 for e in data["events"] if e["type"] == "function_return"
-                                             and e.get("name") == "core_memory_append" and e.get("status") == "error")
+                for e in data["events"]:
+                    if e["type"] == "function_return" and e.get("status") == "error":
+                        result.errors[e.get("name", "?")] = result.errors.get(e.get("name", "?"), 0) + 1
+                        if e.get("name") != "core_memory_append" and len(result.samples) < 3:
+                            result.samples.append(str(e.get("result"))[:300])
                 if turn % 500 == 0:
                     print(f"  {name}: {turn} turns", flush=True)
             info = (await http.get(f"/v1/agents/{agent}")).json()
@@ -132,10 +137,11 @@ async def run(name: str, turns: int, consolidate_every: int | None, root: Path) 
         merges = [m for e in events if e["type"] == "memory_consolidated" for m in e.get("merges", [])]
         status = info.get("consolidation_status") or {}
         result.figures = {
-            "archival passages": len(texts), "distinct facts stored": len(per_fact),
+            "archival passages": len(texts), "agent's archival count": info["counts"]["archival"],
+            "distinct facts stored": len(per_fact),
             "duplicates": sum(n - 1 for n in per_fact.values()),
             "human block": f"{len(human['value'])}/{human['limit']} chars",
-            "failed appends (block full)": result.failed_appends,
+            "failed calls": result.errors or "none",
             "consolidations": status.get("runs", 0), "merge proposals": len(merges),
             "summary chars": len(summary),
         }
@@ -149,6 +155,8 @@ async def run(name: str, turns: int, consolidate_every: int | None, root: Path) 
 def report(r: Run) -> None:
     lat = [x * 1000 for x in r.latencies]
     print(f"[{r.name}] " + ", ".join(f"{k}: {v}" for k, v in r.figures.items()))
+    for sample in r.samples:
+        print(f"[{r.name}] e.g. {sample}")
     print(f"[{r.name}] turn latency: p50 {pct(lat, .5):.1f} ms, p95 {pct(lat, .95):.1f} ms, "
           f"p99 {pct(lat, .99):.1f} ms, max {max(lat):.1f} ms, mean {statistics.mean(lat):.1f} ms "
           f"over {len(lat)} turns")
@@ -164,6 +172,7 @@ async def main() -> None:
         report(before)
         after = await run("after", args.turns, args.consolidate_every, Path(tmp))
         report(after)
+        gc.collect()  # (stopped servers are finalized while the loop still runs)
 
 
 if __name__ == "__main__":

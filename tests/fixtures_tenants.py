@@ -76,7 +76,7 @@ async def build_world(stack: Stack) -> World:
         r = await http.get(f"/v1/agents/{agent}/export")
         assert r.status_code == 200
         export = r.content
-        r = await http.post("/v1/blocks", json={"label": "team", "value": "SECRET-BLOCK-A plans"})
+        r = await http.post("/v1/blocks", json={"label": "project", "value": "SECRET-BLOCK-A plans"})
         assert r.status_code == 201, r.text
         block = r.json()["id"]
         r = await http.post(f"/v1/agents/{agent}/blocks/{block}")

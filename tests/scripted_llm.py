@@ -7,11 +7,13 @@ without tools (summaries). Every request body is recorded.
 
 Control from another process: POST /_script (JSON list of steps), GET /_requests, POST /_reset.
 
-Memory consolidation requests (they offer the `consolidate_memory` tool) take only the steps meant
-for them: those calling consolidate_memory or marked {"for": "consolidation"}; agent requests take
-the others. Without such a step a consolidation request gets `default_consolidation`: each block's
-lines deduplicated and cut to the newest that fill 60 % of its limit, the summary's repeated
-sentences dropped, every duplicate group merged into its oldest passage.
+A step may name the requests it is for: {"for": "agent"} (requests with tools other than
+consolidate_memory), "summarizer" (requests without tools) or "consolidation" (requests offering the
+`consolidate_memory` tool; a step calling consolidate_memory is for them without saying so). A
+request takes the first queued step meant for it; a step that names nothing is for agent and
+summarizer requests alike. Without such a step a consolidation request gets
+`default_consolidation`: each block's lines deduplicated and cut to the newest that fill 60 % of its
+limit, the summary's repeated sentences dropped, every duplicate group merged into its oldest passage.
 
 A step is a dict with any of:
   {"tool_call": {"name": "send_message", "arguments": {...} | "raw json text"}}
@@ -93,9 +95,20 @@ def offers(body: dict[str, Any], name: str) -> bool:
     return False
 
 
-def for_consolidation(step: dict[str, Any]) -> bool:
+def request_kind(body: dict[str, Any]) -> str:
+    """consolidation, agent or summarizer (see the module docstring)."""
+    if offers(body, CONSOLIDATE):
+        return "consolidation"
+    return "agent" if body.get("tools") or body.get("functions") else "summarizer"
+
+
+def step_for(step: dict[str, Any], kind: str) -> bool:
+    """Whether a queued step may answer a request of `kind`."""
     calls = step.get("tool_calls") or ([step["tool_call"]] if "tool_call" in step else [])
-    return step.get("for") == "consolidation" or any(c.get("name") == CONSOLIDATE for c in calls)
+    meant = step.get("for") or ("consolidation" if any(c.get("name") == CONSOLIDATE for c in calls) else None)
+    if meant is None:
+        return kind != "consolidation"
+    return meant == kind
 
 
 def _dedupe(parts: list[str]) -> list[str]:
@@ -212,15 +225,15 @@ class ScriptedLLM:
 
     # ---- handlers ------------------------------------------------------------------------
     def _next_step(self, body: dict[str, Any]) -> dict[str, Any]:
-        consolidating = offers(body, CONSOLIDATE)
+        kind = request_kind(body)
         with self._lock:
             if self.record:
                 self.requests.append({**body, "_path": "chat"})
             for i, step in enumerate(self.script):
-                if for_consolidation(step) == consolidating:
+                if step_for(step, kind):
                     del self.script[i]
                     return step
-        return default_consolidation(body) if consolidating else default_step(body)
+        return default_consolidation(body) if kind == "consolidation" else default_step(body)
 
     async def _chat(self, request: Request) -> Response:
         body = orjson.loads(await request.body())  # the stdlib's json costs ~1 ms per 250 KB body

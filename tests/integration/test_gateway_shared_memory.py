@@ -24,19 +24,19 @@ async def test_rest_shared_block_lifecycle(module_stack: Stack) -> None:
     async with module_stack.http() as http:
         r = await http.post("/v1/blocks", json={"label": "bad label", "value": "x"})
         assert r.status_code == 422
-        r = await http.post("/v1/blocks", json={"label": "team", "value": "Kestrel ships in May.", "limit": 100})
+        r = await http.post("/v1/blocks", json={"label": "project", "value": "Kestrel ships in May.", "limit": 100})
         assert r.status_code == 201, r.text
         block = r.json()
         assert block["id"].startswith("block-") and "tenant_id" not in block and "recent_edits" not in block
         for agent in (ann, bob):
             r = await http.post(f"/v1/agents/{agent}/blocks/{block['id']}")
             assert r.status_code == 200 and r.json()["replaced"] is False, r.text
-        team = next(b for b in (await http.get(f"/v1/agents/{ann}")).json()["blocks"] if b["label"] == "team")
-        assert team["shared_id"] == block["id"] and team["shared_with"] == ["bob"]
+        project = next(b for b in (await http.get(f"/v1/agents/{ann}")).json()["blocks"] if b["label"] == "project")
+        assert project["shared_id"] == block["id"] and project["shared_with"] == ["bob"]
         # an edit through one agent's core memory is the block's
-        r = await http.put(f"/v1/agents/{ann}/memory/team", json={"value": "Kestrel ships in June."})
+        r = await http.put(f"/v1/agents/{ann}/memory/project", json={"value": "Kestrel ships in June."})
         assert r.status_code == 200 and r.json()["shared_id"] == block["id"], r.text
-        assert (await http.get(f"/v1/agents/{bob}/memory/team")).json()["value"] == "Kestrel ships in June."
+        assert (await http.get(f"/v1/agents/{bob}/memory/project")).json()["value"] == "Kestrel ships in June."
         r = await http.patch(f"/v1/blocks/{block['id']}", json={"value": "x" * 101})
         assert r.status_code == 409 and "limit is 100" in r.text
         r = await http.patch(f"/v1/blocks/{block['id']}", json={"limit": 300})
@@ -68,7 +68,7 @@ async def test_grpc_shared_blocks_same_behaviour_and_errors(module_stack: Stack)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.CreateBlock(agent_pb2.PublicCreateBlockRequest(label="no spaces", value="x"), metadata=auth)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "label" in err.value.details()
-    block = await stub.CreateBlock(agent_pb2.PublicCreateBlockRequest(label="team", value="v", limit=50),
+    block = await stub.CreateBlock(agent_pb2.PublicCreateBlockRequest(label="project", value="v", limit=50),
                                    metadata=auth)
     assert block.id and not block.tenant_id
     attached = await stub.AttachBlock(agent_pb2.PublicAttachBlockRequest(agent_id=ann, block_id=block.id),
@@ -81,7 +81,7 @@ async def test_grpc_shared_blocks_same_behaviour_and_errors(module_stack: Stack)
                                      metadata=auth)
     assert updated.value == "new" and updated.limit == 50
     memory = await stub.GetMemory(agent_pb2.GetAgentRequest(agent_id=ann), metadata=auth)
-    assert next(b.value for b in memory.blocks if b.label == "team") == "new"
+    assert next(b.value for b in memory.blocks if b.label == "project") == "new"
     agents = await stub.ListBlockAgents(agent_pb2.PublicBlockRef(block_id=block.id), metadata=auth)
     assert [a.agent_id for a in agents.agents] == [ann]
     listed = await stub.ListBlocks(agent_pb2.PublicListBlocksRequest(), metadata=auth)
@@ -139,13 +139,13 @@ async def test_rest_and_grpc_archival_dedup_expiry_and_bulk_delete(module_stack:
 async def test_python_client_blocks_hygiene_and_consolidation(module_stack: Stack, scripted_llm: Any) -> None:
     async with AsyncMnemo(base_url=module_stack.base_url, api_key=module_stack.api_key) as client:
         agent = await client.agents.create(name="sam", persona="P.", human="Lives in Oslo.\nLives in Oslo.")
-        block = await client.blocks.create("team", "Shared notes.", limit=500)
+        block = await client.blocks.create("project", "Shared notes.", limit=500)
         attached = await client.agents.attach_block(agent.id, block.id)
         assert attached.block.id == block.id and not attached.replaced
-        assert (await client.agents.get(agent.id)).block("team").shared_id == block.id
+        assert (await client.agents.get(agent.id)).block("project").shared_id == block.id
         assert [a.agent_id for a in await client.blocks.agents(block.id)] == [agent.id]
         updated = await client.blocks.update(block.id, value="Shared notes, edited.")
-        assert (await client.agents.get_block(agent.id, "team")).value == updated.value
+        assert (await client.agents.get_block(agent.id, "project")).value == updated.value
         assert block.id in [b.id for b in await client.blocks.list()]
         with pytest.raises(ConflictError):
             await client.blocks.delete(block.id)

@@ -39,7 +39,7 @@ async def test_attach_edit_detach_and_delete(memory_stub: Any) -> None:
     ann = await _agent(stub, tenant, "ann")
     bob = await _agent(stub, tenant, "bob")
     rec = await stub.CreateSharedBlock(memory_pb2.CreateSharedBlockRequest(
-        tenant_id=tenant, label="team", value="Project Kestrel ships in May.", limit=200))
+        tenant_id=tenant, label="project", value="Project Kestrel ships in May.", limit=200))
     assert rec.id.startswith("block-") and rec.limit == 200
     for ref in (ann, bob):
         out = await stub.AttachSharedBlock(memory_pb2.AttachSharedBlockRequest(ref=ref, block_id=rec.id))
@@ -47,28 +47,28 @@ async def test_attach_edit_detach_and_delete(memory_stub: Any) -> None:
     again = await stub.AttachSharedBlock(memory_pb2.AttachSharedBlockRequest(ref=ann, block_id=rec.id))
     assert not again.replaced   # attaching twice changes nothing
     ctx = await stub.GetContext(ann)
-    team = _block(ctx, "team")
-    assert (team.shared_id, team.value, team.limit, list(team.shared_with)) == (
+    project = _block(ctx, "project")
+    assert (project.shared_id, project.value, project.limit, list(project.shared_with)) == (
         rec.id, "Project Kestrel ships in May.", 200, ["bob"])
     # a user edit through ann's core memory is the block's: bob sees it
-    await stub.UpdateBlock(memory_pb2.UpdateBlockRequest(ref=ann, label="team", op="append", value="Ana leads QA."))
-    assert _block(await stub.GetContext(bob), "team").value == "Project Kestrel ships in May.\nAna leads QA."
+    await stub.UpdateBlock(memory_pb2.UpdateBlockRequest(ref=ann, label="project", op="append", value="Ana leads QA."))
+    assert _block(await stub.GetContext(bob), "project").value == "Project Kestrel ships in May.\nAna leads QA."
     core = await stub.GetCoreMemory(bob)
-    assert _block(core, "team").value.endswith("Ana leads QA.")
+    assert _block(core, "project").value.endswith("Ana leads QA.")
     # the limit holds for every writer
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.UpdateSharedBlock(memory_pb2.UpdateSharedBlockRequest(ref=_bref(tenant, rec.id), op="append",
                                                                          value="x" * 200))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "limit is 200" in err.value.details()
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.UpdateBlock(memory_pb2.UpdateBlockRequest(ref=bob, label="team", value="y" * 201))
+        await stub.UpdateBlock(memory_pb2.UpdateBlockRequest(ref=bob, label="project", value="y" * 201))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     # a step cannot carry a shared block's value
     state = await stub.GetContext(bob)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.CommitStep(memory_pb2.CommitStepRequest(
             ref=bob, expected_revision=state.revision, step_id="t:1",
-            blocks=[common_pb2.MemoryBlock(label="team", value="overwritten")]))
+            blocks=[common_pb2.MemoryBlock(label="project", value="overwritten")]))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     listed = await stub.ListSharedBlockAgents(_bref(tenant, rec.id))
     assert sorted(a.name for a in listed.agents) == ["ann", "bob"]
@@ -76,7 +76,7 @@ async def test_attach_edit_detach_and_delete(memory_stub: Any) -> None:
         await stub.DeleteSharedBlock(_bref(tenant, rec.id))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "detach it first" in err.value.details()
     await stub.DetachSharedBlock(memory_pb2.AttachSharedBlockRequest(ref=ann, block_id=rec.id))
-    assert "team" not in [b.label for b in (await stub.GetContext(ann)).blocks]
+    assert "project" not in [b.label for b in (await stub.GetContext(ann)).blocks]
     assert [a.name for a in (await stub.ListSharedBlockAgents(_bref(tenant, rec.id))).agents] == ["bob"]
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.DetachSharedBlock(memory_pb2.AttachSharedBlockRequest(ref=ann, block_id=rec.id))
@@ -187,22 +187,22 @@ async def _import(stub: Any, tenant: str, data: bytes) -> Any:
 async def test_export_import_relinks_in_the_tenant_and_copies_elsewhere(memory_stub: Any) -> None:
     stub, tenant, other = memory_stub, _tenant(), _tenant()
     ann = await _agent(stub, tenant, "ann")
-    rec = await stub.CreateSharedBlock(memory_pb2.CreateSharedBlockRequest(tenant_id=tenant, label="team",
+    rec = await stub.CreateSharedBlock(memory_pb2.CreateSharedBlockRequest(tenant_id=tenant, label="project",
                                                                          value="Shared plans."))
     await stub.AttachSharedBlock(memory_pb2.AttachSharedBlockRequest(ref=ann, block_id=rec.id))
     data = await _export(stub, ann)
     exported = json.loads(data)
-    team = next(b for b in exported["state"]["blocks"] if b["label"] == "team")
-    assert team["shared_id"] == rec.id and team["value"] == "Shared plans."
+    project = next(b for b in exported["state"]["blocks"] if b["label"] == "project")
+    assert project["shared_id"] == rec.id and project["value"] == "Shared plans."
     twin = await _import(stub, tenant, data)
-    assert _block(twin, "team").shared_id == rec.id
+    assert _block(twin, "project").shared_id == rec.id
     twin_ref = common_pb2.AgentRef(tenant_id=tenant, agent_id=twin.config.id)
-    assert _block(await stub.GetContext(twin_ref), "team").value == "Shared plans."
+    assert _block(await stub.GetContext(twin_ref), "project").value == "Shared plans."
     assert len((await stub.ListSharedBlockAgents(_bref(tenant, rec.id))).agents) == 2
     copy = await _import(stub, other, data)   # another tenant gets its own copy of the value
-    copied = _block(copy, "team")
+    copied = _block(copy, "project")
     assert (copied.shared_id, copied.value) == ("", "Shared plans.")
     await stub.UpdateSharedBlock(memory_pb2.UpdateSharedBlockRequest(ref=_bref(tenant, rec.id), value="Changed."))
     copy_ref = common_pb2.AgentRef(tenant_id=other, agent_id=copy.config.id)
-    assert _block(await stub.GetContext(copy_ref), "team").value == "Shared plans."
-    assert _block(await stub.GetContext(twin_ref), "team").value == "Changed."
+    assert _block(await stub.GetContext(copy_ref), "project").value == "Shared plans."
+    assert _block(await stub.GetContext(twin_ref), "project").value == "Changed."

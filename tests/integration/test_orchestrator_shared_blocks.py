@@ -30,7 +30,7 @@ def call(name: str, heartbeat: bool = False, **args: object) -> dict:
     return {"tool_call": {"name": name, "arguments": {**args, "request_heartbeat": heartbeat}}}
 
 
-async def _shared(memory_stub, agents, label: str = "team", value: str = "", limit: int = 20_000):  # type: ignore[no-untyped-def]
+async def _shared(memory_stub, agents, label: str = "project", value: str = "", limit: int = 20_000):  # type: ignore[no-untyped-def]
     rec = await memory_stub.CreateSharedBlock(memory_pb2.CreateSharedBlockRequest(
         tenant_id="t1", label=label, value=value, limit=limit))
     for agent in agents:
@@ -45,7 +45,7 @@ async def test_turns_of_several_agents_at_once_lose_no_edit(orchestrator, agent_
     rec = await _shared(memory_stub, agents)
     per_agent = 4
     lines = [f"fact {i}" for i in range(len(agents) * per_agent)]
-    scripted_llm.push(*[call("core_memory_append", label="team", content=line) for line in lines])
+    scripted_llm.push(*[call("core_memory_append", label="project", content=line) for line in lines])
     js = nc.jetstream()
     collectors = [EventCollector(js, "t1", a.config.id) for a in agents]
     for c in collectors:
@@ -57,7 +57,7 @@ async def test_turns_of_several_agents_at_once_lose_no_edit(orchestrator, agent_
         async def user_edits() -> None:
             for j in range(4):
                 await memory_stub.UpdateBlock(memory_pb2.UpdateBlockRequest(
-                    ref=common_pb2.AgentRef(tenant_id="t1", agent_id=agents[j % 3].config.id), label="team",
+                    ref=common_pb2.AgentRef(tenant_id="t1", agent_id=agents[j % 3].config.id), label="project",
                     op="append", value=f"user note {j}"))
         results, _ = await asyncio.gather(asyncio.gather(*(c.wait_turn(t, timeout=60) for c, t in turns)),
                                           user_edits())
@@ -70,8 +70,8 @@ async def test_turns_of_several_agents_at_once_lose_no_edit(orchestrator, agent_
     # no agent carried the shared value in its own state: each reads the block's
     for agent in agents:
         state = await memory_stub.GetContext(common_pb2.AgentRef(tenant_id="t1", agent_id=agent.config.id))
-        team = next(b for b in state.blocks if b.label == "team")
-        assert team.value == value and sorted(team.shared_with) == sorted(
+        project = next(b for b in state.blocks if b.label == "project")
+        assert project.value == value and sorted(project.shared_with) == sorted(
             a.config.name for a in agents if a.config.id != agent.config.id)
 
 
@@ -79,15 +79,15 @@ async def test_the_next_step_of_another_agent_sees_the_edit(orchestrator, agent_
                                                             nc):
     ann, bob = await agent_factory(name="ann"), await agent_factory(name="bob")
     await _shared(memory_stub, [ann, bob], value="Kestrel ships in May.")
-    scripted_llm.push(call("core_memory_replace", label="team", old_content="May", new_content="June"))
+    scripted_llm.push(call("core_memory_replace", label="project", old_content="May", new_content="June"))
     assert (await run_turn(nc, "t1", ann.config.id, "it slipped")).stop_reason == "end_turn"
     scripted_llm.push(call("send_message", message="noted"))
     await run_turn(nc, "t1", bob.config.id, "when do we ship?")
     system = scripted_llm.chat_requests()[-1]["messages"][0]["content"]
-    assert '<team characters="22/20000" shared_with="ann">\nKestrel ships in June.\n</team>' in system
+    assert '<project characters="22/20000" shared_with="ann">\nKestrel ships in June.\n</project>' in system
     assert "A block marked\n   shared_with is shared" in system   # the preset explains it
     # bob replaces text ann already changed: the agent is told, and gets a step to read it again
-    scripted_llm.push(call("core_memory_replace", label="team", old_content="May", new_content="July"),
+    scripted_llm.push(call("core_memory_replace", label="project", old_content="May", new_content="July"),
                       call("send_message", message="ok"))
     result = await run_turn(nc, "t1", bob.config.id, "move it to July")
     errors = [e.function_return.result for e in result.of("function_return") if e.function_return.status == "error"]
@@ -125,8 +125,8 @@ async def test_an_edit_of_a_step_redone_after_a_lost_commit_lands_once(memory_se
                                memory_stub)
     llm = rpcclient.llm_client(settings, nc, llm_pb2_grpc.LLMServiceStub(llm_channel))
     runner = TurnRunner(settings, memory, llm, EventPublisher(nc.jetstream()))
-    scripted_llm.push(call("core_memory_append", label="team", content="only once"),
-                      call("core_memory_append", label="team", content="only once"))
+    scripted_llm.push(call("core_memory_append", label="project", content="only once"),
+                      call("core_memory_append", label="project", content="only once"))
     turn = common_pb2.TurnRequest(turn_id="turn-redo", tenant_id="t1", agent_id=ann.config.id, message="note it")
     try:
         assert await runner.run(turn, 0, {}) == "end_turn"

@@ -25,7 +25,7 @@ def state(turns: int = 0, runs: int = 0, last_turn: datetime | None = None, **cf
         s.consolidation.last_turn_at = iso(last_turn)
     s.blocks.add(label="human", value="x" * 90, limit=100)
     s.blocks.add(label="persona", value="short", limit=100)
-    s.blocks.add(label="team", value="y" * 99, limit=100, shared_id="block-1")
+    s.blocks.add(label="project", value="y" * 99, limit=100, shared_id="block-1")
     s.summary = "Old summary."
     return s
 
@@ -56,12 +56,12 @@ def test_the_model_sees_own_blocks_near_their_limit_and_may_change_only_those() 
     group = memory_pb2.DuplicateGroup(similarity=0.97, passages=[
         common_pb2.Passage(id="p1", text="cat Miso"), common_pb2.Passage(id="p2", text="Cat Miso.")])
     task = c.task_of(s, [group, memory_pb2.DuplicateGroup(passages=[common_pb2.Passage(id="lone")])])
-    assert [b.label for b in task.blocks] == ["human"] and len(task.groups) == 1   # not persona, not shared team
+    assert [b.label for b in task.blocks] == ["human"] and len(task.groups) == 1   # not persona, not shared project
     req = c.chat_request(task, s, "m")
     assert req.tool_choice == c.TOOL_NAME and json.loads(req.messages[1].content)["blocks"][0]["limit"] == 100
     reply = llm_pb2.ChatResponse(message=llm_pb2.ChatMessage(tool_calls=[common_pb2.ToolCall(
         name=c.TOOL_NAME, arguments=json.dumps({
-            "blocks": [{"label": "human", "value": "kept"}, {"label": "team", "value": "no"},
+            "blocks": [{"label": "human", "value": "kept"}, {"label": "project", "value": "no"},
                        {"label": "persona", "value": "no"}],
             "summary": "New summary.",
             "merges": [{"keep_id": "p1", "drop_ids": ["p2", "p1", "elsewhere"]}, {"keep_id": "zz", "drop_ids": ["p1"]}],

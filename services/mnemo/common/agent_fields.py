@@ -1,7 +1,11 @@
-"""The UpdateAgent contract between the gateway and the memory service: which AgentConfig fields a
-user may change (the names allowed in `UpdateAgentRequest.update_mask`)."""
+"""Agent settings shared by services: which AgentConfig fields a user may change (the names allowed
+in `UpdateAgentRequest.update_mask`: gateway and memory), and the consolidation defaults memory and
+the orchestrator both apply."""
 
 from __future__ import annotations
 
 UPDATABLE: frozenset[str] = frozenset(
     {"name", "model", "context_window", "preset", "summarizer_model", "limits", "metadata", "consolidation"})
+
+# ConsolidationConfig.after_turns 0: a consolidation after this many completed turns.
+CONSOLIDATION_AFTER_TURNS = 20

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from mnemo.common import ids, subjects, telemetry
-from mnemo.common.agent_fields import UPDATABLE  # AgentConfig fields UpdateAgent may change
+from mnemo.common.agent_fields import CONSOLIDATION_AFTER_TURNS, UPDATABLE
 from mnemo.common.config import Settings
 from mnemo.common.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from mnemo.common.events import EventPublisher
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CAS_RETRIES = 8
-DEFAULT_CONSOLIDATION_TURNS = 20   # ConsolidationConfig.after_turns 0
 MAX_PAGE_SIZE = 100
 FIXED = {"id", "tenant_id", "created_at", "embedding_model", "embedding_dim"}
 
@@ -267,7 +266,7 @@ class Agents:
         """A turn of an opted-in agent completed: when a consolidation may now be due (enough turns,
         or an idle timer to start), ask the consolidator to look (stream CONSOLIDATION)."""
         cfg, status = state.config.consolidation, state.consolidation
-        after = cfg.after_turns or DEFAULT_CONSOLIDATION_TURNS
+        after = cfg.after_turns or CONSOLIDATION_AFTER_TURNS
         if not (0 < after <= status.turns_since or cfg.idle_minutes > 0):
             return
         tenant_id, agent_id = state.config.tenant_id, state.config.id

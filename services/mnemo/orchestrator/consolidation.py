@@ -20,11 +20,11 @@ from datetime import datetime
 from typing import Any
 
 from mnemo.common import ids
+from mnemo.common.agent_fields import CONSOLIDATION_AFTER_TURNS
 from mnemo.orchestrator.events import StepEvents
 from mnemo.v1 import common_pb2, llm_pb2, memory_pb2
 
 TOOL_NAME = "consolidate_memory"
-DEFAULT_AFTER_TURNS = 20        # ConsolidationConfig.after_turns 0 (the memory service's default too)
 DEFAULT_NEAR_LIMIT = 0.8        # ConsolidationConfig.near_limit_fraction 0
 MAX_GROUPS = 20                 # duplicate groups shown to the model
 MAX_GROUP_PASSAGES = 5
@@ -79,7 +79,7 @@ def due(state: common_pb2.AgentState, request: common_pb2.ConsolidationRequest, 
         return Due("requested") if status.runs <= request.runs else Due()  # (ran since it was asked)
     if status.runs > request.runs or status.turns_since == 0:
         return Due()  # a consolidation ran since this request was made
-    after = cfg.after_turns or DEFAULT_AFTER_TURNS
+    after = cfg.after_turns or CONSOLIDATION_AFTER_TURNS
     if 0 < after <= status.turns_since:
         return Due("after_turns")
     if cfg.idle_minutes > 0 and status.last_turn_at:
