@@ -22,7 +22,7 @@ from mnemo.v1 import agent_pb2
 
 # Path parameters that name something a tenant owns (its agents and what hangs off them, its templates).
 TENANT_OWNED_PARAMS = frozenset({"agent_id", "checkpoint_id", "passage_id", "label", "name", "message_id",
-                                 "source_id", "turn_id", "server_id"})
+                                 "source_id", "turn_id", "server_id", "block_id"})
 # The routes that serve no tenant data (FastAPI's own documentation, health).
 PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/healthz", "/readyz"})
 ADMIN_PREFIX = "/v1/admin"

@@ -19,7 +19,7 @@ from tests.helpers import eventually
 
 # Markers in A's data: none may ever appear in an answer to B.
 SECRETS = ("SECRET-PERSONA-A", "SECRET-HUMAN-A", "SECRET-PASSAGE-A", "SECRET-DOC-A", "SECRET-MESSAGE-A",
-           "SECRET-TEMPLATE-A", "SECRET-HEADER-A", "SECRET-ARGUMENT-A")
+           "SECRET-TEMPLATE-A", "SECRET-HEADER-A", "SECRET-ARGUMENT-A", "SECRET-BLOCK-A")
 
 
 @dataclass
@@ -38,6 +38,7 @@ class World:
     export: bytes         # A's export
     pending_call: str     # the call A's agent's paused turn waits on
     server: str           # A's MCP server
+    block: str            # A's shared block, attached to A's agent
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +89,11 @@ async def build_world(stack: Stack) -> World:
         r = await http.get(f"/v1/agents/{agent}/export")
         assert r.status_code == 200
         export = r.content
+        r = await http.post("/v1/blocks", json={"label": "project", "value": "SECRET-BLOCK-A plans"})
+        assert r.status_code == 201, r.text
+        block = r.json()["id"]
+        r = await http.post(f"/v1/agents/{agent}/blocks/{block}")
+        assert r.status_code == 200, r.text
 
         async def recall_indexed() -> bool:  # the turn's messages reach recall shortly after it
             agent_json = (await http.get(f"/v1/agents/{agent}")).json()
@@ -97,7 +103,7 @@ async def build_world(stack: Stack) -> World:
     queue = json.loads(export)["state"]["queue"]
     assert queue, "the completed turn left messages in the queue"
     return World(stack, a, b, agent, b_agent, passage, checkpoint, turn, queue[-1]["id"], key, template, export,
-                 pending_call, server)
+                 pending_call, server, block)
 
 
 async def snapshot_a(w: World) -> dict[str, Any]:
@@ -122,6 +128,8 @@ async def snapshot_a(w: World) -> dict[str, Any]:
             "humans": await get(f"/v1/humans/{w.template}"),
             "pending": await get(f"{base}/pending-calls"),
             "servers": await get("/v1/mcp-servers"),
+            "blocks": await get("/v1/blocks"),
+            "block_agents": await get(f"/v1/blocks/{w.block}/agents"),
         }
 
 
@@ -129,6 +137,6 @@ def leaks(text: str, w: World, ids: bool = False) -> list[str]:
     """A's secrets (and with `ids`, A's ids: for answers B's request did not name them in) in `text`."""
     found = [s for s in SECRETS if s in text]
     if ids:
-        found += [i for i in (w.agent, w.passage, w.checkpoint, w.turn, w.message, w.pending_call, w.server)
-                  if i in text]
+        found += [i for i in (w.agent, w.passage, w.checkpoint, w.turn, w.message, w.pending_call, w.server,
+                              w.block) if i in text]
     return found

@@ -7,6 +7,14 @@ without tools (summaries). Every request body is recorded.
 
 Control from another process: POST /_script (JSON list of steps), GET /_requests, POST /_reset.
 
+A step may name the requests it is for: {"for": "agent"} (requests with tools other than
+consolidate_memory), "summarizer" (requests without tools) or "consolidation" (requests offering the
+`consolidate_memory` tool; a step calling consolidate_memory is for them without saying so). A
+request takes the first queued step meant for it; a step that names nothing is for agent and
+summarizer requests alike. Without such a step a consolidation request gets
+`default_consolidation`: each block's lines deduplicated and cut to the newest that fill 60 % of its
+limit, the summary's repeated sentences dropped, every duplicate group merged into its oldest passage.
+
 A step is a dict with any of:
   {"tool_call": {"name": "send_message", "arguments": {...} | "raw json text"}}
   {"tool_calls": [...]}                    several calls at once
@@ -75,6 +83,67 @@ def default_step(body: dict[str, Any]) -> dict[str, Any]:
     return {"tool_call": {"name": "send_message",
                           "arguments": {"message": "You said: " + user_text(messages),
                                         "request_heartbeat": False}}}
+
+
+CONSOLIDATE = "consolidate_memory"
+
+
+def offers(body: dict[str, Any], name: str) -> bool:
+    """Whether a request offers the tool `name`."""
+    for tool in body.get("tools") or []:
+        if (tool.get("function") or {}).get("name") == name:
+            return True
+    return False
+
+
+def request_kind(body: dict[str, Any]) -> str:
+    """consolidation, agent or summarizer (see the module docstring)."""
+    if offers(body, CONSOLIDATE):
+        return "consolidation"
+    return "agent" if body.get("tools") or body.get("functions") else "summarizer"
+
+
+def step_for(step: dict[str, Any], kind: str) -> bool:
+    """Whether a queued step may answer a request of `kind`."""
+    calls = step.get("tool_calls") or ([step["tool_call"]] if "tool_call" in step else [])
+    meant = step.get("for") or ("consolidation" if any(c.get("name") == CONSOLIDATE for c in calls) else None)
+    if meant is None:
+        return kind != "consolidation"
+    return meant == kind
+
+
+def _dedupe(parts: list[str]) -> list[str]:
+    """Parts without repeats (case and spacing aside), each kept at its last place."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for part in reversed(parts):
+        key = " ".join(part.lower().split())
+        if key and key not in seen:
+            seen.add(key)
+            out.append(part)
+    return out[::-1]
+
+
+def default_consolidation(body: dict[str, Any]) -> dict[str, Any]:
+    """What the scripted model does with a consolidation request and no script (module docstring)."""
+    try:
+        task = json.loads(next(m["content"] for m in reversed(body.get("messages", [])) if m.get("role") == "user"))
+    except (StopIteration, ValueError, TypeError):
+        task = {}
+    blocks = []
+    for b in task.get("blocks") or []:
+        kept: list[str] = []
+        for line in reversed(_dedupe(b["value"].split("\n"))):
+            if sum(len(x) + 1 for x in kept) + len(line) > 0.6 * b["limit"]:
+                break
+            kept.insert(0, line)
+        blocks.append({"label": b["label"], "value": "\n".join(kept)})
+    summary = task.get("summary") or ""
+    if summary:
+        summary = " ".join(_dedupe([s.strip() + "." for s in summary.split(".") if s.strip()]))
+    merges = [{"keep_id": g["passages"][0]["id"], "drop_ids": [p["id"] for p in g["passages"][1:]]}
+              for g in task.get("duplicates") or [] if len(g.get("passages") or []) > 1]
+    return {"tool_call": {"name": CONSOLIDATE, "arguments": {"blocks": blocks, "summary": summary, "merges": merges}}}
 
 
 def fake_embedding(text: str, dim: int = EMBED_DIM) -> list[float]:
@@ -157,12 +226,15 @@ class ScriptedLLM:
 
     # ---- handlers ------------------------------------------------------------------------
     def _next_step(self, body: dict[str, Any]) -> dict[str, Any]:
+        kind = request_kind(body)
         with self._lock:
             if self.record:
                 self.requests.append({**body, "_path": "chat"})
-            if self.script:
-                return self.script.popleft()
-        return default_step(body)
+            for i, step in enumerate(self.script):
+                if step_for(step, kind):
+                    del self.script[i]
+                    return step
+        return default_consolidation(body) if kind == "consolidation" else default_step(body)
 
     async def _chat(self, request: Request) -> Response:
         body = orjson.loads(await request.body())  # the stdlib's json costs ~1 ms per 250 KB body

@@ -53,7 +53,7 @@ async def _snapshot(http: httpx.AsyncClient, agent_id: str) -> dict[str, Any]:
 
 def _url(route: Route, agent_id: str) -> str:
     return route.url(agent_id=agent_id, label="human", checkpoint_id="checkpoint-x", passage_id="p-x", name="n",
-                     tenant_id="tenant-x", key_id="key-x")
+                     tenant_id="tenant-x", key_id="key-x", block_id="block-x")
 
 
 async def test_bodies_over_the_limit_are_413_on_every_json_route(bad_stack: Stack) -> None:

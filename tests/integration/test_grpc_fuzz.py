@@ -62,6 +62,7 @@ class Ids:
     spare: str
     passage: str
     checkpoint: str
+    block: str = ""
     extra: list[str] = field(default_factory=list)
 
 
@@ -82,6 +83,8 @@ class Fuzzer:
             return self.ids.passage
         if name == "checkpoint_id" and roll < 0.5:
             return self.ids.checkpoint
+        if name == "block_id" and roll < 0.5 and self.ids.block:
+            return self.ids.block
         if roll < 0.03:
             return "x" * LONG
         if roll < 0.45:
@@ -254,7 +257,9 @@ async def _ids(stack: Stack) -> Ids:
         passage = r.json()["ids"][0]
         r = await http.post(f"/v1/agents/{target['id']}/checkpoints", json={"name": "fuzz"})
         checkpoint = r.json()["id"]
-    return Ids(target["id"], spare["id"], passage, checkpoint)
+        r = await http.post("/v1/blocks", json={"label": "fuzzed", "value": "a shared block to fuzz"})
+        block = r.json()["id"]
+    return Ids(target["id"], spare["id"], passage, checkpoint, block)
 
 
 async def _call(channel: grpc.aio.Channel, method: MethodDescriptor, payload: Any, auth: Any,

@@ -86,3 +86,32 @@ async def test_elasticsearch_mappings_are_explicit(es_url: str) -> None:
     finally:
         await drop_indices(backend)
         await backend.close()
+
+
+async def test_embedded_shard_from_before_expiry_gets_the_column(tmp_path: Path) -> None:
+    """A shard file written without `passages.expires_at` is migrated when opened; the purge registry
+    (expiry.sqlite) survives a restart."""
+    import sqlite3
+
+    from mnemo.memory.search.schema import SCHEMA
+
+    backend = EmbeddedBackend(tmp_path / "index")
+    path = backend._path("t", "a")
+    path.parent.mkdir(parents=True)
+    old = sqlite3.connect(path)
+    old.executescript(SCHEMA.replace(", vec BLOB, expires_at REAL);", ", vec BLOB);"))
+    old.execute("INSERT INTO passages(id, text, created_at, created_iso) VALUES ('old', 'an old passage', 0,"
+                " '1970-01-01T00:00:00+00:00')")
+    old.commit()
+    old.close()
+    await backend.start()
+    soon = datetime.now(UTC) + timedelta(seconds=30)
+    await backend.insert_passages([PassageDoc(id="new", tenant_id="t", agent_id="a", text="a passage that expires",
+                                              created_at=T0, expires_at=soon)])
+    assert await backend.count_passages("t", "a") == 2
+    await backend.close()
+    again = EmbeddedBackend(tmp_path / "index")
+    await again.start()
+    assert await again.purge_expired(soon + timedelta(seconds=1)) == 1
+    assert [h.doc.id for h in (await again.search_passages("t", "a")).hits] == ["old"]
+    await again.close()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mnemo.memory.search import DimensionMismatch, PassageDoc, RecallDoc, SearchBackend
+from mnemo.memory.search import DimensionMismatch, PassageDoc, PassageFilter, RecallDoc, SearchBackend
 from tests.fixtures_search import es_url, minilm, search_backend  # noqa: F401
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
@@ -267,3 +267,83 @@ async def test_concurrent_writers_and_readers(search_backend: SearchBackend) -> 
     await asyncio.gather(writer("a1"), writer("a2"), writer("a1"), reader(), reader())
     assert await search_backend.count_messages("t1", "a1") == 40
     assert await search_backend.count_messages("t1", "a2") == 40
+
+
+# -- archival hygiene: expiry, bulk delete, similarity (deduplication) ---------------------------------
+
+async def test_expired_passages_are_hidden_at_once_and_purged_later(search_backend: SearchBackend,
+                                                                   minilm: Embed) -> None:
+    now = datetime.now(UTC)
+    texts = ["The user's locker code is 4512.", "The user parks on level three.", "The user likes jazz."]
+    vecs = minilm(texts)
+    docs = [passage(f"p{i}", t, vector=v, when=now - timedelta(minutes=5 - i)) for i, (t, v) in
+            enumerate(zip(texts, vecs, strict=True))]
+    docs[0].expires_at = now - timedelta(seconds=1)        # already past
+    docs[1].expires_at = now + timedelta(hours=1)          # later
+    await search_backend.insert_passages(docs)
+    await search_backend.insert_passages([passage("q1", "The user's locker code is 4512.", agent="a2",
+                                                  vector=vecs[0])])
+    assert await search_backend.count_passages("t1", "a1") == 2
+    q = "what is the locker code?"
+    for query, vector in ((q, minilm([q])[0]), (q, None), ("", None)):
+        page = await search_backend.search_passages("t1", "a1", query=query, vector=vector, limit=10)
+        assert "p0" not in [h.doc.id for h in page.hits], query
+        assert page.total <= 2
+    assert await search_backend.get_passages("t1", "a1", ["p0", "p1"]) != []
+    assert [d.id for d in await search_backend.get_passages("t1", "a1", ["p0", "p1"])] == ["p1"]
+    (similar,) = await search_backend.similar_passages("t1", "a1", [vecs[0]], min_similarity=0.9)
+    assert similar == []
+    kept = (await search_backend.get_passages("t1", "a1", ["p1"]))[0]
+    assert kept.expires_at is not None and abs((kept.expires_at - docs[1].expires_at).total_seconds()) < 1
+    # the purge deletes what expired (of every agent), nothing else
+    assert await search_backend.purge_expired(now) == 1
+    assert await search_backend.purge_expired(now) == 0
+    assert await search_backend.count_passages("t1", "a1") == 2
+    assert await search_backend.count_passages("t1", "a2") == 1
+    assert await search_backend.purge_expired(now + timedelta(hours=2)) == 1
+    assert await search_backend.count_passages("t1", "a1") == 1
+    assert [h.doc.id for h in (await search_backend.search_passages("t1", "a1")).hits] == ["p2"]
+
+
+async def test_bulk_delete_by_tags_dates_source_and_ids_counts(search_backend: SearchBackend) -> None:
+    docs = [passage("trip-rome", "trip to Rome", tags=["travel", "2023"], when=T0),
+            passage("trip-oslo", "trip to Oslo", tags=["travel"], when=T0 + timedelta(days=10)),
+            passage("tax", "tax return", tags=["finance", "2023"], when=T0 + timedelta(days=20))]
+    for i in range(4):
+        d = passage(f"ch{i}", f"chapter {i} of the manual", when=T0 + timedelta(days=30, minutes=i))
+        d.source_id = "doc-manual"
+        docs.append(d)
+    await search_backend.insert_passages(docs)
+    await search_backend.insert_passages([passage("trip-rome", "trip to Rome", tags=["travel", "2023"], agent="a2")])
+    assert await search_backend.delete_passages("t1", "a1", PassageFilter()) == 0   # no filter: nothing
+    assert await search_backend.delete_passages("t1", "a1", PassageFilter(source_id="doc-manual")) == 4
+    assert await search_backend.delete_passages("t1", "a1", PassageFilter(source_id="doc-manual")) == 0
+    assert await search_backend.delete_passages("t1", "a1", PassageFilter(tags=["travel", "2023"])) == 1
+    assert await search_backend.count_passages("t1", "a2") == 1   # the other agent's copy stays
+    window = PassageFilter(start=T0 + timedelta(days=5), end=T0 + timedelta(days=15))
+    assert await search_backend.delete_passages("t1", "a1", window) == 1
+    assert [h.doc.id for h in (await search_backend.search_passages("t1", "a1")).hits] == ["tax"]
+    assert await search_backend.delete_passages("t1", "a1", PassageFilter(ids=["tax", "nope"], tags=["travel"])) == 0
+    assert await search_backend.delete_passages("t1", "a1", PassageFilter(ids=["tax", "nope"])) == 1
+    assert await search_backend.count_passages("t1", "a1") == 0
+    assert (await search_backend.search_passages("t1", "a1", query="trip")).total == 0
+
+
+async def test_similar_passages_by_cosine_and_vectors_of_the_newest(search_backend: SearchBackend,
+                                                                   minilm: Embed) -> None:
+    texts = ["The user's dog is a beagle called Biscuit.", "Mitochondria are the powerhouse of the cell.",
+             "The user's favourite colour is teal."]
+    vecs = minilm(texts)
+    assert await search_backend.similar_passages("t1", "a1", [vecs[0]], min_similarity=0.5) == [[]]  # no index yet
+    await search_backend.insert_passages([passage(f"p{i}", t, vector=v, when=T0 + timedelta(minutes=i))
+                                          for i, (t, v) in enumerate(zip(texts, vecs, strict=True))])
+    near = "The user's dog is a beagle named Biscuit."
+    far = "Quarterly tax filing deadlines."
+    found = await search_backend.similar_passages("t1", "a1", minilm([near, far, texts[2]]), min_similarity=0.9)
+    assert [h.doc.id for h in found[0]] == ["p0"] and found[0][0].score > 0.9 and found[0][0].doc.text == texts[0]
+    assert found[1] == []
+    assert [h.doc.id for h in found[2]][:1] == ["p2"] and found[2][0].score > 0.99
+    assert (await search_backend.similar_passages("t1", "a2", [vecs[0]], min_similarity=0.5)) == [[]]
+    newest = await search_backend.passage_vectors("t1", "a1", limit=2)
+    assert [d.id for d in newest] == ["p2", "p1"]
+    assert newest[0].vector is not None and len(newest[0].vector) == len(vecs[0])

@@ -116,6 +116,19 @@ RECIPES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/mcp"): [Case(LISTING, lambda w: {"json": {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                                                          "params": {"name": "list_agents", "arguments": {}}},
                                                 "headers": {"Accept": "application/json, text/event-stream"}})],
+    ("POST", "/v1/blocks"): [Case(OWN, lambda w: {"json": {"label": "project", "value": "b's block"}})],
+    ("GET", "/v1/blocks"): [Case(LISTING, lambda w: {"params": {"page_size": 100}})],
+    ("GET", "/v1/blocks/{block_id}"): [Case(OWNED)],
+    ("PATCH", "/v1/blocks/{block_id}"): [Case(OWNED, lambda w: {"json": {"value": "pwned"}})],
+    ("DELETE", "/v1/blocks/{block_id}"): [Case(OWNED)],
+    ("GET", "/v1/blocks/{block_id}/agents"): [Case(OWNED)],
+    # A's block on A's agent, and A's block on B's own agent: neither is B's to attach
+    ("POST", f"{A}/blocks/{{block_id}}"): [Case(OWNED), Case(OWNED, on_b_agent=True)],
+    ("DELETE", f"{A}/blocks/{{block_id}}"): [Case(OWNED), Case(OWNED, on_b_agent=True)],
+    # B's filter on B's own agent naming A's passage: deletes nothing of A's (a count of 0)
+    ("DELETE", f"{A}/archival"): [Case(OWNED, lambda w: {"params": {"ids": [w.passage]}}),
+                                  Case(OWN, lambda w: {"params": {"ids": [w.passage]}}, on_b_agent=True)],
+    ("POST", f"{A}/consolidate"): [Case(OWNED)],
     **{key: cases for kind in ("personas", "humans") for key, cases in {
         ("GET", f"/v1/{kind}"): [Case(LISTING)],
         ("GET", f"/v1/{kind}/{{name}}"): [Case(OWNED)],
@@ -136,7 +149,7 @@ ADMIN_BODIES: dict[tuple[str, str], Kwargs] = {
 def _url(route: Route, w: World, on_b_agent: bool) -> str:
     return route.url(agent_id=w.b_agent if on_b_agent else w.agent, label="human", passage_id=w.passage,
                      checkpoint_id=w.checkpoint, name=w.template, tenant_id=w.a.id, key_id=w.a.key_id,
-                     server_id=w.server)
+                     server_id=w.server, block_id=w.block)
 
 
 async def _send(http: httpx.AsyncClient, route: Route, url: str, kwargs: dict[str, Any],
@@ -287,6 +300,22 @@ RPC_RECIPES: dict[str, list[RpcCase]] = {
         RpcCase(OWNED, lambda w: agent_pb2.AttachMcpToolsRequest(agent_id=w.agent, server_id=w.server)),
         RpcCase(OWNED, lambda w: agent_pb2.AttachMcpToolsRequest(agent_id=w.b_agent, server_id=w.server))],
     "DetachTool": [RpcCase(OWNED, lambda w: agent_pb2.DetachToolRequest(agent_id=w.agent, name="lookup"))],
+    "CreateBlock": [RpcCase(OWN, lambda w: agent_pb2.PublicCreateBlockRequest(label="project", value="b's block"))],
+    "ListBlocks": [RpcCase(LISTING, lambda w: agent_pb2.PublicListBlocksRequest(page_size=100))],
+    "GetBlock": [RpcCase(OWNED, lambda w: agent_pb2.PublicBlockRef(block_id=w.block))],
+    "UpdateBlock": [RpcCase(OWNED, lambda w: agent_pb2.PublicUpdateBlockRequest(block_id=w.block, value="pwned"))],
+    "DeleteBlock": [RpcCase(OWNED, lambda w: agent_pb2.PublicBlockRef(block_id=w.block))],
+    "ListBlockAgents": [RpcCase(OWNED, lambda w: agent_pb2.PublicBlockRef(block_id=w.block))],
+    "AttachBlock": [
+        RpcCase(OWNED, lambda w: agent_pb2.PublicAttachBlockRequest(agent_id=w.agent, block_id=w.block)),
+        RpcCase(OWNED, lambda w: agent_pb2.PublicAttachBlockRequest(agent_id=w.b_agent, block_id=w.block))],
+    "DetachBlock": [
+        RpcCase(OWNED, lambda w: agent_pb2.PublicAttachBlockRequest(agent_id=w.agent, block_id=w.block)),
+        RpcCase(OWNED, lambda w: agent_pb2.PublicAttachBlockRequest(agent_id=w.b_agent, block_id=w.block))],
+    "BulkDeleteArchival": [
+        RpcCase(OWNED, lambda w: agent_pb2.PublicBulkDeleteArchivalRequest(agent_id=w.agent, ids=[w.passage])),
+        RpcCase(OWN, lambda w: agent_pb2.PublicBulkDeleteArchivalRequest(agent_id=w.b_agent, ids=[w.passage]))],
+    "ConsolidateAgent": [RpcCase(OWNED, _ref)],
 }
 
 

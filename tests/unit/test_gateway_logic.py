@@ -86,7 +86,7 @@ def test_public_agent_json() -> None:
     data = to_json(public_agent(state))
     assert data["id"] == "agent-1" and "tenant_id" not in data
     assert data["limits"]["max_steps"] == 4 and data["counts"] == {"recall": 3, "archival": 0, "queue": 1}
-    assert data["blocks"] == [{"label": "persona", "value": "v", "limit": 2000}]
+    assert data["blocks"] == [{"label": "persona", "value": "v", "limit": 2000, "shared_id": "", "shared_with": []}]
 
 
 def test_request_bodies_to_protos() -> None:

@@ -16,7 +16,8 @@ async def test_jetstream_layout_is_idempotent(nats_url: str) -> None:
     first = await ensure_jetstream(js)
     second = await ensure_jetstream(js)
     assert set(first) == set(second) == {subjects.KV_AGENTS, subjects.KV_LEASES, subjects.KV_TENANTS,
-                                         subjects.KV_TEMPLATES, subjects.KV_CHECKPOINTS, subjects.KV_MCP_SERVERS}
+                                         subjects.KV_TEMPLATES, subjects.KV_CHECKPOINTS, subjects.KV_MCP_SERVERS,
+                                         subjects.KV_BLOCKS, subjects.KV_PASSAGE_CLAIMS}
     info = await js.stream_info(subjects.TURNS_STREAM)
     assert info.config.retention == "workqueue" or getattr(info.config.retention, "value", None) == "workqueue"
     await nc.close()

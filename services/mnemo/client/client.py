@@ -11,6 +11,7 @@ from httpx_sse import aconnect_sse, connect_sse
 
 from mnemo.client._config import default_api_key, default_base_url
 from mnemo.client._sse import event_from_sse, events_from_json
+from mnemo.client.blocks import Blocks
 from mnemo.client.errors import APIConnectionError, StreamError, error_from_response
 from mnemo.client.models import Event, TurnResult
 from mnemo.client.resources import Admin, Agents, McpServers, Models, Templates
@@ -31,6 +32,7 @@ class _Base:
         self.admin = Admin(self)
         self.models = Models(self)
         self.mcp_servers = McpServers(self)
+        self.blocks = Blocks(self)
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}

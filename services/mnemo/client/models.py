@@ -15,6 +15,8 @@ class MemoryBlock(_Model):
     label: str
     value: str = ""
     limit: int = 0
+    shared_id: str = ""                                     # a shared block: its id
+    shared_with: list[str] = Field(default_factory=list)    # the other agents it is attached to
 
 
 class MemoryCounts(_Model):
@@ -73,6 +75,8 @@ class Agent(_Model):
     tools: list[ToolSpec] = Field(default_factory=list)
     tool_rules: list[dict[str, Any]] = Field(default_factory=list)
     tool_timeout_seconds: int = 0
+    consolidation: dict[str, Any] = Field(default_factory=dict)          # enabled, model, after_turns, ...
+    consolidation_status: dict[str, Any] = Field(default_factory=dict)   # last_at, last_checkpoint_id, ...
 
     def block(self, label: str) -> MemoryBlock | None:
         return next((b for b in self.blocks if b.label == label), None)
@@ -176,6 +180,7 @@ class Passage(_Model):
     position: int = 0
     created_at: str = ""
     metadata: dict[str, str] = Field(default_factory=dict)
+    expires_at: str = ""
 
 
 class ArchivalHit(_Model):
@@ -216,3 +221,35 @@ class IngestResult(_Model):
     bytes_read: int = 0
     passages: int = 0
     done: bool = True
+
+
+class InsertResult(_Model):
+    """Per passage: its id (or the id of the stored passage it duplicates) and whether it was a duplicate."""
+
+    ids: list[str] = Field(default_factory=list)
+    duplicate: list[bool] = Field(default_factory=list)
+    inserted: int = 0
+    deduplicated: int = 0
+    expiring: int = 0
+
+
+class BlockAgent(_Model):
+    agent_id: str
+    name: str = ""
+    attached_at: str = ""
+
+
+class SharedBlock(_Model):
+    id: str
+    label: str = ""
+    value: str = ""
+    limit: int = 0
+    created_at: str = ""
+    updated_at: str = ""
+    agents: list[BlockAgent] = Field(default_factory=list)
+
+
+class AttachResult(_Model):
+    block: SharedBlock
+    replaced: bool = False
+    checkpoint_id: str = ""     # taken before replacing the agent's own block of that label

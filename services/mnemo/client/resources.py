@@ -16,10 +16,12 @@ from pydantic import BaseModel
 from mnemo.client.models import (
     Agent,
     ArchivalPage,
+    AttachResult,
     Checkpoint,
     CoreMemory,
     IngestResult,
     McpServer,
+    InsertResult,
     MemoryBlock,
     Message,
     PendingCalls,
@@ -182,11 +184,43 @@ class Agents(_Resource):
                                 cast=one(ArchivalPage))
 
     def insert_archival(self, agent_id: str, text: str | builtins.list[str],
-                        tags: builtins.list[str] | None = None) -> Any:
+                        tags: builtins.list[str] | None = None, *, ttl_seconds: int | None = None,
+                        expires_at: str | None = None, dedup: bool | None = None) -> Any:
+        """Store passages; their ids (a duplicate of a stored passage answers with that one's id).
+        `ttl_seconds` / `expires_at` make them expire; `dedup` switches deduplication for this call."""
         texts = [text] if isinstance(text, str) else text
-        body = {"passages": [_clean({"text": t, "tags": tags}) for t in texts]}
-        return self._c._request("POST", f"/v1/agents/{agent_id}/archival", json=body,
+        passages = [_clean({"text": t, "tags": tags, "ttl_seconds": ttl_seconds, "expires_at": expires_at})
+                    for t in texts]
+        return self._c._request("POST", f"/v1/agents/{agent_id}/archival", json=_insert_body(passages, dedup),
                                 cast=lambda d: items(d, "ids") if isinstance(d, dict) else d)
+
+    def insert_passages(self, agent_id: str, passages: builtins.list[dict[str, Any]], *,
+                        dedup: bool | None = None) -> Any:
+        """Store passages given as dicts (text, tags, id, metadata, ttl_seconds, expires_at); what was
+        stored and what was a duplicate, with counts."""
+        return self._c._request("POST", f"/v1/agents/{agent_id}/archival", json=_insert_body(passages, dedup),
+                                cast=one(InsertResult))
+
+    def delete_archival_where(self, agent_id: str, *, tags: builtins.list[str] | None = None,
+                              start: str | None = None, end: str | None = None, source_id: str | None = None,
+                              ids: builtins.list[str] | None = None) -> Any:
+        """Delete the passages matching every filter given (at least one); how many were deleted."""
+        params = _clean({"tags": tags or None, "start": start, "end": end, "source_id": source_id,
+                         "ids": ids or None})
+        return self._c._request("DELETE", f"/v1/agents/{agent_id}/archival", params=params,
+                                cast=lambda d: int(d["deleted"]))
+
+    # ---- shared blocks, consolidation ------------------------------------------------------
+    def attach_block(self, agent_id: str, block_id: str) -> Any:
+        """Attach a shared block (a block of the same label is replaced, the agent's own kept in a checkpoint)."""
+        return self._c._request("POST", f"/v1/agents/{agent_id}/blocks/{block_id}", cast=one(AttachResult))
+
+    def detach_block(self, agent_id: str, block_id: str) -> Any:
+        return self._c._request("DELETE", f"/v1/agents/{agent_id}/blocks/{block_id}", cast=lambda _: None)
+
+    def consolidate(self, agent_id: str) -> Any:
+        """Queue a memory consolidation now (the agent must have consolidation enabled)."""
+        return self._c._request("POST", f"/v1/agents/{agent_id}/consolidate", cast=lambda _: None)
 
     def delete_archival(self, agent_id: str, passage_id: str) -> Any:
         return self._c._request("DELETE", f"/v1/agents/{agent_id}/archival/{passage_id}", cast=lambda _: None)
@@ -298,6 +332,13 @@ class Admin(_Resource):
 
     def revoke_key(self, key_id: str) -> Any:
         return self._c._request("DELETE", f"/v1/admin/keys/{key_id}", cast=lambda _: None)
+
+
+def _insert_body(passages: list[dict[str, Any]], dedup: bool | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"passages": passages}
+    if dedup is not None:
+        body["dedup"] = "on" if dedup else "off"
+    return body
 
 
 def _guess_type(path: Path) -> str:

@@ -58,6 +58,16 @@ class Settings(BaseSettings):
     elasticsearch_url: str = "http://127.0.0.1:9200"
     elasticsearch_index_prefix: str = "mnemo"
 
+    # Archival hygiene (memory)
+    archival_dedup: bool = Field(default=True, description="a passage equal or near-identical to a stored one "
+                                                           "is not stored again (its id is returned)")
+    archival_dedup_similarity: float = Field(default=0.95, ge=0.0, le=1.0,
+                                             description="near-identical: cosine at least this ...")
+    archival_dedup_word_overlap: float = Field(default=0.7, ge=0.0, le=1.0,
+                                               description="... and word overlap (Jaccard) at least this")
+    archival_expiry_sweep: float = Field(default=60.0, gt=0.0,
+                                         description="seconds between deletions of expired passages")
+
     # Gateway
     admin_key: str | None = None
 
@@ -77,6 +87,7 @@ class Settings(BaseSettings):
     orchestrator_keep_last_messages: int = 4
     orchestrator_reserved_completion_tokens: int = 512
     orchestrator_loop_repeats: int = 3         # identical calls in one turn before loop_detected
+    orchestrator_consolidation: bool = True    # run the memory consolidation consumer
 
     # Tools (docs/tools.md)
     tool_timeout: float = Field(default=600.0, gt=0, description="seconds a paused call waits (agent default)")

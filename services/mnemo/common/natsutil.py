@@ -65,6 +65,14 @@ STREAMS: list[StreamConfig] = [
         max_age=90 * DAY,
         description="one record per model call (usage metering)",
     ),
+    StreamConfig(
+        name=subjects.CONSOLIDATION_STREAM,
+        subjects=["mnemo.consolidate.>"],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        duplicate_window=120.0,
+        description="memory consolidation requests, memory / gateway -> orchestrators (work queue)",
+    ),
 ]
 
 KV_BUCKETS: list[KeyValueConfig] = [
@@ -80,6 +88,10 @@ KV_BUCKETS: list[KeyValueConfig] = [
                    max_value_size=8 << 20, description="agent checkpoints"),
     KeyValueConfig(bucket=subjects.KV_MCP_SERVERS, history=1, storage=StorageType.FILE,
                    description="MCP servers registered by tenants"),
+    KeyValueConfig(bucket=subjects.KV_BLOCKS, history=1, storage=StorageType.FILE,
+                   max_value_size=1 << 20, description="shared core-memory blocks (CAS per edit)"),
+    KeyValueConfig(bucket=subjects.KV_PASSAGE_CLAIMS, history=1, ttl=3600.0, storage=StorageType.FILE,
+                   description="archival dedup: atomic claims of passage texts"),
 ]
 
 

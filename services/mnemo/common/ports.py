@@ -37,6 +37,20 @@ class MemoryPort(Protocol):
 
     async def GetMcpServer(self, request: memory_pb2.McpServerRef, timeout: float | None = None,
                            ) -> memory_pb2.McpServer: ...
+    async def UpdateSharedBlock(self, request: memory_pb2.UpdateSharedBlockRequest, timeout: float | None = None,
+                                ) -> memory_pb2.SharedBlock: ...
+
+
+class ConsolidationMemoryPort(MemoryPort, Protocol):
+    """What a memory consolidation needs besides the step loop's calls: a checkpoint first, and the
+    agent's archival duplicates."""
+
+    async def CreateCheckpoint(self, request: memory_pb2.CreateCheckpointRequest, timeout: float | None = None,
+                               ) -> common_pb2.Checkpoint: ...
+
+    async def FindArchivalDuplicates(self, request: memory_pb2.FindArchivalDuplicatesRequest,
+                                     timeout: float | None = None,
+                                     ) -> memory_pb2.FindArchivalDuplicatesResponse: ...
 
 
 class LLMPort(Protocol):

@@ -35,7 +35,8 @@ UNAVAILABLE_RETRY = Backoff(base=0.05, cap=0.5, attempts=3)
 # Reads that are safe to repeat (the retry policy applies to them only).
 MEMORY_IDEMPOTENT = frozenset({
     "GetAgent", "ListAgents", "GetContext", "GetCoreMemory", "GetCounts", "SearchRecall",
-    "SearchArchival", "GetTemplate", "ListTemplates", "ListCheckpoints", "GetMcpServer", "ListMcpServers"})
+    "SearchArchival", "GetTemplate", "ListTemplates", "ListCheckpoints", "GetMcpServer", "ListMcpServers",
+    "GetSharedBlock", "ListSharedBlocks", "ListSharedBlockAgents", "FindArchivalDuplicates"})
 LLM_IDEMPOTENT = frozenset({"ListModels", "CountTokens"})  # not Embed: the proxy retries providers itself
 
 UnaryCall = Callable[..., Awaitable[Any]]

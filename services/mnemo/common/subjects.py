@@ -6,6 +6,7 @@ TURNS_STREAM = "TURNS"
 EVENTS_STREAM = "EVENTS"
 MESSAGES_STREAM = "MESSAGES"  # commit log of every message: recall memory is indexed from it
 USAGE_STREAM = "USAGE"
+CONSOLIDATION_STREAM = "CONSOLIDATION"  # requests to consolidate an agent's memory (work queue)
 
 KV_AGENTS = "mnemo_agents"
 KV_LEASES = "mnemo_leases"
@@ -14,9 +15,12 @@ KV_TEMPLATES = "mnemo_templates"
 KV_CHECKPOINTS = "mnemo_checkpoints"
 KV_IDEMPOTENCY = "mnemo_idempotency"  # gateway: first acceptance of keyed turns (TTL = EVENTS retention)
 KV_MCP_SERVERS = "mnemo_mcp_servers"  # MCP servers registered by tenants
+KV_BLOCKS = "mnemo_blocks"  # shared core-memory blocks, `<tenant>.<block>`
+KV_PASSAGE_CLAIMS = "mnemo_passage_claims"  # archival dedup: who stores a text, `<tenant>.<agent>.<hash>`
 
 ORCHESTRATOR_CONSUMER = "orchestrator"
 RECALL_INDEXER_CONSUMER = "recall-indexer"
+CONSOLIDATOR_CONSUMER = "consolidator"
 
 
 def turns_subject(tenant: str, agent: str) -> str:
@@ -35,6 +39,14 @@ def events_subject(tenant: str, agent: str) -> str:
 
 def messages_subject(tenant: str, agent: str) -> str:
     return f"mnemo.messages.{tenant}.{agent}"
+
+
+def consolidation_subject(tenant: str, agent: str) -> str:
+    return f"mnemo.consolidate.{tenant}.{agent}"
+
+
+def block_key(tenant: str, block: str) -> str:
+    return f"{tenant}.{block}"
 
 
 def usage_subject(tenant: str, agent: str) -> str:

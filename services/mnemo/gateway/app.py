@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mnemo.common import metrics, telemetry
 from mnemo.common.errors import MnemoError
-from mnemo.gateway import rest_admin, rest_agents, rest_memory, rest_models, rest_openai, rest_tools
+from mnemo.gateway import rest_admin, rest_agents, rest_blocks, rest_memory, rest_models, rest_openai, rest_tools
 from mnemo.gateway.deps import GatewayContext
 from mnemo.gateway.errors import ApiError, BodyTooLarge
 
@@ -162,6 +162,8 @@ def create_app(ctx: GatewayContext, nats: Any = None) -> FastAPI:
     app.include_router(rest_agents.router)
     app.include_router(rest_tools.agents)
     app.include_router(rest_tools.servers)
+    app.include_router(rest_blocks.router)
+    app.include_router(rest_blocks.agents)
     app.include_router(rest_admin.template_router("persona"))
     app.include_router(rest_admin.template_router("human"))
     app.include_router(rest_openai.router)

@@ -48,7 +48,8 @@ def public_agent(state: common_pb2.AgentState) -> agent_pb2.Agent:
         limits=cfg.limits, blocks=list(state.blocks), created_at=cfg.created_at,
         counts={"recall": state.recall_count, "archival": state.archival_count, "queue": len(state.queue)},
         embedding_model=cfg.embedding_model, embedding_dim=cfg.embedding_dim, tools=cfg.tools,
-        tool_rules=cfg.tool_rules, tool_timeout_seconds=cfg.tool_timeout_seconds)
+        tool_rules=cfg.tool_rules, tool_timeout_seconds=cfg.tool_timeout_seconds, consolidation=cfg.consolidation,
+        consolidation_status=state.consolidation)
 
 
 def config_agent(cfg: common_pb2.AgentConfig) -> agent_pb2.Agent:
@@ -57,7 +58,7 @@ def config_agent(cfg: common_pb2.AgentConfig) -> agent_pb2.Agent:
                            preset=cfg.preset, limits=cfg.limits, created_at=cfg.created_at,
                            embedding_model=cfg.embedding_model, embedding_dim=cfg.embedding_dim,
                            tools=cfg.tools, tool_rules=cfg.tool_rules,
-                           tool_timeout_seconds=cfg.tool_timeout_seconds)
+                           tool_timeout_seconds=cfg.tool_timeout_seconds, consolidation=cfg.consolidation)
 
 
 def public_mcp_server(server: memory_pb2.McpServer) -> agent_pb2.PublicMcpServer:

@@ -207,10 +207,10 @@ class Core:
         return await self.call(self.memory.SearchArchival, memory_pb2.SearchArchivalRequest(
             ref=await self.owned(tenant_id, agent_id), query=query, tags=tags or [], page=page, page_size=page_size))
 
-    async def insert_archival(self, tenant_id: str, agent_id: str,
-                              passages: list[memory_pb2.PassageInput]) -> memory_pb2.InsertArchivalResponse:
+    async def insert_archival(self, tenant_id: str, agent_id: str, passages: list[memory_pb2.PassageInput],
+                              dedup: str = "") -> memory_pb2.InsertArchivalResponse:
         return await self.call(self.memory.InsertArchival, memory_pb2.InsertArchivalRequest(
-            ref=await self.owned(tenant_id, agent_id), passages=passages))
+            ref=await self.owned(tenant_id, agent_id), passages=passages, dedup=dedup))
 
     async def delete_archival(self, tenant_id: str, agent_id: str, passage_id: str) -> None:
         if not passage_id or len(passage_id) > 200:

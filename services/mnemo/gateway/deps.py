@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,6 +15,7 @@ from mnemo.common.config import Settings
 from mnemo.gateway.core import Core
 from mnemo.gateway.errors import ApiError
 from mnemo.gateway.health import HealthChecker
+from mnemo.gateway.memory_ops import MemoryOps
 from mnemo.gateway.models import ModelLister
 from mnemo.gateway.options import GatewayOptions
 from mnemo.gateway.ratelimit import RateLimiter
@@ -39,6 +40,10 @@ class GatewayContext:
     js: JetStreamContext
     tools: ToolOps
     models: ModelLister | None = None   # None: no llm-proxy configured (GET /v1/models is 503)
+    ops: MemoryOps = field(init=False)   # shared blocks, bulk deletes, consolidation requests
+
+    def __post_init__(self) -> None:
+        self.ops = MemoryOps(self.core, self.js)
 
 
 def context_of(request: Request) -> GatewayContext:

@@ -208,7 +208,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                              context: Any) -> Any:
         if not request.passages:
             raise ApiError(400, "passages: at least one")
-        return await self.core.insert_archival(tenant, request.agent_id, list(request.passages))
+        return await self.core.insert_archival(tenant, request.agent_id, list(request.passages), request.dedup)
 
     @unary
     async def DeleteArchival(self, tenant: str, request: agent_pb2.PublicDeleteArchivalRequest,
@@ -365,6 +365,55 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     @unary
     async def DetachTool(self, tenant: str, request: agent_pb2.DetachToolRequest, context: Any) -> Any:
         return await self.ctx.tools.detach(tenant, request.agent_id, request.name)
+
+    # ---- shared blocks, archival bulk delete, consolidation (gateway/memory_ops.py) ----
+    @unary
+    async def CreateBlock(self, tenant: str, request: agent_pb2.PublicCreateBlockRequest, context: Any) -> Any:
+        return await self.ctx.ops.create_block(tenant, request.label, request.value, request.limit)
+
+    @unary
+    async def ListBlocks(self, tenant: str, request: agent_pb2.PublicListBlocksRequest, context: Any) -> Any:
+        size = min(request.page_size, 100) if request.page_size > 0 else 50
+        return await self.ctx.ops.list_blocks(tenant, max(request.page, 1), size)
+
+    @unary
+    async def GetBlock(self, tenant: str, request: agent_pb2.PublicBlockRef, context: Any) -> Any:
+        return await self.ctx.ops.get_block(tenant, request.block_id)
+
+    @unary
+    async def UpdateBlock(self, tenant: str, request: agent_pb2.PublicUpdateBlockRequest, context: Any) -> Any:
+        value = request.value if request.HasField("value") else None
+        return await self.ctx.ops.update_block(tenant, request.block_id, value, request.limit)
+
+    @unary
+    async def DeleteBlock(self, tenant: str, request: agent_pb2.PublicBlockRef, context: Any) -> Any:
+        await self.ctx.ops.delete_block(tenant, request.block_id)
+        return empty_pb2.Empty()
+
+    @unary
+    async def ListBlockAgents(self, tenant: str, request: agent_pb2.PublicBlockRef, context: Any) -> Any:
+        return await self.ctx.ops.block_agents(tenant, request.block_id)
+
+    @unary
+    async def AttachBlock(self, tenant: str, request: agent_pb2.PublicAttachBlockRequest, context: Any) -> Any:
+        return await self.ctx.ops.attach(tenant, request.agent_id, request.block_id)
+
+    @unary
+    async def DetachBlock(self, tenant: str, request: agent_pb2.PublicAttachBlockRequest, context: Any) -> Any:
+        await self.ctx.ops.detach(tenant, request.agent_id, request.block_id)
+        return empty_pb2.Empty()
+
+    @unary
+    async def BulkDeleteArchival(self, tenant: str, request: agent_pb2.PublicBulkDeleteArchivalRequest,
+                                 context: Any) -> Any:
+        return await self.ctx.ops.bulk_delete_archival(tenant, request.agent_id, tags=list(request.tags),
+                                                       start=request.start, end=request.end,
+                                                       source_id=request.source_id, passage_ids=list(request.ids))
+
+    @unary
+    async def ConsolidateAgent(self, tenant: str, request: agent_pb2.GetAgentRequest, context: Any) -> Any:
+        await self.ctx.ops.consolidate(tenant, request.agent_id)
+        return empty_pb2.Empty()
 
 
 def _size(page_size: int) -> int:

@@ -68,7 +68,21 @@ async def insert_archival(agent_id: str, body: ArchivalInsert, who: Tenant, ctx:
     passages = body.to_proto()
     if not passages:
         raise ApiError(422, [{"loc": ["body", "text"], "msg": "give `text` or `passages`", "type": "missing"}])
-    return to_json(await ctx.core.insert_archival(who.tenant_id, agent_id, passages))
+    return to_json(await ctx.core.insert_archival(who.tenant_id, agent_id, passages, body.dedup or ""))
+
+
+@router.delete("/{agent_id}/archival", summary="Delete the passages matching a filter; how many",
+               description="Every filter given must match: `tags` (all of them), `start` / `end` (creation "
+                           "time, RFC 3339 or YYYY-MM-DD, inclusive), `source_id` (a document), `ids`. "
+                           "At least one filter is required.")
+async def bulk_delete_archival(agent_id: str, who: Tenant, ctx: Ctx,
+                               tags: Annotated[list[str] | None, Query(max_length=50)] = None,
+                               start: Annotated[str, Query(max_length=64)] = "",
+                               end: Annotated[str, Query(max_length=64)] = "",
+                               source_id: Annotated[str, Query(max_length=200)] = "",
+                               ids: Annotated[list[str] | None, Query(max_length=1000)] = None) -> dict[str, Any]:
+    return to_json(await ctx.ops.bulk_delete_archival(who.tenant_id, agent_id, tags=tags or [], start=start, end=end,
+                                                      source_id=source_id, passage_ids=ids or []))
 
 
 @router.delete("/{agent_id}/archival/{passage_id}", status_code=204, summary="Delete a passage")

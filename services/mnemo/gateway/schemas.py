@@ -60,6 +60,15 @@ class ToolRuleBody(_Body):
 Tools = Field(default=None, max_length=64)
 Rules = Field(default=None, max_length=128)
 ToolTimeout = Field(default=None, ge=0, le=7 * 24 * 3600)
+class ConsolidationBody(_Body):
+    enabled: bool = False
+    model: str | None = Field(default=None, max_length=200)
+    after_turns: int | None = Field(default=None, ge=-1, le=1_000_000)
+    idle_minutes: float | None = Field(default=None, ge=0, le=525_600)
+    near_limit_fraction: float | None = Field(default=None, ge=0, le=1)
+
+    def to_proto(self) -> common_pb2.ConsolidationConfig:
+        return common_pb2.ConsolidationConfig(**self.model_dump(exclude_none=True))
 
 
 class BlockBody(_Body):
@@ -85,6 +94,7 @@ class AgentCreate(_Body):
     tools: list[ToolBody] | None = Tools
     tool_rules: list[ToolRuleBody] | None = Rules
     tool_timeout_seconds: int | None = ToolTimeout
+    consolidation: ConsolidationBody | None = None
 
     def to_proto(self) -> memory_pb2.CreateAgentRequest:
         cfg = common_pb2.AgentConfig(
@@ -95,6 +105,8 @@ class AgentCreate(_Body):
             tool_timeout_seconds=self.tool_timeout_seconds or 0)
         if self.limits is not None:
             cfg.limits.CopyFrom(self.limits.to_proto())
+        if self.consolidation is not None:
+            cfg.consolidation.CopyFrom(self.consolidation.to_proto())
         return memory_pb2.CreateAgentRequest(
             config=cfg, persona=self.persona or "", persona_name=self.persona_name or "",
             human=self.human or "", human_name=self.human_name or "",
@@ -112,6 +124,7 @@ class AgentUpdate(_Body):
     tools: list[ToolBody] | None = Tools   # replaces the client-side tools (attached MCP tools stay)
     tool_rules: list[ToolRuleBody] | None = Rules
     tool_timeout_seconds: int | None = ToolTimeout
+    consolidation: ConsolidationBody | None = None
 
     def to_proto(self) -> tuple[common_pb2.AgentConfig, list[str]]:
         fields = self.model_dump(exclude_none=True)
@@ -119,6 +132,8 @@ class AgentUpdate(_Body):
         for key, value in fields.items():
             if key == "limits":
                 cfg.limits.CopyFrom(self.limits.to_proto())  # type: ignore[union-attr]
+            elif key == "consolidation":
+                cfg.consolidation.CopyFrom(self.consolidation.to_proto())  # type: ignore[union-attr]
             elif key == "metadata":
                 cfg.metadata.update(value)
             elif key == "tools":
@@ -203,27 +218,50 @@ class RecallImport(_Body):
         return [common_pb2.Message(**m.model_dump(exclude_none=True)) for m in self.messages]
 
 
+Expiry = Field(default=None, max_length=64, description="RFC 3339: hidden from search from then on, deleted later")
+Ttl = Field(default=None, ge=1, le=100 * 365 * 86_400, description="or: expires this many seconds after the insert")
+
+
 class PassageBody(_Body):
     text: str = Field(min_length=1, max_length=1_000_000)
     tags: list[str] = Field(default_factory=list, max_length=50)
     id: str | None = Field(default=None, max_length=200)
     metadata: dict[str, str] | None = Field(default=None, max_length=100)
+    expires_at: str | None = Expiry
+    ttl_seconds: int | None = Ttl
 
     def to_proto(self) -> memory_pb2.PassageInput:
         return memory_pb2.PassageInput(text=self.text, tags=self.tags, id=self.id or "",
-                                       metadata=self.metadata or {})
+                                       metadata=self.metadata or {}, expires_at=self.expires_at or "",
+                                       ttl_seconds=self.ttl_seconds or 0)
 
 
 class ArchivalInsert(_Body):
     text: str | None = Field(default=None, min_length=1, max_length=1_000_000)
     tags: list[str] = Field(default_factory=list, max_length=50)
+    expires_at: str | None = Expiry
+    ttl_seconds: int | None = Ttl
     passages: list[PassageBody] | None = Field(default=None, min_length=1, max_length=1000)
+    dedup: Literal["on", "off"] | None = Field(
+        default=None, description="deduplication for this insert (default: the service's setting)")
 
     def to_proto(self) -> list[memory_pb2.PassageInput]:
         out = [p.to_proto() for p in self.passages or []]
         if self.text is not None:
-            out.insert(0, memory_pb2.PassageInput(text=self.text, tags=self.tags))
+            out.insert(0, memory_pb2.PassageInput(text=self.text, tags=self.tags, expires_at=self.expires_at or "",
+                                                  ttl_seconds=self.ttl_seconds or 0))
         return out
+
+
+class SharedBlockCreate(_Body):
+    label: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    value: str = Field(default="", max_length=100_000)
+    limit: int = Field(default=0, ge=0, le=100_000)
+
+
+class SharedBlockUpdate(_Body):
+    value: str | None = Field(default=None, max_length=100_000)
+    limit: int = Field(default=0, ge=0, le=100_000)
 
 
 class CheckpointCreate(_Body):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from mnemo.common import ids, subjects, telemetry
-from mnemo.common.agent_fields import UPDATABLE  # AgentConfig fields UpdateAgent may change
+from mnemo.common.agent_fields import CONSOLIDATION_AFTER_TURNS, UPDATABLE
 from mnemo.common.config import Settings
 from mnemo.common.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from mnemo.common.events import EventPublisher
@@ -20,6 +21,9 @@ from mnemo.memory.steps import apply_step
 from mnemo.memory.store import AgentStore, check_ref
 from mnemo.memory.templates import DEFAULT_HUMAN, DEFAULT_PERSONA, DEFAULT_PRESET, TemplateStore
 from mnemo.v1 import common_pb2, memory_pb2
+
+if TYPE_CHECKING:
+    from mnemo.memory.shared_blocks import SharedBlocks
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,13 @@ def check_config(config: common_pb2.AgentConfig) -> None:
     check_rules(config.tool_rules)
     if config.tool_timeout_seconds < 0:
         raise InvalidArgument("tool_timeout_seconds must be >= 0")
+    cons = config.consolidation
+    if cons.idle_minutes < 0 or cons.idle_minutes != cons.idle_minutes or cons.idle_minutes > 525_600:
+        raise InvalidArgument("consolidation.idle_minutes must be between 0 and 525600 (a year)")
+    if not 0 <= cons.near_limit_fraction <= 1:
+        raise InvalidArgument("consolidation.near_limit_fraction must be between 0 and 1")
+    if len(cons.model) > 200:
+        raise InvalidArgument("consolidation.model longer than 200 characters")
 
 
 def paginate(page: int, page_size: int, default_size: int = 10) -> tuple[int, int]:
@@ -81,6 +92,7 @@ class Agents:
         self.commitlog = commitlog
         self.events = events
         self.backend: SearchBackend | None = None  # set by the service once the backend is up
+        self.shared: SharedBlocks | None = None    # set by the service (shared_blocks.py)
 
     # ---- records ---------------------------------------------------------------------------
 
@@ -142,6 +154,7 @@ class Agents:
         state = await self.store.get(tenant_id, agent_id)
         await self._true_counts(state)
         del state.commit_outbox[:]   # a fresh read nobody else holds: strip it rather than copy it
+        await self.resolve_shared(state)
         return state
 
     async def get_context(self, tenant_id: str, agent_id: str) -> common_pb2.AgentState:
@@ -150,7 +163,13 @@ class Agents:
         await self.commitlog.publish_outbox(state)
         await self._true_counts(state)
         del state.commit_outbox[:]
+        await self.resolve_shared(state)
         return state
+
+    async def resolve_shared(self, state: common_pb2.AgentState) -> None:
+        """The current values of the state's shared blocks (a read's copy; states store references)."""
+        if self.shared is not None and any(b.shared_id for b in state.blocks):
+            await self.shared.resolve(state)
 
     async def _true_counts(self, state: common_pb2.AgentState) -> None:
         """Documents and API inserts do not pass through steps: the index has the true archival count."""
@@ -186,6 +205,8 @@ class Agents:
             for field in req.update_mask:
                 if field == "limits":
                     state.config.limits.CopyFrom(req.config.limits)
+                elif field == "consolidation":
+                    state.config.consolidation.CopyFrom(req.config.consolidation)
                 elif field == "metadata":
                     state.config.metadata.clear()
                     state.config.metadata.update(req.config.metadata)
@@ -200,7 +221,11 @@ class Agents:
                 else:
                     setattr(state.config, field, getattr(req.config, field))
 
-        return public(await self.modify(req.ref.tenant_id, req.ref.agent_id, change))
+        state = public(await self.modify(req.ref.tenant_id, req.ref.agent_id, change))
+        if self.shared is not None and "name" in req.update_mask and any(b.shared_id for b in state.blocks):
+            await self.shared.relink(state)  # the blocks' indexes show agents by name
+        await self.resolve_shared(state)
+        return state
 
     async def edit_tools(self, req: memory_pb2.EditAgentToolsRequest) -> common_pb2.AgentState:
         """Remove tools by name (or kind), then add or replace `put`, in one compare-and-set."""
@@ -254,6 +279,7 @@ class Agents:
             if (ev.tenant_id or tenant_id) != tenant_id or (ev.agent_id or agent_id) != agent_id:
                 raise InvalidArgument(f"event {ev.id!r} belongs to another agent than {agent_id}")
             ev.tenant_id, ev.agent_id = tenant_id, agent_id
+        turns_before = state.consolidation.turns_since
         messages = apply_step(state, req)
         del state.commit_outbox[:]
         state.commit_outbox.extend(messages)
@@ -262,12 +288,33 @@ class Agents:
         # The step's events go out from here, the moment it is durable: watchers hear of it one hop
         # sooner than if the orchestrator published them after this reply.
         await self.events.publish(req.events, telemetry.inject())
+        if state.consolidation.turns_since > turns_before and state.config.consolidation.enabled:
+            await self._ask_consolidation(state)
         return memory_pb2.CommitStepResponse(revision=state.revision)
+
+    async def _ask_consolidation(self, state: common_pb2.AgentState) -> None:
+        """A turn of an opted-in agent completed: when a consolidation may now be due (enough turns,
+        or an idle timer to start), ask the consolidator to look (stream CONSOLIDATION)."""
+        cfg, status = state.config.consolidation, state.consolidation
+        after = cfg.after_turns or CONSOLIDATION_AFTER_TURNS
+        if not (0 < after <= status.turns_since or cfg.idle_minutes > 0):
+            return
+        tenant_id, agent_id = state.config.tenant_id, state.config.id
+        req = common_pb2.ConsolidationRequest(tenant_id=tenant_id, agent_id=agent_id, reason="turn",
+                                              created_at=ids.now_iso(), runs=status.runs)
+        try:
+            await self.commitlog.js.publish(
+                subjects.consolidation_subject(tenant_id, agent_id), req.SerializeToString(),
+                headers={**telemetry.inject(),
+                         "Nats-Msg-Id": f"{tenant_id}.{agent_id}.{status.runs}.{status.turns_since}"})
+        except Exception as exc:  # the next completed turn asks again
+            log.warning("consolidation request of %s not published: %s", agent_id, exc)
 
     # ---- core memory and queue edits -----------------------------------------------------------
 
     async def core_memory(self, tenant_id: str, agent_id: str) -> memory_pb2.CoreMemory:
         state = await self.store.get(tenant_id, agent_id)
+        await self.resolve_shared(state)
         return memory_pb2.CoreMemory(
             blocks=state.blocks, summary=state.summary, last_memory_edit_at=state.last_memory_edit_at,
             counts=memory_pb2.MemoryCounts(recall=state.recall_count, archival=state.archival_count,
@@ -278,14 +325,33 @@ class Agents:
         if req.limit < 0:
             raise InvalidArgument("limit must be >= 0")
         result: list[common_pb2.MemoryBlock] = []
+        shared: list[str] = []
 
         def change(state: common_pb2.AgentState) -> None:
+            current = core.find_block(state, req.label)
+            if current is not None and current.shared_id:
+                shared[:] = [current.shared_id]
+                raise _SharedBlock()
             result[:] = [core.edit_block(state, req.label, req.op, req.value, req.old, req.limit)]
             state.last_memory_edit_at = ids.now_iso()
 
-        await self.modify(req.ref.tenant_id, req.ref.agent_id, change)
+        try:
+            await self.modify(req.ref.tenant_id, req.ref.agent_id, change)
+        except _SharedBlock:
+            return await self._update_shared(req, shared[0])
         out = common_pb2.MemoryBlock()
         out.CopyFrom(result[0])
+        return out
+
+    async def _update_shared(self, req: memory_pb2.UpdateBlockRequest, block_id: str) -> common_pb2.MemoryBlock:
+        """An edit of a shared block through one of its agents: the block's own edit (all its agents see it)."""
+        assert self.shared is not None, "a state references a shared block: the service set `shared`"
+        tenant_id, agent_id = req.ref.tenant_id, req.ref.agent_id
+        rec = await self.shared.update(memory_pb2.UpdateSharedBlockRequest(
+            ref=memory_pb2.SharedBlockRef(tenant_id=tenant_id, block_id=block_id), op=req.op or "set",
+            value=req.value, old=req.old, limit=req.limit))
+        out = common_pb2.MemoryBlock(label=rec.label, value=rec.value, limit=rec.limit, shared_id=rec.id)
+        out.shared_with.extend(a.name or a.agent_id for a in rec.agents if a.agent_id != agent_id)
         return out
 
     async def pop_messages(self, req: memory_pb2.PopMessagesRequest) -> memory_pb2.PopMessagesResponse:
@@ -325,6 +391,10 @@ class Agents:
             subjects.messages_subject(req.ref.tenant_id, req.ref.agent_id), msg.SerializeToString(),
             headers={**telemetry.inject(), "Nats-Msg-Id": headers_id})
         return msg
+
+
+class _SharedBlock(Exception):
+    """The block a user edit names is a shared block: the edit goes to it instead."""
 
 
 def _find_rewrite_target(state: common_pb2.AgentState, message_id: str) -> common_pb2.Message:

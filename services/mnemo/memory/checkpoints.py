@@ -34,13 +34,24 @@ class Checkpoints:
         state = await self.agents.store.get(req.ref.tenant_id, req.ref.agent_id)
         if len(req.name) > MAX_NAME_CHARS:
             raise InvalidArgument(f"checkpoint name longer than {MAX_NAME_CHARS} characters")
+        return await self.save(state, req.name)
+
+    async def save(self, state: common_pb2.AgentState, name: str = "",
+                   checkpoint_id: str = "") -> common_pb2.Checkpoint:
+        """Checkpoint `state` as it is (a state read moments ago, or one about to be replaced); saving
+        again under the same `checkpoint_id` replaces that checkpoint. Shared blocks are kept as
+        references, with their values of the moment for the record."""
         now = ids.now_iso()
-        cp = common_pb2.Checkpoint(id=ids.new_id("ckpt"), name=req.name or now, created_at=now,
-                                   revision=state.revision)
-        del state.commit_outbox[:]
+        cp = common_pb2.Checkpoint(id=checkpoint_id or ids.new_id("ckpt"), name=name[:MAX_NAME_CHARS] or now,
+                                   created_at=now, revision=state.revision)
+        saved = common_pb2.AgentState()
+        saved.CopyFrom(state)
+        del saved.commit_outbox[:]
+        if self.agents.shared is not None:
+            await self.agents.shared.resolve(saved)
         record = {"checkpoint": base64.b64encode(cp.SerializeToString()).decode(),
-                  "state": base64.b64encode(state.SerializeToString()).decode()}
-        await self.kv.put(f"{req.ref.tenant_id}.{req.ref.agent_id}.{cp.id}", json.dumps(record).encode())
+                  "state": base64.b64encode(saved.SerializeToString()).decode()}
+        await self.kv.put(f"{state.config.tenant_id}.{state.config.id}.{cp.id}", json.dumps(record).encode())
         return cp
 
     async def _load(self, tenant_id: str, agent_id: str,
@@ -67,8 +78,16 @@ class Checkpoints:
         return memory_pb2.ListCheckpointsResponse(checkpoints=found)
 
     async def restore(self, req: memory_pb2.RestoreCheckpointRequest) -> common_pb2.AgentState:
-        await self.agents.store.get(req.ref.tenant_id, req.ref.agent_id)
+        """The checkpoint's config, blocks, summary and queue as a new revision. Shared blocks come
+        back as attachments while the block exists (with its current value), as the agent's own block
+        with the value of the moment once it was deleted; one attached since and not in the
+        checkpoint is detached."""
+        current = await self.agents.store.get(req.ref.tenant_id, req.ref.agent_id)
         _, saved = await self._load(req.ref.tenant_id, req.ref.agent_id, req.checkpoint_id)
+        shared = self.agents.shared
+        if shared is not None:
+            await shared.restorable(saved)
+            await shared.relink(saved)   # before the write: listed while attached
 
         closed: list[common_pb2.Message] = []
 
@@ -92,10 +111,13 @@ class Checkpoints:
             closed.extend(close_open_calls(state, "not answered: a checkpoint was restored while waiting for it"))
             state.recall_count += len(closed)
 
-        restored = await self.agents.modify(req.ref.tenant_id, req.ref.agent_id, restore)
+        restored = public(await self.agents.modify(req.ref.tenant_id, req.ref.agent_id, restore))
         if closed:  # the returns reach recall too
             await self.agents.commitlog.publish(req.ref.tenant_id, req.ref.agent_id, closed)
-        return public(restored)
+        if shared is not None:
+            await shared.unlink_dropped(current, restored)
+            await shared.resolve(restored)
+        return restored
 
     async def delete_all(self, tenant_id: str, agent_id: str) -> None:
         """Remove every checkpoint of the agent (DeleteAgent)."""

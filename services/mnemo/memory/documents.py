@@ -194,7 +194,9 @@ class _Batcher:
     async def flush(self) -> memory_pb2.IngestProgress:
         while self.pending:
             batch, self.pending = self.pending[:INSERT_BATCH], self.pending[INSERT_BATCH:]
-            await self.memories.insert_passages(self.state, batch)
+            # A document's chunks are its parts, in order (read back by position, deleted by source):
+            # they are never merged with one another or with other passages.
+            await self.memories.insert_passages(self.state, batch, dedup="off")
             self.inserted += len(batch)
         return self.progress()
 

@@ -2,36 +2,46 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from mnemo.common import ids
+from mnemo.common.config import Settings
 from mnemo.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from mnemo.memory.agents import Agents, paginate
+from mnemo.memory.archival import ArchivalWriter, Inserted, to_passage
+from mnemo.memory.dedup import ClaimBook
 from mnemo.memory.llm_client import LLMClient
 from mnemo.memory.recall import parse_range, to_message
-from mnemo.memory.search.base import DimensionMismatch, PassageDoc, SearchBackend
+from mnemo.memory.search.base import DimensionMismatch, SearchBackend
 from mnemo.memory.steps import ROLES, fill_message
 from mnemo.v1 import common_pb2, memory_pb2
 
+__all__ = ["Memories", "to_passage"]
+
 MAX_IMPORT = 10_000         # messages per ImportRecall call
 MAX_PASSAGES = 1_000        # passages per InsertArchival call
-MAX_PASSAGE_CHARS = 100_000
-MAX_ID_CHARS = 128
 
 
 class Memories:
     """Recall and archival memory of agents, over a search backend."""
 
-    def __init__(self, agents: Agents, backend: SearchBackend | None, llm: LLMClient) -> None:
+    def __init__(self, agents: Agents, backend: SearchBackend | None, llm: LLMClient,
+                 settings: Settings | None = None, claims: ClaimBook | None = None) -> None:
         self.agents = agents
         self._backend = backend
         self.llm = llm
+        self._writer = None if backend is None else ArchivalWriter(settings or agents.settings, backend, claims,
+                                                                   self._embed)
 
     @property
     def backend(self) -> SearchBackend:
         if self._backend is None:
             raise Unavailable("no search backend is configured (mnemo.memory.search.create_backend missing)")
         return self._backend
+
+    @property
+    def writer(self) -> ArchivalWriter:
+        if self._writer is None:
+            raise Unavailable("no search backend is configured (mnemo.memory.search.create_backend missing)")
+        return self._writer
 
     async def _embed(self, state: common_pb2.AgentState, texts: list[str]) -> list[list[float]]:
         return await self.llm.embed(texts, model=state.config.embedding_model,
@@ -91,34 +101,23 @@ class Memories:
             raise InvalidArgument("no passages to insert")
         if len(req.passages) > MAX_PASSAGES:
             raise InvalidArgument(f"{len(req.passages)} passages in one call; the maximum is {MAX_PASSAGES}")
-        ids_out = await self.insert_passages(state, list(req.passages))
-        return memory_pb2.InsertArchivalResponse(ids=ids_out)
+        return (await self.insert_passages(state, list(req.passages), dedup=req.dedup)).response()
 
     async def insert_passages(self, state: common_pb2.AgentState, passages: list[memory_pb2.PassageInput],
-                              created_at: list[str] | None = None) -> list[str]:
-        """Validate, embed and insert passages (searchable on return); `created_at` keeps imported times."""
-        now = ids.parse_time(ids.now_iso())
-        docs: list[PassageDoc] = []
-        for i, p in enumerate(passages):
-            if not p.text.strip():
-                raise InvalidArgument(f"passage {i} has no text")
-            if len(p.text) > MAX_PASSAGE_CHARS:
-                raise InvalidArgument(
-                    f"passage {i} has {len(p.text)} characters; the maximum is {MAX_PASSAGE_CHARS}")
-            if len(p.id) > MAX_ID_CHARS:
-                raise InvalidArgument(f"passage {i}: id longer than {MAX_ID_CHARS} characters")
-            docs.append(PassageDoc(id=p.id or ids.new_id("psg"), tenant_id=state.config.tenant_id,
-                                   agent_id=state.config.id, text=p.text,
-                                   created_at=_time_or(created_at[i] if created_at else "", now), tags=list(p.tags),
-                                   source_id=p.source_id, position=p.position, metadata=dict(p.metadata)))
-        vectors = await self._embed(state, [d.text for d in docs])
-        for d, v in zip(docs, vectors, strict=True):  # embed returns one vector per text
-            d.vector = v
-        try:
-            await self.backend.insert_passages(docs)
-        except DimensionMismatch as exc:
-            raise FailedPrecondition(f"embedding dimension mismatch: {exc}") from None
-        return [d.id for d in docs]
+                              created_at: list[str] | None = None, dedup: str = "") -> Inserted:
+        """Validate, deduplicate, embed and insert passages (searchable on return); `created_at` keeps
+        imported times; `dedup` switches deduplication on or off for this call ("": the setting)."""
+        return await self.writer.insert(state, passages, created_at, dedup)
+
+    async def bulk_delete_archival(self, req: memory_pb2.BulkDeleteArchivalRequest,
+                                   ) -> memory_pb2.BulkDeleteArchivalResponse:
+        state = await self.agents.store.get(req.ref.tenant_id, req.ref.agent_id)
+        return memory_pb2.BulkDeleteArchivalResponse(deleted=await self.writer.delete_where(state, req))
+
+    async def find_duplicates(self, req: memory_pb2.FindArchivalDuplicatesRequest,
+                              ) -> memory_pb2.FindArchivalDuplicatesResponse:
+        state = await self.agents.store.get(req.ref.tenant_id, req.ref.agent_id)
+        return await self.writer.duplicate_groups(state, req.min_similarity, req.limit)
 
     async def search_archival(self, req: memory_pb2.SearchArchivalRequest) -> memory_pb2.SearchArchivalResponse:
         state = await self.agents.store.get(req.ref.tenant_id, req.ref.agent_id)
@@ -149,15 +148,3 @@ class Memories:
             archival=await self.backend.count_passages(tenant_id, agent_id),
             queue=len(state.queue))
 
-
-def _time_or(value: str, default: datetime) -> datetime:
-    try:
-        return ids.parse_time(value) if value else default
-    except ValueError:
-        return default
-
-
-def to_passage(doc: PassageDoc) -> common_pb2.Passage:
-    return common_pb2.Passage(id=doc.id, text=doc.text, tags=doc.tags, source_id=doc.source_id,
-                              position=doc.position, metadata=doc.metadata,
-                              created_at=doc.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"))

@@ -3,101 +3,39 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
-import grpc
-import nats.errors
-import nats.js.errors
 from google.protobuf import empty_pb2
 
-from mnemo.common import natsrpc, rpcclient, status, subjects
+from mnemo.common import natsrpc, rpcclient, subjects
 from mnemo.common.config import Settings
-from mnemo.common.errors import MnemoError
 from mnemo.common.events import EventPublisher
 from mnemo.common.grpcutil import GrpcServer
 from mnemo.common.natsutil import connect, ensure_jetstream
 from mnemo.common.retry import Backoff, retry_forever
 from mnemo.common.telemetry import span
 from mnemo.memory.agents import Agents
+from mnemo.memory.archival import sweep_expired
 from mnemo.memory.checkpoints import Checkpoints
 from mnemo.memory.commitlog import CommitLog
+from mnemo.memory.dedup import ClaimBook
 from mnemo.memory.documents import DocumentIngest
+from mnemo.memory.handlers import _abort, rpc
 from mnemo.memory.llm_client import LLMClient
 from mnemo.memory.mcp_servers import McpServers
 from mnemo.memory.memories import Memories
 from mnemo.memory.recall import AgentModels, RecallIndexer
 from mnemo.memory.search import create_backend
-from mnemo.memory.search.base import DimensionMismatch, SearchBackend
+from mnemo.memory.search.base import SearchBackend
+from mnemo.memory.shared_blocks import SharedBlocks
 from mnemo.memory.store import AgentStore
 from mnemo.memory.templates import TemplateStore
 from mnemo.memory.transfer import Transfer
-from mnemo.v1 import common_pb2, memory_pb2, memory_pb2_grpc
+from mnemo.v1 import memory_pb2, memory_pb2_grpc
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 RECOVERY_BACKOFF = Backoff(base=0.5, cap=30.0)
-
-
-def _ref_of(request: Any) -> tuple[str, str]:
-    ref = getattr(request, "ref", None)
-    if ref is not None and isinstance(ref, common_pb2.AgentRef):
-        return ref.tenant_id, ref.agent_id
-    if isinstance(request, common_pb2.AgentRef):
-        return request.tenant_id, request.agent_id
-    return getattr(request, "tenant_id", ""), ""
-
-
-def _count(result: Any) -> int | None:
-    for name in ("hits", "agents", "templates", "checkpoints", "ids", "removed", "blocks", "queue", "servers"):
-        if hasattr(result, name):
-            try:
-                return len(getattr(result, name))
-            except TypeError:
-                continue
-    return None
-
-
-def rpc(op: str) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
-    """A unary handler: a span named after the operation, domain errors → gRPC statuses."""
-
-    def wrap(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-        @functools.wraps(fn)
-        async def handler(self: MemoryServicer, request: Any, context: grpc.aio.ServicerContext) -> T:
-            tenant_id, agent_id = _ref_of(request)
-            with span(f"memory.{op}", tracer="mnemo.memory",
-                      attributes={"mnemo.tenant_id": tenant_id, "mnemo.agent_id": agent_id}) as s:
-                try:
-                    result = await fn(self, request, context)
-                except Exception as exc:
-                    await _abort(context, s, exc)
-                n = _count(result)
-                if n is not None:
-                    s.set_attribute("mnemo.result_count", n)
-                return result
-        return handler
-    return wrap
-
-
-def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
-    if isinstance(exc, MnemoError):
-        return status.grpc_code(exc), str(exc)
-    if isinstance(exc, DimensionMismatch):
-        return grpc.StatusCode.FAILED_PRECONDITION, f"embedding dimension mismatch: {exc}"
-    if isinstance(exc, (nats.errors.TimeoutError, nats.errors.ConnectionClosedError, nats.errors.NoServersError,
-                        nats.js.errors.ServiceUnavailableError)):
-        return grpc.StatusCode.UNAVAILABLE, f"state store unavailable: {type(exc).__name__}"
-    log.exception("memory operation failed", exc_info=exc)
-    return grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})"
-
-
-async def _abort(context: grpc.aio.ServicerContext, s: Any, exc: BaseException) -> None:
-    """End the RPC with the status matching `exc` (domain errors carry their own)."""
-    code, details = _status_of(exc)
-    s.set_attribute("mnemo.error", code.name)
-    await context.abort(code, status.clip_details(details))
 
 
 class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
@@ -276,6 +214,50 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
         await self.svc.mcp_servers.delete(request.tenant_id, request.server_id)
         return empty_pb2.Empty()
 
+    # ---- shared blocks ----
+    @rpc("create_shared_block")
+    async def CreateSharedBlock(self, request, context):
+        return await self.svc.shared.create(request)
+
+    @rpc("get_shared_block")
+    async def GetSharedBlock(self, request, context):
+        return await self.svc.shared.get(request.tenant_id, request.block_id)
+
+    @rpc("list_shared_blocks")
+    async def ListSharedBlocks(self, request, context):
+        return await self.svc.shared.list_blocks(request)
+
+    @rpc("update_shared_block")
+    async def UpdateSharedBlock(self, request, context):
+        return await self.svc.shared.update(request)
+
+    @rpc("delete_shared_block")
+    async def DeleteSharedBlock(self, request, context):
+        await self.svc.shared.delete(request)
+        return empty_pb2.Empty()
+
+    @rpc("list_shared_block_agents")
+    async def ListSharedBlockAgents(self, request, context):
+        return await self.svc.shared.agents_of(request)
+
+    @rpc("attach_shared_block")
+    async def AttachSharedBlock(self, request, context):
+        return await self.svc.shared.attach(request)
+
+    @rpc("detach_shared_block")
+    async def DetachSharedBlock(self, request, context):
+        await self.svc.shared.detach(request)
+        return empty_pb2.Empty()
+
+    # ---- archival hygiene ----
+    @rpc("bulk_delete_archival")
+    async def BulkDeleteArchival(self, request, context):
+        return await self.svc.memories.bulk_delete_archival(request)
+
+    @rpc("find_archival_duplicates")
+    async def FindArchivalDuplicates(self, request, context):
+        return await self.svc.memories.find_duplicates(request)
+
 
 def make_backend(settings: Settings) -> SearchBackend:
     """The configured search backend (the search package's factory)."""
@@ -299,6 +281,7 @@ class MemoryService:
         self.rpc: natsrpc.NatsRpcServer | None = None
         self.address = ""
         self._recovery: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self.recovered_outboxes: int | None = None  # agents checked by the start-up pass, once done
 
     async def start(self) -> None:
@@ -322,9 +305,16 @@ class MemoryService:
             await self.backend.start()
         self.agents.backend = self.backend
         self.models = AgentModels(self.store)
-        self.memories = Memories(self.agents, self.backend, self.llm)
+        self.memories = Memories(self.agents, self.backend, self.llm, self.settings,
+                                 ClaimBook(buckets[subjects.KV_PASSAGE_CLAIMS]))
         self.checkpoints = Checkpoints(self.checkpoint_kv, self.agents)
+        self.shared = SharedBlocks(buckets[subjects.KV_BLOCKS], self.agents, self.checkpoints)
+        await self.shared.watch(js)
+        self.agents.shared = self.shared
         self.transfer = Transfer(self.agents, self.memories)
+        if self.backend is not None:
+            self._sweeper = asyncio.create_task(sweep_expired(self.backend, self.settings.archival_expiry_sweep),
+                                                name="archival-expiry")
         if self.backend is not None and self.run_indexer:
             self.indexer = RecallIndexer(js, self.backend, self.llm, self.models, ack_wait=self.recall_ack_wait)
             await self.indexer.start()
@@ -350,10 +340,11 @@ class MemoryService:
         log.info("commit-log recovery: %d agents with a pending outbox checked", checked)
 
     async def stop(self) -> None:
-        if self._recovery is not None:
-            self._recovery.cancel()
-            await asyncio.gather(self._recovery, return_exceptions=True)
-            self._recovery = None
+        for task in (self._recovery, self._sweeper):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._recovery = self._sweeper = None
         if self.rpc is not None:
             await self.rpc.stop()
             self.rpc = None
@@ -368,6 +359,8 @@ class MemoryService:
         await self.llm.close()
         if getattr(self, "store", None) is not None:
             await self.store.cache.close()
+        if getattr(self, "shared", None) is not None:
+            await self.shared.close()
         if self.backend is not None and self._own_backend:
             await self.backend.close()
             self.backend = None
@@ -377,7 +370,8 @@ class MemoryService:
 
     async def delete_agent(self, tenant_id: str, agent_id: str) -> None:
         """Remove the agent's state, commit log, recall + archival data and checkpoints."""
-        await self.store.get(tenant_id, agent_id)  # NotFound for unknown / other tenant's agents
+        state = await self.store.get(tenant_id, agent_id)  # NotFound for unknown / other tenant's agents
+        await self.shared.unlink_all(state)
         await self.commitlog.purge_agent(tenant_id, agent_id)
         await self.store.delete(tenant_id, agent_id)
         self.models.forget(tenant_id, agent_id)

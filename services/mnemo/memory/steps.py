@@ -57,6 +57,10 @@ def apply_step(state: common_pb2.AgentState, req: memory_pb2.CommitStepRequest) 
         messages.append(msg)
 
     for b in req.blocks:
+        current = core.find_block(state, b.label)
+        if current is not None and current.shared_id:
+            raise InvalidArgument(f"block {b.label!r} is shared (block {current.shared_id}): its edits go to the "
+                                  "block itself (UpdateSharedBlock), not into a step")
         core.set_block(state, b)
     if req.blocks:
         state.last_memory_edit_at = now
@@ -72,7 +76,13 @@ def apply_step(state: common_pb2.AgentState, req: memory_pb2.CommitStepRequest) 
     state.queue.extend(messages)
 
     if req.HasField("turn"):
+        finished = req.turn.completed and not (state.turn.completed and state.turn.turn_id == req.turn.turn_id)
         state.turn.CopyFrom(req.turn)
+        if finished:  # counted towards the next memory consolidation
+            state.consolidation.turns_since += 1
+            state.consolidation.last_turn_at = now
+    if req.HasField("consolidation"):
+        state.consolidation.CopyFrom(req.consolidation)
     state.memory_warning_sent = req.memory_warning_sent
     del state.pending_events[:]
     state.pending_events.extend(req.events)

@@ -4,6 +4,11 @@ Format `mnemo-agent/1`: {"format": "mnemo-agent/1", "state": <AgentState as JSON
 "archival": [<Passage>...]}. Vectors are not exported: the importer re-embeds and re-indexes
 everything. Recall holds what the index has (messages committed moments before the export may not
 be indexed yet).
+
+Shared blocks are exported with their id and current value. An import re-links a shared block (the
+new agent is attached to it) when it exists in the importing tenant, and otherwise copies it: the
+new agent gets its own block with the exported value (another tenant never reaches the original).
+Archival passages are deduplicated on import like any insert.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 
 from mnemo.common import ids
-from mnemo.common.errors import InvalidArgument
+from mnemo.common.errors import InvalidArgument, NotFound
 from mnemo.common.tool_specs import check_rules, check_tools
 from mnemo.memory.agents import Agents, public
 from mnemo.memory.memories import Memories, to_passage
@@ -72,6 +77,7 @@ class Transfer:
     async def export(self, ref: common_pb2.AgentRef) -> AsyncIterator[memory_pb2.DataChunk]:
         """The agent as one JSON document, streamed in chunks of ~64 KiB."""
         state = public(await self.agents.store.get(ref.tenant_id, ref.agent_id))
+        await self.agents.resolve_shared(state)
         backend = self.memories.backend
         buf = [f'{{"format": "{FORMAT}", "state": {_json(state)}, "recall": [']
         size = len(buf[0])
@@ -94,6 +100,23 @@ class Transfer:
                 buf, size = [], 0
         if buf:
             yield memory_pb2.DataChunk(data="".join(buf).encode("utf-8"))
+
+    async def _shared_blocks(self, state: common_pb2.AgentState) -> None:
+        """Re-link the exported shared blocks that exist in the importing tenant, copy the others."""
+        for b in state.blocks:
+            del b.shared_with[:]
+            if not b.shared_id:
+                continue
+            rec = None
+            if self.agents.shared is not None and ids.is_token(b.shared_id):
+                try:
+                    rec = await self.agents.shared.get(state.config.tenant_id, b.shared_id)
+                except NotFound:
+                    rec = None
+            if rec is not None and rec.label == b.label:
+                b.value, b.limit = "", rec.limit
+            else:
+                b.shared_id = ""
 
     async def import_(self, chunks: AsyncIterator[memory_pb2.ImportChunk]) -> common_pb2.AgentState:
         """A new agent in the caller's tenant with the exported state, recall and archival."""
@@ -144,7 +167,11 @@ class Transfer:
         check_rules(state.config.tool_rules)
         state.recall_count = len(recall)
         state.archival_count = len(archival)
+        state.consolidation.Clear()
+        await self._shared_blocks(state)
         created = await self.agents.store.create(state)
+        if self.agents.shared is not None and any(b.shared_id for b in created.blocks):
+            await self.agents.shared.relink(created)
 
         for i in range(0, len(recall), IMPORT_BATCH):
             await self.agents.commitlog.publish(tenant_id, created.config.id, recall[i:i + IMPORT_BATCH])

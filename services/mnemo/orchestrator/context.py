@@ -23,14 +23,34 @@ def metadata_section(state: common_pb2.AgentState, now_iso: str) -> str:
         f"- recall memory: {state.recall_count} messages ({len(state.queue)} in view, the rest searchable)\n"
         f"- archival memory: {state.archival_count} passages\n"
         f"- core memory last edited: {last_edit}"
+        + consolidation_line(state)
     )
+
+
+def consolidation_line(state: common_pb2.AgentState) -> str:
+    """The last background consolidation, for agents that have it (else nothing)."""
+    status = state.consolidation
+    if not state.config.consolidation.enabled and not status.last_at:
+        return ""
+    if not status.last_at:
+        return "\n- memory last consolidated: never"
+    done = [f"{status.blocks_rewritten} block(s) rewritten"]
+    if status.summary_refreshed:
+        done.append("summary refreshed")
+    if status.merge_proposals:
+        done.append(f"{status.merge_proposals} archival duplicate group(s) proposed for merging")
+    return f"\n- memory last consolidated: {packing.friendly_time(status.last_at)} ({', '.join(done)})"
 
 
 def core_memory_section(blocks: list[common_pb2.MemoryBlock]) -> str:
     parts = ["### Core memory"]
     for b in blocks:
         limit = b.limit or DEFAULT_BLOCK_LIMIT
-        parts.append(f'<{b.label} characters="{len(b.value)}/{limit}">\n{b.value}\n</{b.label}>')
+        shared = ""
+        if b.shared_id:  # other agents read and write it too
+            with_whom = ", ".join(b.shared_with) or "no other agent yet"
+            shared = f' shared_with="{with_whom}"'
+        parts.append(f'<{b.label} characters="{len(b.value)}/{limit}"{shared}>\n{b.value}\n</{b.label}>')
     return "\n".join(parts)
 
 

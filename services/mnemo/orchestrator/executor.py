@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mnemo.common import ids
-from mnemo.common.errors import ContextOverflow, FailedPrecondition, InvalidArgument, NotFound
+from mnemo.common.errors import Conflict, ContextOverflow, FailedPrecondition, InvalidArgument, NotFound
 from mnemo.common.ports import MemoryPort
 from mnemo.orchestrator import packing
 from mnemo.orchestrator.context import DEFAULT_BLOCK_LIMIT
@@ -90,21 +90,41 @@ class FunctionExecutor:
             raise FunctionError(f"{call.name} failed: {exc}") from None
 
     # ---- core memory ----
-    async def _core_memory_append(self, args: dict, _: int) -> str:
+    async def _core_memory_append(self, args: dict, call_index: int) -> str:
         b = self.mem.block(args["label"])
         content = args["content"]
-        self.mem.set_value(b.label, f"{b.value}\n{content}" if b.value else content)
+        if b.shared_id:
+            await self._edit_shared(b, call_index, "append", content)
+        else:
+            self.mem.set_value(b.label, f"{b.value}\n{content}" if b.value else content)
         return f"appended to {b.label} ({len(b.value)}/{b.limit or DEFAULT_BLOCK_LIMIT} characters)"
 
-    async def _core_memory_replace(self, args: dict, _: int) -> str:
+    async def _core_memory_replace(self, args: dict, call_index: int) -> str:
         b = self.mem.block(args["label"])
         old, new = args["old_content"], args["new_content"]
         if not old:
             raise FunctionError("old_content must not be empty")
-        if old not in b.value:
-            raise FunctionError(f"old_content not found in block {b.label!r}; copy the exact text to replace")
-        self.mem.set_value(b.label, b.value.replace(old, new))
+        if b.shared_id:  # the block's current value decides (another agent may have changed it)
+            await self._edit_shared(b, call_index, "replace", new, old)
+        else:
+            if old not in b.value:
+                raise FunctionError(f"old_content not found in block {b.label!r}; copy the exact text to replace")
+            self.mem.set_value(b.label, b.value.replace(old, new))
         return f"replaced in {b.label} ({len(b.value)}/{b.limit or DEFAULT_BLOCK_LIMIT} characters)"
+
+    async def _edit_shared(self, b: common_pb2.MemoryBlock, call_index: int, op: str, value: str,
+                           old: str = "") -> None:
+        """Edit a shared block at once (every agent sharing it sees it from its next step); the edit's
+        id is the step's and the call's, so a step redone after a lost commit applies it once."""
+        try:
+            rec = await self.memory.UpdateSharedBlock(memory_pb2.UpdateSharedBlockRequest(
+                ref=memory_pb2.SharedBlockRef(tenant_id=self.ref.tenant_id, block_id=b.shared_id),
+                agent_id=self.ref.agent_id, edit_id=f"{self.ref.agent_id}/{self.step_id}:{call_index}", op=op,
+                value=value, old=old))
+        except Conflict:
+            raise FunctionError(f"block {b.label!r} is shared and kept changing under other writers; "
+                                "call the function again") from None
+        b.value, b.limit = rec.value, rec.limit
 
     # ---- recall ----
     async def _conversation_search(self, args: dict, _: int) -> str:
@@ -138,8 +158,10 @@ class FunctionExecutor:
     # ---- archival ----
     async def _archival_memory_insert(self, args: dict, call_index: int) -> str:
         passage_id = f"{self.step_id}:{call_index}".replace(":", "-")
-        await self.memory.InsertArchival(memory_pb2.InsertArchivalRequest(
+        resp = await self.memory.InsertArchival(memory_pb2.InsertArchivalRequest(
             ref=self.ref, passages=[memory_pb2.PassageInput(id=passage_id, text=args["content"])]))
+        if resp.duplicate and resp.duplicate[0] and resp.ids[0] != passage_id:
+            return f"already in archival memory (id {resp.ids[0]}): not stored twice"
         self.mem.archival_inserted += 1
         return f"stored in archival memory (id {passage_id})"
 

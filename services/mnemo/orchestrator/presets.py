@@ -30,7 +30,8 @@ Heartbeats
 Your memory
 1. Core memory (shown below, always in view): labelled blocks such as `persona` (who you are) and
    `human` (what you know about the user). Each block has a character limit. Keep them short,
-   accurate and current with core_memory_append and core_memory_replace.
+   accurate and current with core_memory_append and core_memory_replace. A block marked
+   shared_with is shared with the agents named there: they see your edits and you see theirs.
 2. Conversation summary (below, when present): a recursive summary of older messages that no longer
    fit in view.
 3. Recall memory (out of view): every message ever exchanged, including evicted ones. Search it with

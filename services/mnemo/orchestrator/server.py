@@ -7,6 +7,7 @@ server is a child process of the orchestrator replica that calls it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -15,6 +16,7 @@ from mnemo.common.config import Settings
 from mnemo.common.events import EventPublisher
 from mnemo.common.grpcutil import GrpcServer, client_channel
 from mnemo.common.natsutil import connect, ensure_jetstream
+from mnemo.orchestrator.consolidator import Consolidator
 from mnemo.orchestrator.consumer import TurnConsumer
 from mnemo.orchestrator.leases import LeaseManager
 from mnemo.orchestrator.mcp_client import McpTools
@@ -40,6 +42,7 @@ class OrchestratorService:
         self.nc: Any = None
         self.grpc: GrpcServer | None = None
         self.consumer: TurnConsumer | None = None
+        self.consolidator: Consolidator | None = None
         self.runner: TurnRunner | None = None
         self.mcp: McpTools | None = None
         self.rpc: natsrpc.NatsRpcServer | None = None
@@ -64,6 +67,8 @@ class OrchestratorService:
         self.consumer = TurnConsumer(js, leases, self.runner, self.settings.orchestrator_concurrency,
                                      self.settings.orchestrator_ack_wait,
                                      replicas=self.settings.jetstream_replicas)
+        if self.settings.orchestrator_consolidation:
+            self.consolidator = Consolidator(js, leases, memory, llm)
         self.grpc = GrpcServer("orchestrator", self.settings.host, self.settings.orchestrator_port)
         tools = ToolServicer(self.mcp)
         self.grpc.add(tools_pb2_grpc.add_ToolServiceServicer_to_server, tools, "mnemo.v1.ToolService")
@@ -72,13 +77,15 @@ class OrchestratorService:
         self.rpc = natsrpc.NatsRpcServer(self.nc, self.settings.rpc_group, natsrpc.TOOLS, natsrpc.TOOL_SERVICE, tools)
         await self.rpc.start()
         await self.consumer.start()
+        if self.consolidator is not None:
+            await self.consolidator.start()
         log.info("orchestrator %s consuming turns; health on %s", self.replica_id, self.address)
 
     async def stop(self) -> None:
         """Stop consuming; turns in progress are handed back to JetStream for another replica."""
-        if self.consumer is not None:
-            await self.consumer.stop()
-            self.consumer = None
+        # Together: each waits for its pull in progress to end (up to a second).
+        await asyncio.gather(*(part.stop() for part in (self.consolidator, self.consumer) if part is not None))
+        self.consolidator = self.consumer = None
         if self.rpc is not None:
             await self.rpc.stop()
             self.rpc = None

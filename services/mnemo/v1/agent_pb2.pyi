@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Agent(_message.Message):
-    __slots__ = ("id", "name", "model", "context_window", "preset", "limits", "blocks", "created_at", "counts", "embedding_model", "embedding_dim", "tools", "tool_rules", "tool_timeout_seconds")
+    __slots__ = ("id", "name", "model", "context_window", "preset", "limits", "blocks", "created_at", "counts", "embedding_model", "embedding_dim", "tools", "tool_rules", "tool_timeout_seconds", "consolidation", "consolidation_status")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,8 @@ class Agent(_message.Message):
     TOOLS_FIELD_NUMBER: _ClassVar[int]
     TOOL_RULES_FIELD_NUMBER: _ClassVar[int]
     TOOL_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CONSOLIDATION_FIELD_NUMBER: _ClassVar[int]
+    CONSOLIDATION_STATUS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     model: str
@@ -40,7 +42,9 @@ class Agent(_message.Message):
     tools: _containers.RepeatedCompositeFieldContainer[_common_pb2.ToolSpec]
     tool_rules: _containers.RepeatedCompositeFieldContainer[_common_pb2.ToolRule]
     tool_timeout_seconds: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., context_window: _Optional[int] = ..., preset: _Optional[str] = ..., limits: _Optional[_Union[_common_pb2.AgentLimits, _Mapping]] = ..., blocks: _Optional[_Iterable[_Union[_common_pb2.MemoryBlock, _Mapping]]] = ..., created_at: _Optional[str] = ..., counts: _Optional[_Union[_memory_pb2.MemoryCounts, _Mapping]] = ..., embedding_model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., tools: _Optional[_Iterable[_Union[_common_pb2.ToolSpec, _Mapping]]] = ..., tool_rules: _Optional[_Iterable[_Union[_common_pb2.ToolRule, _Mapping]]] = ..., tool_timeout_seconds: _Optional[int] = ...) -> None: ...
+    consolidation: _common_pb2.ConsolidationConfig
+    consolidation_status: _common_pb2.ConsolidationStatus
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., context_window: _Optional[int] = ..., preset: _Optional[str] = ..., limits: _Optional[_Union[_common_pb2.AgentLimits, _Mapping]] = ..., blocks: _Optional[_Iterable[_Union[_common_pb2.MemoryBlock, _Mapping]]] = ..., created_at: _Optional[str] = ..., counts: _Optional[_Union[_memory_pb2.MemoryCounts, _Mapping]] = ..., embedding_model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., tools: _Optional[_Iterable[_Union[_common_pb2.ToolSpec, _Mapping]]] = ..., tool_rules: _Optional[_Iterable[_Union[_common_pb2.ToolRule, _Mapping]]] = ..., tool_timeout_seconds: _Optional[int] = ..., consolidation: _Optional[_Union[_common_pb2.ConsolidationConfig, _Mapping]] = ..., consolidation_status: _Optional[_Union[_common_pb2.ConsolidationStatus, _Mapping]] = ...) -> None: ...
 
 class GetAgentRequest(_message.Message):
     __slots__ = ("agent_id",)
@@ -129,12 +133,14 @@ class PublicSearchArchivalRequest(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ..., query: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., page: _Optional[int] = ..., page_size: _Optional[int] = ...) -> None: ...
 
 class PublicInsertArchivalRequest(_message.Message):
-    __slots__ = ("agent_id", "passages")
+    __slots__ = ("agent_id", "passages", "dedup")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     PASSAGES_FIELD_NUMBER: _ClassVar[int]
+    DEDUP_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     passages: _containers.RepeatedCompositeFieldContainer[_memory_pb2.PassageInput]
-    def __init__(self, agent_id: _Optional[str] = ..., passages: _Optional[_Iterable[_Union[_memory_pb2.PassageInput, _Mapping]]] = ...) -> None: ...
+    dedup: str
+    def __init__(self, agent_id: _Optional[str] = ..., passages: _Optional[_Iterable[_Union[_memory_pb2.PassageInput, _Mapping]]] = ..., dedup: _Optional[str] = ...) -> None: ...
 
 class PublicDeleteArchivalRequest(_message.Message):
     __slots__ = ("agent_id", "passage_id")
@@ -329,3 +335,61 @@ class DetachToolRequest(_message.Message):
     agent_id: str
     name: str
     def __init__(self, agent_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class PublicCreateBlockRequest(_message.Message):
+    __slots__ = ("label", "value", "limit")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    value: str
+    limit: int
+    def __init__(self, label: _Optional[str] = ..., value: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class PublicListBlocksRequest(_message.Message):
+    __slots__ = ("page", "page_size")
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    page: int
+    page_size: int
+    def __init__(self, page: _Optional[int] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class PublicBlockRef(_message.Message):
+    __slots__ = ("block_id",)
+    BLOCK_ID_FIELD_NUMBER: _ClassVar[int]
+    block_id: str
+    def __init__(self, block_id: _Optional[str] = ...) -> None: ...
+
+class PublicUpdateBlockRequest(_message.Message):
+    __slots__ = ("block_id", "value", "limit")
+    BLOCK_ID_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    block_id: str
+    value: str
+    limit: int
+    def __init__(self, block_id: _Optional[str] = ..., value: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class PublicAttachBlockRequest(_message.Message):
+    __slots__ = ("agent_id", "block_id")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_ID_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    block_id: str
+    def __init__(self, agent_id: _Optional[str] = ..., block_id: _Optional[str] = ...) -> None: ...
+
+class PublicBulkDeleteArchivalRequest(_message.Message):
+    __slots__ = ("agent_id", "tags", "start", "end", "source_id", "ids")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    start: str
+    end: str
+    source_id: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, agent_id: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., start: _Optional[str] = ..., end: _Optional[str] = ..., source_id: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -176,6 +176,56 @@ class AgentServiceStub:
                 request_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
                 response_deserializer=mnemo_dot_v1_dot_llm__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.CreateBlock = channel.unary_unary(
+                '/mnemo.v1.AgentService/CreateBlock',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.PublicCreateBlockRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_memory__pb2.SharedBlock.FromString,
+                _registered_method=True)
+        self.ListBlocks = channel.unary_unary(
+                '/mnemo.v1.AgentService/ListBlocks',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.PublicListBlocksRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_memory__pb2.ListSharedBlocksResponse.FromString,
+                _registered_method=True)
+        self.GetBlock = channel.unary_unary(
+                '/mnemo.v1.AgentService/GetBlock',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.PublicBlockRef.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_memory__pb2.SharedBlock.FromString,
+                _registered_method=True)
+        self.UpdateBlock = channel.unary_unary(
+                '/mnemo.v1.AgentService/UpdateBlock',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.PublicUpdateBlockRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_memory__pb2.SharedBlock.FromString,
+                _registered_method=True)
+        self.DeleteBlock = channel.unary_unary(
+                '/mnemo.v1.AgentService/DeleteBlock',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.PublicBlockRef.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.ListBlockAgents = channel.unary_unary(
+                '/mnemo.v1.AgentService/ListBlockAgents',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.PublicBlockRef.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_memory__pb2.ListSharedBlockAgentsResponse.FromString,
+                _registered_method=True)
+        self.AttachBlock = channel.unary_unary(
+                '/mnemo.v1.AgentService/AttachBlock',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.PublicAttachBlockRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_memory__pb2.AttachSharedBlockResponse.FromString,
+                _registered_method=True)
+        self.DetachBlock = channel.unary_unary(
+                '/mnemo.v1.AgentService/DetachBlock',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.PublicAttachBlockRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.BulkDeleteArchival = channel.unary_unary(
+                '/mnemo.v1.AgentService/BulkDeleteArchival',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.PublicBulkDeleteArchivalRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_memory__pb2.BulkDeleteArchivalResponse.FromString,
+                _registered_method=True)
+        self.ConsolidateAgent = channel.unary_unary(
+                '/mnemo.v1.AgentService/ConsolidateAgent',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.GetAgentRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
         self.SubmitToolResult = channel.unary_stream(
                 '/mnemo.v1.AgentService/SubmitToolResult',
                 request_serializer=mnemo_dot_v1_dot_agent__pb2.ToolResultRequest.SerializeToString,
@@ -395,6 +445,69 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateBlock(self, request, context):
+        """Shared blocks of the tenant (POST /v1/blocks ...): attach one to several agents.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBlocks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBlock(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateBlock(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteBlock(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBlockAgents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AttachBlock(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DetachBlock(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BulkDeleteArchival(self, request, context):
+        """Archival passages matching a filter (tags, date range, source document, ids) are deleted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConsolidateAgent(self, request, context):
+        """Queue a consolidation of the agent now (it runs in the background, between turns).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SubmitToolResult(self, request, context):
         """Tools (docs/tools.md). A paused turn resumes with a client-side tool's result or a decision on
         an approval; both stream the turn's events until it pauses again or ends.
@@ -590,6 +703,56 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                     response_serializer=mnemo_dot_v1_dot_llm__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'CreateBlock': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateBlock,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.PublicCreateBlockRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_memory__pb2.SharedBlock.SerializeToString,
+            ),
+            'ListBlocks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBlocks,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.PublicListBlocksRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_memory__pb2.ListSharedBlocksResponse.SerializeToString,
+            ),
+            'GetBlock': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBlock,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.PublicBlockRef.FromString,
+                    response_serializer=mnemo_dot_v1_dot_memory__pb2.SharedBlock.SerializeToString,
+            ),
+            'UpdateBlock': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateBlock,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.PublicUpdateBlockRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_memory__pb2.SharedBlock.SerializeToString,
+            ),
+            'DeleteBlock': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteBlock,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.PublicBlockRef.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'ListBlockAgents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBlockAgents,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.PublicBlockRef.FromString,
+                    response_serializer=mnemo_dot_v1_dot_memory__pb2.ListSharedBlockAgentsResponse.SerializeToString,
+            ),
+            'AttachBlock': grpc.unary_unary_rpc_method_handler(
+                    servicer.AttachBlock,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.PublicAttachBlockRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_memory__pb2.AttachSharedBlockResponse.SerializeToString,
+            ),
+            'DetachBlock': grpc.unary_unary_rpc_method_handler(
+                    servicer.DetachBlock,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.PublicAttachBlockRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'BulkDeleteArchival': grpc.unary_unary_rpc_method_handler(
+                    servicer.BulkDeleteArchival,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.PublicBulkDeleteArchivalRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_memory__pb2.BulkDeleteArchivalResponse.SerializeToString,
+            ),
+            'ConsolidateAgent': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConsolidateAgent,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.GetAgentRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
             'SubmitToolResult': grpc.unary_stream_rpc_method_handler(
                     servicer.SubmitToolResult,
@@ -1369,6 +1532,276 @@ class AgentService:
             '/mnemo.v1.AgentService/ListModels',
             google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             mnemo_dot_v1_dot_llm__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateBlock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/CreateBlock',
+            mnemo_dot_v1_dot_agent__pb2.PublicCreateBlockRequest.SerializeToString,
+            mnemo_dot_v1_dot_memory__pb2.SharedBlock.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBlocks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/ListBlocks',
+            mnemo_dot_v1_dot_agent__pb2.PublicListBlocksRequest.SerializeToString,
+            mnemo_dot_v1_dot_memory__pb2.ListSharedBlocksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBlock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/GetBlock',
+            mnemo_dot_v1_dot_agent__pb2.PublicBlockRef.SerializeToString,
+            mnemo_dot_v1_dot_memory__pb2.SharedBlock.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateBlock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/UpdateBlock',
+            mnemo_dot_v1_dot_agent__pb2.PublicUpdateBlockRequest.SerializeToString,
+            mnemo_dot_v1_dot_memory__pb2.SharedBlock.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteBlock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/DeleteBlock',
+            mnemo_dot_v1_dot_agent__pb2.PublicBlockRef.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBlockAgents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/ListBlockAgents',
+            mnemo_dot_v1_dot_agent__pb2.PublicBlockRef.SerializeToString,
+            mnemo_dot_v1_dot_memory__pb2.ListSharedBlockAgentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AttachBlock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/AttachBlock',
+            mnemo_dot_v1_dot_agent__pb2.PublicAttachBlockRequest.SerializeToString,
+            mnemo_dot_v1_dot_memory__pb2.AttachSharedBlockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DetachBlock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/DetachBlock',
+            mnemo_dot_v1_dot_agent__pb2.PublicAttachBlockRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BulkDeleteArchival(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/BulkDeleteArchival',
+            mnemo_dot_v1_dot_agent__pb2.PublicBulkDeleteArchivalRequest.SerializeToString,
+            mnemo_dot_v1_dot_memory__pb2.BulkDeleteArchivalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConsolidateAgent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/ConsolidateAgent',
+            mnemo_dot_v1_dot_agent__pb2.GetAgentRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,14 +41,18 @@ class Message(_message.Message):
     def __init__(self, id: _Optional[str] = ..., role: _Optional[str] = ..., text: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., tool_call_id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[str] = ..., turn_id: _Optional[str] = ..., step: _Optional[int] = ..., tokens: _Optional[int] = ...) -> None: ...
 
 class MemoryBlock(_message.Message):
-    __slots__ = ("label", "value", "limit")
+    __slots__ = ("label", "value", "limit", "shared_id", "shared_with")
     LABEL_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SHARED_ID_FIELD_NUMBER: _ClassVar[int]
+    SHARED_WITH_FIELD_NUMBER: _ClassVar[int]
     label: str
     value: str
     limit: int
-    def __init__(self, label: _Optional[str] = ..., value: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    shared_id: str
+    shared_with: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, label: _Optional[str] = ..., value: _Optional[str] = ..., limit: _Optional[int] = ..., shared_id: _Optional[str] = ..., shared_with: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AgentLimits(_message.Message):
     __slots__ = ("max_steps", "max_tokens_per_turn", "function_result_max_chars", "memory_warning_fraction", "compaction_trigger_fraction", "compaction_target_fraction", "keep_last_messages", "reserved_completion_tokens")
@@ -71,7 +75,7 @@ class AgentLimits(_message.Message):
     def __init__(self, max_steps: _Optional[int] = ..., max_tokens_per_turn: _Optional[int] = ..., function_result_max_chars: _Optional[int] = ..., memory_warning_fraction: _Optional[float] = ..., compaction_trigger_fraction: _Optional[float] = ..., compaction_target_fraction: _Optional[float] = ..., keep_last_messages: _Optional[int] = ..., reserved_completion_tokens: _Optional[int] = ...) -> None: ...
 
 class AgentConfig(_message.Message):
-    __slots__ = ("id", "tenant_id", "name", "model", "context_window", "preset", "summarizer_model", "embedding_model", "embedding_dim", "limits", "created_at", "metadata", "tools", "tool_rules", "tool_timeout_seconds")
+    __slots__ = ("id", "tenant_id", "name", "model", "context_window", "preset", "summarizer_model", "embedding_model", "embedding_dim", "limits", "created_at", "metadata", "tools", "tool_rules", "tool_timeout_seconds", "consolidation")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -94,6 +98,7 @@ class AgentConfig(_message.Message):
     TOOLS_FIELD_NUMBER: _ClassVar[int]
     TOOL_RULES_FIELD_NUMBER: _ClassVar[int]
     TOOL_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CONSOLIDATION_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant_id: str
     name: str
@@ -109,7 +114,42 @@ class AgentConfig(_message.Message):
     tools: _containers.RepeatedCompositeFieldContainer[ToolSpec]
     tool_rules: _containers.RepeatedCompositeFieldContainer[ToolRule]
     tool_timeout_seconds: int
-    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., context_window: _Optional[int] = ..., preset: _Optional[str] = ..., summarizer_model: _Optional[str] = ..., embedding_model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., limits: _Optional[_Union[AgentLimits, _Mapping]] = ..., created_at: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., tools: _Optional[_Iterable[_Union[ToolSpec, _Mapping]]] = ..., tool_rules: _Optional[_Iterable[_Union[ToolRule, _Mapping]]] = ..., tool_timeout_seconds: _Optional[int] = ...) -> None: ...
+    consolidation: ConsolidationConfig
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., context_window: _Optional[int] = ..., preset: _Optional[str] = ..., summarizer_model: _Optional[str] = ..., embedding_model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., limits: _Optional[_Union[AgentLimits, _Mapping]] = ..., created_at: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., tools: _Optional[_Iterable[_Union[ToolSpec, _Mapping]]] = ..., tool_rules: _Optional[_Iterable[_Union[ToolRule, _Mapping]]] = ..., tool_timeout_seconds: _Optional[int] = ..., consolidation: _Optional[_Union[ConsolidationConfig, _Mapping]] = ...) -> None: ...
+
+class ConsolidationConfig(_message.Message):
+    __slots__ = ("enabled", "model", "after_turns", "idle_minutes", "near_limit_fraction")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    AFTER_TURNS_FIELD_NUMBER: _ClassVar[int]
+    IDLE_MINUTES_FIELD_NUMBER: _ClassVar[int]
+    NEAR_LIMIT_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    model: str
+    after_turns: int
+    idle_minutes: float
+    near_limit_fraction: float
+    def __init__(self, enabled: _Optional[bool] = ..., model: _Optional[str] = ..., after_turns: _Optional[int] = ..., idle_minutes: _Optional[float] = ..., near_limit_fraction: _Optional[float] = ...) -> None: ...
+
+class ConsolidationStatus(_message.Message):
+    __slots__ = ("last_at", "last_checkpoint_id", "turns_since", "last_turn_at", "blocks_rewritten", "summary_refreshed", "merge_proposals", "runs")
+    LAST_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    TURNS_SINCE_FIELD_NUMBER: _ClassVar[int]
+    LAST_TURN_AT_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_REWRITTEN_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_REFRESHED_FIELD_NUMBER: _ClassVar[int]
+    MERGE_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    last_at: str
+    last_checkpoint_id: str
+    turns_since: int
+    last_turn_at: str
+    blocks_rewritten: int
+    summary_refreshed: bool
+    merge_proposals: int
+    runs: int
+    def __init__(self, last_at: _Optional[str] = ..., last_checkpoint_id: _Optional[str] = ..., turns_since: _Optional[int] = ..., last_turn_at: _Optional[str] = ..., blocks_rewritten: _Optional[int] = ..., summary_refreshed: _Optional[bool] = ..., merge_proposals: _Optional[int] = ..., runs: _Optional[int] = ...) -> None: ...
 
 class ToolSpec(_message.Message):
     __slots__ = ("name", "description", "parameters_json", "kind", "server_id")
@@ -198,7 +238,7 @@ class TurnProgress(_message.Message):
     def __init__(self, turn_id: _Optional[str] = ..., steps_done: _Optional[int] = ..., heartbeat_pending: _Optional[bool] = ..., tokens_used: _Optional[int] = ..., completed: _Optional[bool] = ..., stop_reason: _Optional[str] = ..., turn_seq: _Optional[int] = ..., recent_calls: _Optional[_Iterable[str]] = ..., pending_calls: _Optional[_Iterable[_Union[PendingCall, _Mapping]]] = ..., called_tools: _Optional[_Iterable[str]] = ..., turn_tools: _Optional[_Iterable[_Union[ToolSpec, _Mapping]]] = ..., max_steps: _Optional[int] = ..., stop_after_pending: _Optional[str] = ...) -> None: ...
 
 class AgentState(_message.Message):
-    __slots__ = ("config", "blocks", "summary", "queue", "revision", "recall_count", "archival_count", "last_memory_edit_at", "last_user_message_at", "turn", "last_step_id", "memory_warning_sent", "evicted_total", "pending_events", "commit_outbox")
+    __slots__ = ("config", "blocks", "summary", "queue", "revision", "recall_count", "archival_count", "last_memory_edit_at", "last_user_message_at", "turn", "last_step_id", "memory_warning_sent", "evicted_total", "pending_events", "commit_outbox", "consolidation")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
@@ -214,6 +254,7 @@ class AgentState(_message.Message):
     EVICTED_TOTAL_FIELD_NUMBER: _ClassVar[int]
     PENDING_EVENTS_FIELD_NUMBER: _ClassVar[int]
     COMMIT_OUTBOX_FIELD_NUMBER: _ClassVar[int]
+    CONSOLIDATION_FIELD_NUMBER: _ClassVar[int]
     config: AgentConfig
     blocks: _containers.RepeatedCompositeFieldContainer[MemoryBlock]
     summary: str
@@ -229,7 +270,8 @@ class AgentState(_message.Message):
     evicted_total: int
     pending_events: _containers.RepeatedCompositeFieldContainer[Event]
     commit_outbox: _containers.RepeatedCompositeFieldContainer[Message]
-    def __init__(self, config: _Optional[_Union[AgentConfig, _Mapping]] = ..., blocks: _Optional[_Iterable[_Union[MemoryBlock, _Mapping]]] = ..., summary: _Optional[str] = ..., queue: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., revision: _Optional[int] = ..., recall_count: _Optional[int] = ..., archival_count: _Optional[int] = ..., last_memory_edit_at: _Optional[str] = ..., last_user_message_at: _Optional[str] = ..., turn: _Optional[_Union[TurnProgress, _Mapping]] = ..., last_step_id: _Optional[str] = ..., memory_warning_sent: _Optional[bool] = ..., evicted_total: _Optional[int] = ..., pending_events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., commit_outbox: _Optional[_Iterable[_Union[Message, _Mapping]]] = ...) -> None: ...
+    consolidation: ConsolidationStatus
+    def __init__(self, config: _Optional[_Union[AgentConfig, _Mapping]] = ..., blocks: _Optional[_Iterable[_Union[MemoryBlock, _Mapping]]] = ..., summary: _Optional[str] = ..., queue: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., revision: _Optional[int] = ..., recall_count: _Optional[int] = ..., archival_count: _Optional[int] = ..., last_memory_edit_at: _Optional[str] = ..., last_user_message_at: _Optional[str] = ..., turn: _Optional[_Union[TurnProgress, _Mapping]] = ..., last_step_id: _Optional[str] = ..., memory_warning_sent: _Optional[bool] = ..., evicted_total: _Optional[int] = ..., pending_events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., commit_outbox: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., consolidation: _Optional[_Union[ConsolidationStatus, _Mapping]] = ...) -> None: ...
 
 class AgentRef(_message.Message):
     __slots__ = ("tenant_id", "agent_id")
@@ -240,7 +282,7 @@ class AgentRef(_message.Message):
     def __init__(self, tenant_id: _Optional[str] = ..., agent_id: _Optional[str] = ...) -> None: ...
 
 class Passage(_message.Message):
-    __slots__ = ("id", "text", "tags", "source_id", "position", "created_at", "metadata")
+    __slots__ = ("id", "text", "tags", "source_id", "position", "created_at", "metadata", "expires_at")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -255,6 +297,7 @@ class Passage(_message.Message):
     POSITION_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     text: str
     tags: _containers.RepeatedScalarFieldContainer[str]
@@ -262,7 +305,8 @@ class Passage(_message.Message):
     position: int
     created_at: str
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., source_id: _Optional[str] = ..., position: _Optional[int] = ..., created_at: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    expires_at: str
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., source_id: _Optional[str] = ..., position: _Optional[int] = ..., created_at: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., expires_at: _Optional[str] = ...) -> None: ...
 
 class Checkpoint(_message.Message):
     __slots__ = ("id", "name", "created_at", "revision")
@@ -404,8 +448,50 @@ class TurnPaused(_message.Message):
     call_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, call_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class BlockChange(_message.Message):
+    __slots__ = ("label", "before", "after")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    before: str
+    after: str
+    def __init__(self, label: _Optional[str] = ..., before: _Optional[str] = ..., after: _Optional[str] = ...) -> None: ...
+
+class MergeProposal(_message.Message):
+    __slots__ = ("keep_id", "drop_ids", "similarity", "text")
+    KEEP_ID_FIELD_NUMBER: _ClassVar[int]
+    DROP_IDS_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    keep_id: str
+    drop_ids: _containers.RepeatedScalarFieldContainer[str]
+    similarity: float
+    text: str
+    def __init__(self, keep_id: _Optional[str] = ..., drop_ids: _Optional[_Iterable[str]] = ..., similarity: _Optional[float] = ..., text: _Optional[str] = ...) -> None: ...
+
+class MemoryConsolidated(_message.Message):
+    __slots__ = ("checkpoint_id", "blocks", "summary_before", "summary_after", "merges", "diff", "model", "reason")
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_AFTER_FIELD_NUMBER: _ClassVar[int]
+    MERGES_FIELD_NUMBER: _ClassVar[int]
+    DIFF_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    checkpoint_id: str
+    blocks: _containers.RepeatedCompositeFieldContainer[BlockChange]
+    summary_before: str
+    summary_after: str
+    merges: _containers.RepeatedCompositeFieldContainer[MergeProposal]
+    diff: str
+    model: str
+    reason: str
+    def __init__(self, checkpoint_id: _Optional[str] = ..., blocks: _Optional[_Iterable[_Union[BlockChange, _Mapping]]] = ..., summary_before: _Optional[str] = ..., summary_after: _Optional[str] = ..., merges: _Optional[_Iterable[_Union[MergeProposal, _Mapping]]] = ..., diff: _Optional[str] = ..., model: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class Event(_message.Message):
-    __slots__ = ("type", "seq", "turn_id", "agent_id", "tenant_id", "created_at", "step", "id", "inner_thought", "function_call", "function_return", "assistant_message", "system_alert", "usage", "turn_completed", "turn_failed", "tool_call_requested", "approval_requested", "turn_paused")
+    __slots__ = ("type", "seq", "turn_id", "agent_id", "tenant_id", "created_at", "step", "id", "inner_thought", "function_call", "function_return", "assistant_message", "system_alert", "usage", "turn_completed", "turn_failed", "tool_call_requested", "approval_requested", "turn_paused", "memory_consolidated")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TURN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -425,6 +511,7 @@ class Event(_message.Message):
     TOOL_CALL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     APPROVAL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     TURN_PAUSED_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_CONSOLIDATED_FIELD_NUMBER: _ClassVar[int]
     type: str
     seq: int
     turn_id: str
@@ -444,7 +531,8 @@ class Event(_message.Message):
     tool_call_requested: ToolCallRequested
     approval_requested: ApprovalRequested
     turn_paused: TurnPaused
-    def __init__(self, type: _Optional[str] = ..., seq: _Optional[int] = ..., turn_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., created_at: _Optional[str] = ..., step: _Optional[int] = ..., id: _Optional[str] = ..., inner_thought: _Optional[_Union[InnerThought, _Mapping]] = ..., function_call: _Optional[_Union[FunctionCall, _Mapping]] = ..., function_return: _Optional[_Union[FunctionReturn, _Mapping]] = ..., assistant_message: _Optional[_Union[AssistantMessage, _Mapping]] = ..., system_alert: _Optional[_Union[SystemAlert, _Mapping]] = ..., usage: _Optional[_Union[UsageReport, _Mapping]] = ..., turn_completed: _Optional[_Union[TurnCompleted, _Mapping]] = ..., turn_failed: _Optional[_Union[TurnFailed, _Mapping]] = ..., tool_call_requested: _Optional[_Union[ToolCallRequested, _Mapping]] = ..., approval_requested: _Optional[_Union[ApprovalRequested, _Mapping]] = ..., turn_paused: _Optional[_Union[TurnPaused, _Mapping]] = ...) -> None: ...
+    memory_consolidated: MemoryConsolidated
+    def __init__(self, type: _Optional[str] = ..., seq: _Optional[int] = ..., turn_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., created_at: _Optional[str] = ..., step: _Optional[int] = ..., id: _Optional[str] = ..., inner_thought: _Optional[_Union[InnerThought, _Mapping]] = ..., function_call: _Optional[_Union[FunctionCall, _Mapping]] = ..., function_return: _Optional[_Union[FunctionReturn, _Mapping]] = ..., assistant_message: _Optional[_Union[AssistantMessage, _Mapping]] = ..., system_alert: _Optional[_Union[SystemAlert, _Mapping]] = ..., usage: _Optional[_Union[UsageReport, _Mapping]] = ..., turn_completed: _Optional[_Union[TurnCompleted, _Mapping]] = ..., turn_failed: _Optional[_Union[TurnFailed, _Mapping]] = ..., tool_call_requested: _Optional[_Union[ToolCallRequested, _Mapping]] = ..., approval_requested: _Optional[_Union[ApprovalRequested, _Mapping]] = ..., turn_paused: _Optional[_Union[TurnPaused, _Mapping]] = ..., memory_consolidated: _Optional[_Union[MemoryConsolidated, _Mapping]] = ...) -> None: ...
 
 class TurnRequest(_message.Message):
     __slots__ = ("turn_id", "tenant_id", "agent_id", "message", "role", "created_at", "max_steps", "resolution", "tools")
@@ -467,3 +555,17 @@ class TurnRequest(_message.Message):
     resolution: CallResolution
     tools: _containers.RepeatedCompositeFieldContainer[ToolSpec]
     def __init__(self, turn_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., message: _Optional[str] = ..., role: _Optional[str] = ..., created_at: _Optional[str] = ..., max_steps: _Optional[int] = ..., resolution: _Optional[_Union[CallResolution, _Mapping]] = ..., tools: _Optional[_Iterable[_Union[ToolSpec, _Mapping]]] = ...) -> None: ...
+
+class ConsolidationRequest(_message.Message):
+    __slots__ = ("tenant_id", "agent_id", "reason", "created_at", "runs")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    agent_id: str
+    reason: str
+    created_at: str
+    runs: int
+    def __init__(self, tenant_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., reason: _Optional[str] = ..., created_at: _Optional[str] = ..., runs: _Optional[int] = ...) -> None: ...

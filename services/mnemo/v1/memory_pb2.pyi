@@ -59,7 +59,7 @@ class UpdateAgentRequest(_message.Message):
     def __init__(self, ref: _Optional[_Union[_common_pb2.AgentRef, _Mapping]] = ..., config: _Optional[_Union[_common_pb2.AgentConfig, _Mapping]] = ..., update_mask: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CommitStepRequest(_message.Message):
-    __slots__ = ("ref", "expected_revision", "step_id", "messages", "blocks", "summary_changed", "summary", "evict_message_ids", "turn", "memory_warning_sent", "events", "archival_delta")
+    __slots__ = ("ref", "expected_revision", "step_id", "messages", "blocks", "summary_changed", "summary", "evict_message_ids", "turn", "memory_warning_sent", "events", "archival_delta", "consolidation")
     REF_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +72,7 @@ class CommitStepRequest(_message.Message):
     MEMORY_WARNING_SENT_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     ARCHIVAL_DELTA_FIELD_NUMBER: _ClassVar[int]
+    CONSOLIDATION_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.AgentRef
     expected_revision: int
     step_id: str
@@ -84,7 +85,8 @@ class CommitStepRequest(_message.Message):
     memory_warning_sent: bool
     events: _containers.RepeatedCompositeFieldContainer[_common_pb2.Event]
     archival_delta: int
-    def __init__(self, ref: _Optional[_Union[_common_pb2.AgentRef, _Mapping]] = ..., expected_revision: _Optional[int] = ..., step_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., blocks: _Optional[_Iterable[_Union[_common_pb2.MemoryBlock, _Mapping]]] = ..., summary_changed: _Optional[bool] = ..., summary: _Optional[str] = ..., evict_message_ids: _Optional[_Iterable[str]] = ..., turn: _Optional[_Union[_common_pb2.TurnProgress, _Mapping]] = ..., memory_warning_sent: _Optional[bool] = ..., events: _Optional[_Iterable[_Union[_common_pb2.Event, _Mapping]]] = ..., archival_delta: _Optional[int] = ...) -> None: ...
+    consolidation: _common_pb2.ConsolidationStatus
+    def __init__(self, ref: _Optional[_Union[_common_pb2.AgentRef, _Mapping]] = ..., expected_revision: _Optional[int] = ..., step_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., blocks: _Optional[_Iterable[_Union[_common_pb2.MemoryBlock, _Mapping]]] = ..., summary_changed: _Optional[bool] = ..., summary: _Optional[str] = ..., evict_message_ids: _Optional[_Iterable[str]] = ..., turn: _Optional[_Union[_common_pb2.TurnProgress, _Mapping]] = ..., memory_warning_sent: _Optional[bool] = ..., events: _Optional[_Iterable[_Union[_common_pb2.Event, _Mapping]]] = ..., archival_delta: _Optional[int] = ..., consolidation: _Optional[_Union[_common_pb2.ConsolidationStatus, _Mapping]] = ...) -> None: ...
 
 class MessageBatch(_message.Message):
     __slots__ = ("messages",)
@@ -205,7 +207,7 @@ class ImportRecallResponse(_message.Message):
     def __init__(self, imported: _Optional[int] = ...) -> None: ...
 
 class PassageInput(_message.Message):
-    __slots__ = ("text", "tags", "id", "source_id", "position", "metadata")
+    __slots__ = ("text", "tags", "id", "source_id", "position", "metadata", "expires_at", "ttl_seconds")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -219,27 +221,41 @@ class PassageInput(_message.Message):
     SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     text: str
     tags: _containers.RepeatedScalarFieldContainer[str]
     id: str
     source_id: str
     position: int
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, text: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., id: _Optional[str] = ..., source_id: _Optional[str] = ..., position: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    expires_at: str
+    ttl_seconds: int
+    def __init__(self, text: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., id: _Optional[str] = ..., source_id: _Optional[str] = ..., position: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., expires_at: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
 
 class InsertArchivalRequest(_message.Message):
-    __slots__ = ("ref", "passages")
+    __slots__ = ("ref", "passages", "dedup")
     REF_FIELD_NUMBER: _ClassVar[int]
     PASSAGES_FIELD_NUMBER: _ClassVar[int]
+    DEDUP_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.AgentRef
     passages: _containers.RepeatedCompositeFieldContainer[PassageInput]
-    def __init__(self, ref: _Optional[_Union[_common_pb2.AgentRef, _Mapping]] = ..., passages: _Optional[_Iterable[_Union[PassageInput, _Mapping]]] = ...) -> None: ...
+    dedup: str
+    def __init__(self, ref: _Optional[_Union[_common_pb2.AgentRef, _Mapping]] = ..., passages: _Optional[_Iterable[_Union[PassageInput, _Mapping]]] = ..., dedup: _Optional[str] = ...) -> None: ...
 
 class InsertArchivalResponse(_message.Message):
-    __slots__ = ("ids",)
+    __slots__ = ("ids", "duplicate", "inserted", "deduplicated", "expiring")
     IDS_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    INSERTED_FIELD_NUMBER: _ClassVar[int]
+    DEDUPLICATED_FIELD_NUMBER: _ClassVar[int]
+    EXPIRING_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    duplicate: _containers.RepeatedScalarFieldContainer[bool]
+    inserted: int
+    deduplicated: int
+    expiring: int
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., duplicate: _Optional[_Iterable[bool]] = ..., inserted: _Optional[int] = ..., deduplicated: _Optional[int] = ..., expiring: _Optional[int] = ...) -> None: ...
 
 class SearchArchivalRequest(_message.Message):
     __slots__ = ("ref", "query", "tags", "page", "page_size")
@@ -474,3 +490,167 @@ class ListMcpServersResponse(_message.Message):
     SERVERS_FIELD_NUMBER: _ClassVar[int]
     servers: _containers.RepeatedCompositeFieldContainer[McpServer]
     def __init__(self, servers: _Optional[_Iterable[_Union[McpServer, _Mapping]]] = ...) -> None: ...
+
+class SharedBlockAgent(_message.Message):
+    __slots__ = ("agent_id", "name", "attached_at")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ATTACHED_AT_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    name: str
+    attached_at: str
+    def __init__(self, agent_id: _Optional[str] = ..., name: _Optional[str] = ..., attached_at: _Optional[str] = ...) -> None: ...
+
+class SharedBlock(_message.Message):
+    __slots__ = ("id", "tenant_id", "label", "value", "limit", "created_at", "updated_at", "agents", "recent_edits", "revision")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_FIELD_NUMBER: _ClassVar[int]
+    RECENT_EDITS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    tenant_id: str
+    label: str
+    value: str
+    limit: int
+    created_at: str
+    updated_at: str
+    agents: _containers.RepeatedCompositeFieldContainer[SharedBlockAgent]
+    recent_edits: _containers.RepeatedScalarFieldContainer[str]
+    revision: int
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., label: _Optional[str] = ..., value: _Optional[str] = ..., limit: _Optional[int] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., agents: _Optional[_Iterable[_Union[SharedBlockAgent, _Mapping]]] = ..., recent_edits: _Optional[_Iterable[str]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class SharedBlockRef(_message.Message):
+    __slots__ = ("tenant_id", "block_id")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    block_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., block_id: _Optional[str] = ...) -> None: ...
+
+class CreateSharedBlockRequest(_message.Message):
+    __slots__ = ("tenant_id", "label", "value", "limit")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    label: str
+    value: str
+    limit: int
+    def __init__(self, tenant_id: _Optional[str] = ..., label: _Optional[str] = ..., value: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListSharedBlocksRequest(_message.Message):
+    __slots__ = ("tenant_id", "page", "page_size")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    page: int
+    page_size: int
+    def __init__(self, tenant_id: _Optional[str] = ..., page: _Optional[int] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class ListSharedBlocksResponse(_message.Message):
+    __slots__ = ("blocks", "total", "page", "page_size")
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    blocks: _containers.RepeatedCompositeFieldContainer[SharedBlock]
+    total: int
+    page: int
+    page_size: int
+    def __init__(self, blocks: _Optional[_Iterable[_Union[SharedBlock, _Mapping]]] = ..., total: _Optional[int] = ..., page: _Optional[int] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class UpdateSharedBlockRequest(_message.Message):
+    __slots__ = ("ref", "op", "value", "old", "limit", "edit_id", "agent_id")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    OLD_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    EDIT_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ref: SharedBlockRef
+    op: str
+    value: str
+    old: str
+    limit: int
+    edit_id: str
+    agent_id: str
+    def __init__(self, ref: _Optional[_Union[SharedBlockRef, _Mapping]] = ..., op: _Optional[str] = ..., value: _Optional[str] = ..., old: _Optional[str] = ..., limit: _Optional[int] = ..., edit_id: _Optional[str] = ..., agent_id: _Optional[str] = ...) -> None: ...
+
+class ListSharedBlockAgentsResponse(_message.Message):
+    __slots__ = ("agents",)
+    AGENTS_FIELD_NUMBER: _ClassVar[int]
+    agents: _containers.RepeatedCompositeFieldContainer[SharedBlockAgent]
+    def __init__(self, agents: _Optional[_Iterable[_Union[SharedBlockAgent, _Mapping]]] = ...) -> None: ...
+
+class AttachSharedBlockRequest(_message.Message):
+    __slots__ = ("ref", "block_id")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_ID_FIELD_NUMBER: _ClassVar[int]
+    ref: _common_pb2.AgentRef
+    block_id: str
+    def __init__(self, ref: _Optional[_Union[_common_pb2.AgentRef, _Mapping]] = ..., block_id: _Optional[str] = ...) -> None: ...
+
+class AttachSharedBlockResponse(_message.Message):
+    __slots__ = ("block", "replaced", "checkpoint_id")
+    BLOCK_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    block: SharedBlock
+    replaced: bool
+    checkpoint_id: str
+    def __init__(self, block: _Optional[_Union[SharedBlock, _Mapping]] = ..., replaced: _Optional[bool] = ..., checkpoint_id: _Optional[str] = ...) -> None: ...
+
+class BulkDeleteArchivalRequest(_message.Message):
+    __slots__ = ("ref", "tags", "start", "end", "source_id", "ids")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ref: _common_pb2.AgentRef
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    start: str
+    end: str
+    source_id: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ref: _Optional[_Union[_common_pb2.AgentRef, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., start: _Optional[str] = ..., end: _Optional[str] = ..., source_id: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BulkDeleteArchivalResponse(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    def __init__(self, deleted: _Optional[int] = ...) -> None: ...
+
+class FindArchivalDuplicatesRequest(_message.Message):
+    __slots__ = ("ref", "min_similarity", "limit")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    MIN_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ref: _common_pb2.AgentRef
+    min_similarity: float
+    limit: int
+    def __init__(self, ref: _Optional[_Union[_common_pb2.AgentRef, _Mapping]] = ..., min_similarity: _Optional[float] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class DuplicateGroup(_message.Message):
+    __slots__ = ("passages", "similarity")
+    PASSAGES_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    passages: _containers.RepeatedCompositeFieldContainer[_common_pb2.Passage]
+    similarity: float
+    def __init__(self, passages: _Optional[_Iterable[_Union[_common_pb2.Passage, _Mapping]]] = ..., similarity: _Optional[float] = ...) -> None: ...
+
+class FindArchivalDuplicatesResponse(_message.Message):
+    __slots__ = ("groups",)
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    groups: _containers.RepeatedCompositeFieldContainer[DuplicateGroup]
+    def __init__(self, groups: _Optional[_Iterable[_Union[DuplicateGroup, _Mapping]]] = ...) -> None: ...

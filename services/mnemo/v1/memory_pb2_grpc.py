@@ -173,6 +173,56 @@ class MemoryServiceStub:
                 request_serializer=mnemo_dot_v1_dot_memory__pb2.TemplateRef.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.CreateSharedBlock = channel.unary_unary(
+                '/mnemo.v1.MemoryService/CreateSharedBlock',
+                request_serializer=mnemo_dot_v1_dot_memory__pb2.CreateSharedBlockRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_memory__pb2.SharedBlock.FromString,
+                _registered_method=True)
+        self.GetSharedBlock = channel.unary_unary(
+                '/mnemo.v1.MemoryService/GetSharedBlock',
+                request_serializer=mnemo_dot_v1_dot_memory__pb2.SharedBlockRef.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_memory__pb2.SharedBlock.FromString,
+                _registered_method=True)
+        self.ListSharedBlocks = channel.unary_unary(
+                '/mnemo.v1.MemoryService/ListSharedBlocks',
+                request_serializer=mnemo_dot_v1_dot_memory__pb2.ListSharedBlocksRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_memory__pb2.ListSharedBlocksResponse.FromString,
+                _registered_method=True)
+        self.UpdateSharedBlock = channel.unary_unary(
+                '/mnemo.v1.MemoryService/UpdateSharedBlock',
+                request_serializer=mnemo_dot_v1_dot_memory__pb2.UpdateSharedBlockRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_memory__pb2.SharedBlock.FromString,
+                _registered_method=True)
+        self.DeleteSharedBlock = channel.unary_unary(
+                '/mnemo.v1.MemoryService/DeleteSharedBlock',
+                request_serializer=mnemo_dot_v1_dot_memory__pb2.SharedBlockRef.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.ListSharedBlockAgents = channel.unary_unary(
+                '/mnemo.v1.MemoryService/ListSharedBlockAgents',
+                request_serializer=mnemo_dot_v1_dot_memory__pb2.SharedBlockRef.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_memory__pb2.ListSharedBlockAgentsResponse.FromString,
+                _registered_method=True)
+        self.AttachSharedBlock = channel.unary_unary(
+                '/mnemo.v1.MemoryService/AttachSharedBlock',
+                request_serializer=mnemo_dot_v1_dot_memory__pb2.AttachSharedBlockRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_memory__pb2.AttachSharedBlockResponse.FromString,
+                _registered_method=True)
+        self.DetachSharedBlock = channel.unary_unary(
+                '/mnemo.v1.MemoryService/DetachSharedBlock',
+                request_serializer=mnemo_dot_v1_dot_memory__pb2.AttachSharedBlockRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.BulkDeleteArchival = channel.unary_unary(
+                '/mnemo.v1.MemoryService/BulkDeleteArchival',
+                request_serializer=mnemo_dot_v1_dot_memory__pb2.BulkDeleteArchivalRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_memory__pb2.BulkDeleteArchivalResponse.FromString,
+                _registered_method=True)
+        self.FindArchivalDuplicates = channel.unary_unary(
+                '/mnemo.v1.MemoryService/FindArchivalDuplicates',
+                request_serializer=mnemo_dot_v1_dot_memory__pb2.FindArchivalDuplicatesRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_memory__pb2.FindArchivalDuplicatesResponse.FromString,
+                _registered_method=True)
         self.EditAgentTools = channel.unary_unary(
                 '/mnemo.v1.MemoryService/EditAgentTools',
                 request_serializer=mnemo_dot_v1_dot_memory__pb2.EditAgentToolsRequest.SerializeToString,
@@ -376,6 +426,70 @@ class MemoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSharedBlock(self, request, context):
+        """Shared blocks: core-memory blocks of a tenant, attached to several agents (KV mnemo_blocks).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSharedBlock(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSharedBlocks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSharedBlock(self, request, context):
+        """Users' edits (op set) and the agents' core_memory_append / replace (ops append, replace, with
+        an edit_id derived from the step: a repeated edit is applied once).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSharedBlock(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSharedBlockAgents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AttachSharedBlock(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DetachSharedBlock(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BulkDeleteArchival(self, request, context):
+        """Archival hygiene
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindArchivalDuplicates(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EditAgentTools(self, request, context):
         """Tools: an agent's custom tools (added, replaced or removed by name in one write), and the
         MCP servers a tenant registered (KV mnemo_mcp_servers).
@@ -545,6 +659,56 @@ def add_MemoryServiceServicer_to_server(servicer, server):
                     servicer.DeleteTemplate,
                     request_deserializer=mnemo_dot_v1_dot_memory__pb2.TemplateRef.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'CreateSharedBlock': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSharedBlock,
+                    request_deserializer=mnemo_dot_v1_dot_memory__pb2.CreateSharedBlockRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_memory__pb2.SharedBlock.SerializeToString,
+            ),
+            'GetSharedBlock': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSharedBlock,
+                    request_deserializer=mnemo_dot_v1_dot_memory__pb2.SharedBlockRef.FromString,
+                    response_serializer=mnemo_dot_v1_dot_memory__pb2.SharedBlock.SerializeToString,
+            ),
+            'ListSharedBlocks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSharedBlocks,
+                    request_deserializer=mnemo_dot_v1_dot_memory__pb2.ListSharedBlocksRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_memory__pb2.ListSharedBlocksResponse.SerializeToString,
+            ),
+            'UpdateSharedBlock': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSharedBlock,
+                    request_deserializer=mnemo_dot_v1_dot_memory__pb2.UpdateSharedBlockRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_memory__pb2.SharedBlock.SerializeToString,
+            ),
+            'DeleteSharedBlock': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSharedBlock,
+                    request_deserializer=mnemo_dot_v1_dot_memory__pb2.SharedBlockRef.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'ListSharedBlockAgents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSharedBlockAgents,
+                    request_deserializer=mnemo_dot_v1_dot_memory__pb2.SharedBlockRef.FromString,
+                    response_serializer=mnemo_dot_v1_dot_memory__pb2.ListSharedBlockAgentsResponse.SerializeToString,
+            ),
+            'AttachSharedBlock': grpc.unary_unary_rpc_method_handler(
+                    servicer.AttachSharedBlock,
+                    request_deserializer=mnemo_dot_v1_dot_memory__pb2.AttachSharedBlockRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_memory__pb2.AttachSharedBlockResponse.SerializeToString,
+            ),
+            'DetachSharedBlock': grpc.unary_unary_rpc_method_handler(
+                    servicer.DetachSharedBlock,
+                    request_deserializer=mnemo_dot_v1_dot_memory__pb2.AttachSharedBlockRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'BulkDeleteArchival': grpc.unary_unary_rpc_method_handler(
+                    servicer.BulkDeleteArchival,
+                    request_deserializer=mnemo_dot_v1_dot_memory__pb2.BulkDeleteArchivalRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_memory__pb2.BulkDeleteArchivalResponse.SerializeToString,
+            ),
+            'FindArchivalDuplicates': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindArchivalDuplicates,
+                    request_deserializer=mnemo_dot_v1_dot_memory__pb2.FindArchivalDuplicatesRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_memory__pb2.FindArchivalDuplicatesResponse.SerializeToString,
             ),
             'EditAgentTools': grpc.unary_unary_rpc_method_handler(
                     servicer.EditAgentTools,
@@ -1303,6 +1467,276 @@ class MemoryService:
             '/mnemo.v1.MemoryService/DeleteTemplate',
             mnemo_dot_v1_dot_memory__pb2.TemplateRef.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSharedBlock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.MemoryService/CreateSharedBlock',
+            mnemo_dot_v1_dot_memory__pb2.CreateSharedBlockRequest.SerializeToString,
+            mnemo_dot_v1_dot_memory__pb2.SharedBlock.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSharedBlock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.MemoryService/GetSharedBlock',
+            mnemo_dot_v1_dot_memory__pb2.SharedBlockRef.SerializeToString,
+            mnemo_dot_v1_dot_memory__pb2.SharedBlock.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSharedBlocks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.MemoryService/ListSharedBlocks',
+            mnemo_dot_v1_dot_memory__pb2.ListSharedBlocksRequest.SerializeToString,
+            mnemo_dot_v1_dot_memory__pb2.ListSharedBlocksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSharedBlock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.MemoryService/UpdateSharedBlock',
+            mnemo_dot_v1_dot_memory__pb2.UpdateSharedBlockRequest.SerializeToString,
+            mnemo_dot_v1_dot_memory__pb2.SharedBlock.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSharedBlock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.MemoryService/DeleteSharedBlock',
+            mnemo_dot_v1_dot_memory__pb2.SharedBlockRef.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSharedBlockAgents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.MemoryService/ListSharedBlockAgents',
+            mnemo_dot_v1_dot_memory__pb2.SharedBlockRef.SerializeToString,
+            mnemo_dot_v1_dot_memory__pb2.ListSharedBlockAgentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AttachSharedBlock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.MemoryService/AttachSharedBlock',
+            mnemo_dot_v1_dot_memory__pb2.AttachSharedBlockRequest.SerializeToString,
+            mnemo_dot_v1_dot_memory__pb2.AttachSharedBlockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DetachSharedBlock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.MemoryService/DetachSharedBlock',
+            mnemo_dot_v1_dot_memory__pb2.AttachSharedBlockRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BulkDeleteArchival(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.MemoryService/BulkDeleteArchival',
+            mnemo_dot_v1_dot_memory__pb2.BulkDeleteArchivalRequest.SerializeToString,
+            mnemo_dot_v1_dot_memory__pb2.BulkDeleteArchivalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindArchivalDuplicates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.MemoryService/FindArchivalDuplicates',
+            mnemo_dot_v1_dot_memory__pb2.FindArchivalDuplicatesRequest.SerializeToString,
+            mnemo_dot_v1_dot_memory__pb2.FindArchivalDuplicatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

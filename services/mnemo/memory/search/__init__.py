@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mnemo.memory.search.base import DimensionMismatch, Hit, Page, PassageDoc, RecallDoc, SearchBackend
+from mnemo.memory.search.base import DimensionMismatch, Hit, Page, PassageDoc, PassageFilter, RecallDoc, SearchBackend
 from mnemo.memory.search.text import neighbour_context, recall_index_text
 
 if TYPE_CHECKING:
     from mnemo.common.config import Settings
 
-__all__ = ["DimensionMismatch", "Hit", "Page", "PassageDoc", "RecallDoc", "SearchBackend",
+__all__ = ["DimensionMismatch", "Hit", "Page", "PassageDoc", "PassageFilter", "RecallDoc", "SearchBackend",
            "create_backend", "neighbour_context", "recall_index_text"]
 
 

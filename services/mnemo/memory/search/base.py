@@ -2,7 +2,8 @@
 
 Every call names tenant and agent; every query filters by both. Writes are idempotent upserts by id.
 Vectors are float32 lists of the agent's embedding dimension (None when no embedding is available:
-then ranking is by words alone). Scores: higher is better.
+then ranking is by words alone). Scores: higher is better. A passage past its `expires_at` is hidden
+from every read (search, similarity, counts) at once and deleted by the next `purge_expired`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,22 @@ class PassageDoc:
     position: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
     vector: list[float] | None = None
+    expires_at: datetime | None = None  # hidden from every read from then on; deleted by purge_expired
+
+
+@dataclass(slots=True)
+class PassageFilter:
+    """Which passages a bulk delete takes: those matching every filter given (None: not filtered)."""
+
+    tags: list[str] | None = None          # all must match
+    start: datetime | None = None          # created at or after
+    end: datetime | None = None            # created at or before
+    source_id: str | None = None
+    ids: list[str] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.tags or self.start or self.end or self.source_id or self.ids)
 
 
 @dataclass(slots=True)
@@ -104,6 +121,23 @@ class SearchBackend(Protocol):
         ...
     async def delete_passage(self, tenant_id: str, agent_id: str, passage_id: str) -> bool: ...
     async def count_passages(self, tenant_id: str, agent_id: str) -> int: ...
+    async def get_passages(self, tenant_id: str, agent_id: str, ids: list[str]) -> list[PassageDoc]:
+        """The live passages among `ids` (any order; missing and expired ones left out)."""
+        ...
+    async def similar_passages(self, tenant_id: str, agent_id: str, vectors: list[list[float]], *,
+                               min_similarity: float, limit: int = 3) -> list[list[Hit[PassageDoc]]]:
+        """For each vector, the live passages whose cosine reaches `min_similarity`, best first
+        (score = cosine). An agent without vectors yet gets empty lists."""
+        ...
+    async def passage_vectors(self, tenant_id: str, agent_id: str, *, limit: int) -> list[PassageDoc]:
+        """The newest `limit` live passages that have a vector, with it."""
+        ...
+    async def delete_passages(self, tenant_id: str, agent_id: str, where: PassageFilter) -> int:
+        """Delete the passages matching `where` (never all: an empty filter deletes nothing); how many."""
+        ...
+    async def purge_expired(self, now: datetime) -> int:
+        """Delete every passage (of every agent) expired at `now`; how many."""
+        ...
 
     # Whole agent
     async def delete_agent(self, tenant_id: str, agent_id: str) -> None: ...

@@ -17,14 +17,16 @@ by tenacity.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from elastic_transport import HttpxAsyncHttpNode
 from elasticsearch import AsyncElasticsearch, helpers
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from mnemo.memory.search.base import Hit, Page, PassageDoc, RecallDoc
+from mnemo.memory.search import elastic_archival as hygiene
+from mnemo.memory.search.base import Hit, Page, PassageDoc, PassageFilter, RecallDoc
+from mnemo.memory.search.elastic_archival import EXPIRY_FIELD, live_filter
 from mnemo.memory.search.elastic_dims import KINDS, AgentDims
 from mnemo.memory.search.elastic_docs import (
     ARCHIVAL_FIELDS,
@@ -93,6 +95,9 @@ class ElasticsearchBackend:
                 template={"settings": {"number_of_shards": 1},
                           "mappings": {"dynamic": "strict", "properties": fields}})
         await self._ensure_index(self.meta_index, {"dynamic": "strict", "properties": META_FIELDS})
+        # Archival indices created before passages could expire get the field (an additive change).
+        await self.es.indices.put_mapping(index=self._pattern("archival"), properties=EXPIRY_FIELD,
+                                          ignore_unavailable=True, allow_no_indices=True)
 
     async def close(self) -> None:
         await self.es.close()
@@ -167,9 +172,10 @@ class ElasticsearchBackend:
             track_total_hits=True, ignore_unavailable=True, allow_no_indices=True)
         return [(h["_source"], 0.0) for h in res["hits"]["hits"]], int(res["hits"]["total"]["value"])
 
-    async def _count(self, kind: str, tenant_id: str, agent_id: str) -> int:
-        res = await self.es.count(index=self._pattern(kind), query={"bool": {"filter": self._scope(
-            tenant_id, agent_id)}}, ignore_unavailable=True, allow_no_indices=True)
+    async def _count(self, kind: str, tenant_id: str, agent_id: str,
+                     extra: list[dict[str, Any]] | None = None) -> int:
+        res = await self.es.count(index=self._pattern(kind), query={"bool": {"filter": [
+            *self._scope(tenant_id, agent_id), *(extra or [])]}}, ignore_unavailable=True, allow_no_indices=True)
         return int(res["count"])
 
     # -- recall -----------------------------------------------------------------------------------
@@ -249,7 +255,7 @@ class ElasticsearchBackend:
     async def search_passages(self, tenant_id: str, agent_id: str, *, query: str = "",
                               vector: list[float] | None = None, tags: list[str] | None = None,
                               offset: int = 0, limit: int = 10) -> Page[PassageDoc]:
-        filters = self._scope(tenant_id, agent_id)
+        filters = [*self._scope(tenant_id, agent_id), live_filter(datetime.now(UTC))]
         for tag in sorted(set(tags or [])):
             filters.append({"term": {"tags": tag}})
         found, total = await self._find("archival", tenant_id, agent_id, filters, query, ["text"], vector,
@@ -264,7 +270,25 @@ class ElasticsearchBackend:
         return int(res.get("deleted", 0)) > 0
 
     async def count_passages(self, tenant_id: str, agent_id: str) -> int:
-        return await self._count("archival", tenant_id, agent_id)
+        return await self._count("archival", tenant_id, agent_id, [live_filter(datetime.now(UTC))])
+
+    # -- archival hygiene (elastic_archival.py) ---------------------------------------------------
+
+    async def get_passages(self, tenant_id: str, agent_id: str, ids: list[str]) -> list[PassageDoc]:
+        return await hygiene.get_passages(self, tenant_id, agent_id, ids)
+
+    async def similar_passages(self, tenant_id: str, agent_id: str, vectors: list[list[float]], *,
+                               min_similarity: float, limit: int = 3) -> list[list[Hit[PassageDoc]]]:
+        return await hygiene.similar_passages(self, tenant_id, agent_id, vectors, min_similarity, limit)
+
+    async def passage_vectors(self, tenant_id: str, agent_id: str, *, limit: int) -> list[PassageDoc]:
+        return await hygiene.passage_vectors(self, tenant_id, agent_id, limit)
+
+    async def delete_passages(self, tenant_id: str, agent_id: str, where: PassageFilter) -> int:
+        return await hygiene.delete_passages(self, tenant_id, agent_id, where)
+
+    async def purge_expired(self, now: datetime) -> int:
+        return await hygiene.purge_expired(self, now)
 
     # -- whole agent ------------------------------------------------------------------------------
 

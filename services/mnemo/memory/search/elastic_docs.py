@@ -31,6 +31,7 @@ ARCHIVAL_FIELDS = {
     "source_id": {"type": "keyword"},
     "position": {"type": "integer"},
     "metadata": {"type": "object", "enabled": False},
+    "expires_at": {"type": "date"},
 }
 META_FIELDS = {"tenant_id": {"type": "keyword"}, "agent_id": {"type": "keyword"},
                "kind": {"type": "keyword"}, "dim": {"type": "integer"}}
@@ -63,9 +64,12 @@ def recall_source(d: RecallDoc, context: str) -> dict[str, Any]:
 
 def passage_source(d: PassageDoc) -> dict[str, Any]:
     """The `_source` of a passage (without its vector)."""
-    return {"tenant_id": d.tenant_id, "agent_id": d.agent_id, "doc_id": d.id, "text": d.text,
-            "created_at": iso(d.created_at), "tags": list(d.tags), "source_id": d.source_id,
-            "position": d.position, "metadata": d.metadata}
+    src = {"tenant_id": d.tenant_id, "agent_id": d.agent_id, "doc_id": d.id, "text": d.text,
+           "created_at": iso(d.created_at), "tags": list(d.tags), "source_id": d.source_id,
+           "position": d.position, "metadata": d.metadata}
+    if d.expires_at is not None:
+        src["expires_at"] = iso(d.expires_at)
+    return src
 
 
 def recall_doc(src: dict[str, Any]) -> RecallDoc:
@@ -79,4 +83,5 @@ def passage_doc(src: dict[str, Any]) -> PassageDoc:
     return PassageDoc(id=src["doc_id"], tenant_id=src["tenant_id"], agent_id=src["agent_id"],
                       text=src["text"], created_at=parse_time(src["created_at"]), tags=src.get("tags") or [],
                       source_id=src.get("source_id", ""), position=int(src.get("position", 0)),
-                      metadata=src.get("metadata") or {})
+                      metadata=src.get("metadata") or {},
+                      expires_at=parse_time(src["expires_at"]) if src.get("expires_at") else None)

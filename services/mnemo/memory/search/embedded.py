@@ -16,23 +16,29 @@ Design, and why it meets the figures:
   below the message itself), derived and kept current by the shard when the caller gives no context.
 - Concurrency: all SQLite/numpy work runs in worker threads (asyncio.to_thread); each shard has its
   own lock, so agents never wait for each other. Open shards are cached (LRU) and closed when evicted.
+- Expiry: reads hide passages past their `expires_at` (a filter only while such rows exist); the
+  shards holding expiring passages are listed in `expiry.sqlite` (expiry.py), so a purge opens only
+  the shards whose time has come.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import re
 import shutil
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from mnemo.memory.search.base import Hit, Page, PassageDoc, RecallDoc
+from mnemo.memory.search import shard_archival as archival
+from mnemo.memory.search.base import Hit, Page, PassageDoc, PassageFilter, RecallDoc
+from mnemo.memory.search.expiry import ExpiryRegistry
 from mnemo.memory.search.shard import DEFAULT_MIN_SIMILARITY, AgentShard, template_name
 from mnemo.memory.search.text import utc_epoch
 
@@ -59,8 +65,10 @@ class EmbeddedBackend:
         # Passage counts per agent (read on every GetContext). This process owns the shard files, so
         # its own inserts / deletes are the only changes; a generation per agent keeps a count read
         # concurrently with a change from being cached stale.
-        self._passage_counts: dict[tuple[str, str], int] = {}
+        # A cached count holds until the agent's next passage expires (inf: none expiring).
+        self._passage_counts: dict[tuple[str, str], tuple[int, float]] = {}
         self._passage_gen: dict[tuple[str, str], int] = {}
+        self.expiring = ExpiryRegistry(root / "expiry.sqlite")
 
     def _passages_changed(self, key: tuple[str, str]) -> None:
         self._passage_counts.pop(key, None)
@@ -77,6 +85,7 @@ class EmbeddedBackend:
             for shard in shards:
                 with shard.lock:
                     shard.close()
+            self.expiring.close()
         await asyncio.to_thread(close_all)
 
     # -- shards -----------------------------------------------------------------------------------
@@ -148,6 +157,9 @@ class EmbeddedBackend:
     async def insert_passages(self, docs: list[PassageDoc]) -> None:
         for (tenant_id, agent_id), group in _by_agent(docs).items():
             self._passages_changed((tenant_id, agent_id))
+            expiring = [utc_epoch(d.expires_at) for d in group if d.expires_at is not None]
+            if expiring:  # listed before the write: a crash in between costs a purge that finds nothing
+                await asyncio.to_thread(self.expiring.note, tenant_id, agent_id, min(expiring))
             try:
                 await self._run(tenant_id, agent_id, True, partial(AgentShard.insert_passages, docs=group), None)
             finally:
@@ -172,16 +184,65 @@ class EmbeddedBackend:
 
     async def count_passages(self, tenant_id: str, agent_id: str) -> int:
         key = (tenant_id, agent_id)
+        now = utc_epoch(datetime.now(UTC))
         cached = self._passage_counts.get(key)
-        if cached is not None:
-            return cached
+        if cached is not None and now < cached[1]:
+            return cached[0]
         gen = self._passage_gen.get(key, 0)
-        n = await self._run(tenant_id, agent_id, False, lambda s: s.count_passages(), 0)
+
+        def count(s: AgentShard) -> tuple[int, float]:
+            nxt = s.db.execute("SELECT min(expires_at) FROM passages WHERE expires_at > ?", (now,)).fetchone()[0]
+            return s.count_passages(now), math.inf if nxt is None else nxt
+
+        n, valid_until = await self._run(tenant_id, agent_id, False, count, (0, math.inf))
         if self._passage_gen.get(key, 0) == gen:
             if len(self._passage_counts) >= 100_000:
                 self._passage_counts.clear()
-            self._passage_counts[key] = n
+            self._passage_counts[key] = (n, valid_until)
         return n
+
+    # -- archival hygiene -------------------------------------------------------------------------
+
+    async def get_passages(self, tenant_id: str, agent_id: str, ids: list[str]) -> list[PassageDoc]:
+        now = utc_epoch(datetime.now(UTC))
+        return await self._run(tenant_id, agent_id, False, lambda s: archival.get_passages(s, ids, now), [])
+
+    async def similar_passages(self, tenant_id: str, agent_id: str, vectors: list[list[float]], *,
+                               min_similarity: float, limit: int = 3) -> list[list[Hit[PassageDoc]]]:
+        now = utc_epoch(datetime.now(UTC))
+        empty: list[list[tuple[PassageDoc, float]]] = [[] for _ in vectors]
+        found = await self._run(tenant_id, agent_id, False,
+                                lambda s: archival.similar_passages(s, vectors, min_similarity, limit, now), empty)
+        return [[Hit(doc=d, score=sc) for d, sc in hits] for hits in found]
+
+    async def passage_vectors(self, tenant_id: str, agent_id: str, *, limit: int) -> list[PassageDoc]:
+        now = utc_epoch(datetime.now(UTC))
+        return await self._run(tenant_id, agent_id, False, lambda s: archival.passage_vectors(s, limit, now), [])
+
+    async def delete_passages(self, tenant_id: str, agent_id: str, where: PassageFilter) -> int:
+        if where.empty:
+            return 0
+        key = (tenant_id, agent_id)
+        self._passages_changed(key)
+        try:
+            return await self._run(tenant_id, agent_id, False, lambda s: archival.delete_passages(s, where), 0)
+        finally:
+            self._passages_changed(key)
+
+    async def purge_expired(self, now: datetime) -> int:
+        at = utc_epoch(now)
+        total = 0
+        for tenant_id, agent_id in await asyncio.to_thread(self.expiring.due, at):
+            key = (tenant_id, agent_id)
+            self._passages_changed(key)
+            try:
+                none: tuple[int, float | None] = (0, None)
+                n, nxt = await self._run(tenant_id, agent_id, False, lambda s: archival.purge_expired(s, at), none)
+            finally:
+                self._passages_changed(key)
+            await asyncio.to_thread(self.expiring.settle, tenant_id, agent_id, nxt)
+            total += n
+        return total
 
     # -- whole agent ------------------------------------------------------------------------------
 
@@ -189,6 +250,7 @@ class EmbeddedBackend:
         self._passages_changed((tenant_id, agent_id))
 
         def work() -> None:
+            self.expiring.forget(tenant_id, agent_id)
             with self._cache_lock:
                 shard = self._shards.pop((tenant_id, agent_id), None)
             if shard is not None:
@@ -211,6 +273,7 @@ class EmbeddedBackend:
             for shard in shards:
                 with shard.lock:
                     shard.close()
+            self.expiring.forget(tenant_id)
             shutil.rmtree(self.root / _dir_name(tenant_id), ignore_errors=True)
         await asyncio.to_thread(work)
 

@@ -29,7 +29,7 @@ END;
 CREATE TABLE IF NOT EXISTS passages (
   rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, text TEXT NOT NULL, created_at REAL NOT NULL,
   created_iso TEXT NOT NULL, tags TEXT NOT NULL DEFAULT '[]', source_id TEXT NOT NULL DEFAULT '',
-  position INTEGER NOT NULL DEFAULT 0, metadata TEXT NOT NULL DEFAULT '{}', vec BLOB);
+  position INTEGER NOT NULL DEFAULT 0, metadata TEXT NOT NULL DEFAULT '{}', vec BLOB, expires_at REAL);
 CREATE INDEX IF NOT EXISTS passages_time ON passages (created_at, rid);
 CREATE TABLE IF NOT EXISTS passage_tags (tag TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (tag, rid))
   WITHOUT ROWID;
@@ -46,4 +46,11 @@ CREATE TRIGGER IF NOT EXISTS passages_au AFTER UPDATE OF text ON passages BEGIN
   INSERT INTO passages_fts(passages_fts, rowid, text) VALUES ('delete', old.rid, old.text);
   INSERT INTO passages_fts(rowid, text) VALUES (new.rid, new.text);
 END;
+"""
+
+# Shards written before passages could expire get the column when opened (shard.AgentShard).
+PASSAGE_EXPIRY_COLUMN = "ALTER TABLE passages ADD COLUMN expires_at REAL"
+PASSAGE_INDEXES = """
+CREATE INDEX IF NOT EXISTS passages_expiry ON passages (expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS passages_source ON passages (source_id) WHERE source_id != '';
 """

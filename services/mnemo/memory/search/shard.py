@@ -25,7 +25,7 @@ import numpy as np
 
 from mnemo.memory.search import text as ranking
 from mnemo.memory.search.base import PassageDoc, RecallDoc
-from mnemo.memory.search.schema import SCHEMA
+from mnemo.memory.search.schema import PASSAGE_EXPIRY_COLUMN, PASSAGE_INDEXES, SCHEMA
 from mnemo.memory.search.shard_context import CONTEXT_AFTER, CONTEXT_BEFORE, derive_contexts
 from mnemo.memory.search.shard_vectors import ShardVectors, blob
 from mnemo.memory.search.shard_words import bm25_ceiling, count_vector_only, word_search
@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 Doc = TypeVar("Doc", RecallDoc, PassageDoc)
+PASSAGE_COLUMNS = "id, text, created_iso, tags, source_id, position, metadata, expires_at"
 Ranked = list[tuple[int, float]]
 
 
@@ -72,7 +73,7 @@ _TEMPLATE_LOCK = threading.Lock()
 
 def template_name() -> str:
     """File name of the empty shard new shards are copied from (changes with the schema)."""
-    return f".shard-template-{hashlib.sha256(SCHEMA.encode()).hexdigest()[:12]}.sqlite"
+    return f".shard-template-{hashlib.sha256((SCHEMA + PASSAGE_INDEXES).encode()).hexdigest()[:12]}.sqlite"
 
 
 def _template(path: Path) -> Path:
@@ -107,6 +108,9 @@ class AgentShard:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=10000")
         self.db.executescript(SCHEMA)
+        if "expires_at" not in {r[1] for r in self.db.execute("PRAGMA table_info(passages)")}:
+            self.db.execute(PASSAGE_EXPIRY_COLUMN)  # a shard from before passages could expire
+        self.db.executescript(PASSAGE_INDEXES)
         self.vectors = ShardVectors(self.db)
 
     def close(self) -> None:
@@ -167,7 +171,13 @@ class AgentShard:
         index = self.vectors.index(kind) if vector is not None else None
         if index is not None and vector is not None:
             q = normalize(vector, index.dim)
-            keys, sims, above = index.search(q, depth, min_score=self.min_similarity, **vector_filter())
+            filters = vector_filter()
+            exclude: set[int] = filters.pop("exclude", None) or set()  # rows hidden (expired passages)
+            keys, sims, above = index.search(q, depth + len(exclude), min_score=self.min_similarity, **filters)
+            if exclude:
+                kept = [(k, sc) for k, sc in zip(keys, sims, strict=True) if k not in exclude][:depth]
+                keys, sims = [k for k, _ in kept], [sc for _, sc in kept]
+                above = [k for k in above if k not in exclude]
             vec_hits = list(zip(keys, sims, strict=True))
             cosines = index.scores_for(q, [k for k, _ in word_hits])
             extra = count_vector_only(db, kind, match, above)
@@ -252,12 +262,13 @@ class AgentShard:
             db = self.db
             rid = db.execute(
                 "INSERT INTO passages(id, text, created_at, created_iso, tags, source_id, position,"
-                " metadata, vec) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
+                " metadata, vec, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
                 " text=excluded.text, created_at=excluded.created_at, created_iso=excluded.created_iso,"
                 " tags=excluded.tags, source_id=excluded.source_id, position=excluded.position,"
-                " metadata=excluded.metadata, vec=excluded.vec RETURNING rid",
+                " metadata=excluded.metadata, vec=excluded.vec, expires_at=excluded.expires_at RETURNING rid",
                 (d.id, d.text, utc_epoch(d.created_at), _iso(d.created_at), json.dumps(d.tags),
-                 d.source_id, d.position, json.dumps(d.metadata), vec),
+                 d.source_id, d.position, json.dumps(d.metadata), vec,
+                 None if d.expires_at is None else utc_epoch(d.expires_at)),
             ).fetchone()[0]
             db.execute("DELETE FROM passage_tags WHERE rid = ?", (rid,))
             db.executemany("INSERT OR IGNORE INTO passage_tags(tag, rid) VALUES (?, ?)", [(t, rid) for t in d.tags])
@@ -273,13 +284,28 @@ class AgentShard:
         sub = f"SELECT rid FROM passage_tags WHERE tag IN ({_in(tags)}) GROUP BY rid HAVING count(*) = ?"
         return f" AND p.rid IN ({sub})", [*tags, len(tags)]
 
-    def search_passages(self, query: str, vector: list[float] | None, tags: list[str] | None,
-                        offset: int, limit: int) -> tuple[list[tuple[PassageDoc, float]], int]:
+    @staticmethod
+    def live_filter(now: float) -> tuple[str, list[object]]:
+        """The clause that hides passages expired at `now` (alias p)."""
+        return " AND (p.expires_at IS NULL OR p.expires_at > ?)", [now]
+
+    def expired_rids(self, now: float) -> set[int]:
+        """Rows past their expiry and not purged yet (a few at most: the sweep deletes them)."""
+        return {r[0] for r in self.db.execute(
+            "SELECT rid FROM passages WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))}
+
+    def search_passages(self, query: str, vector: list[float] | None, tags: list[str] | None, offset: int,
+                        limit: int, now: float | None = None) -> tuple[list[tuple[PassageDoc, float]], int]:
+        now = utc_epoch(datetime.now(UTC)) if now is None else now
         where, args = self._tag_filter(tags)
+        expired = self.expired_rids(now)
+        if expired:  # (only then: a words query without a filter skips the join)
+            live, live_args = self.live_filter(now)
+            where, args = where + live, [*args, *live_args]
 
         def vector_filter() -> dict[str, Any]:
             if not tags:
-                return {"allowed": None}
+                return {"allowed": None, "exclude": expired}
             return {"allowed": np.array(sorted(r[0] for r in self.db.execute(
                 f"SELECT p.rid FROM passages p WHERE 1=1{where}", args)), dtype=np.int64)}
 
@@ -288,11 +314,14 @@ class AgentShard:
         return self._load_passages(page), total
 
     def _load_passages(self, ranked: Ranked) -> list[tuple[PassageDoc, float]]:
-        return [(PassageDoc(id=r[1], tenant_id=self.tenant_id, agent_id=self.agent_id, text=r[2],
-                            created_at=_from_iso(r[3]), tags=json.loads(r[4]), source_id=r[5], position=r[6],
-                            metadata=json.loads(r[7])), score)
-                for r, score in self._rows("id, text, created_iso, tags, source_id, position, metadata",
-                                           "passages", ranked)]
+        return [(self.passage_of(r[1:]), score) for r, score in self._rows(PASSAGE_COLUMNS, "passages", ranked)]
+
+    def passage_of(self, row: Sequence[Any]) -> PassageDoc:
+        """A PassageDoc from the PASSAGE_COLUMNS of a row."""
+        return PassageDoc(id=row[0], tenant_id=self.tenant_id, agent_id=self.agent_id, text=row[1],
+                          created_at=_from_iso(row[2]), tags=json.loads(row[3]), source_id=row[4],
+                          position=row[5], metadata=json.loads(row[6]),
+                          expires_at=None if row[7] is None else datetime.fromtimestamp(row[7], UTC))
 
     def delete_passage(self, passage_id: str) -> bool:
         row = self.db.execute("DELETE FROM passages WHERE id = ? RETURNING rid", (passage_id,)).fetchone()
@@ -301,5 +330,8 @@ class AgentShard:
         self.vectors.removed("passages", [row[0]])
         return True
 
-    def count_passages(self) -> int:
-        return self.db.execute("SELECT count(*) FROM passages").fetchone()[0]
+    def count_passages(self, now: float | None = None) -> int:
+        """Live passages (not expired at `now`)."""
+        now = utc_epoch(datetime.now(UTC)) if now is None else now
+        return self.db.execute("SELECT count(*) FROM passages WHERE expires_at IS NULL OR expires_at > ?",
+                               (now,)).fetchone()[0]
