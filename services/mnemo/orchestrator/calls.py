@@ -3,6 +3,7 @@ tool-return messages (every call gets its return, so no call is ever orphaned)."
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from mnemo.common import metrics
@@ -10,7 +11,8 @@ from mnemo.orchestrator import packing
 from mnemo.orchestrator.events import StepEvents
 from mnemo.orchestrator.executor import FunctionExecutor
 from mnemo.orchestrator.functions import FunctionError, fingerprint, parse_call
-from mnemo.v1 import common_pb2
+from mnemo.orchestrator.steplog import elapsed_ms
+from mnemo.v1 import common_pb2, steps_pb2
 
 
 @dataclass
@@ -19,6 +21,7 @@ class CallsOutcome:
     heartbeat: bool = False
     loop_detected: bool = False
     recent: list[str] = field(default_factory=list)
+    timings: list[steps_pb2.FunctionTiming] = field(default_factory=list)
 
 
 async def run_calls(assistant: common_pb2.Message, tool_call_error: str, executor: FunctionExecutor,
@@ -28,7 +31,9 @@ async def run_calls(assistant: common_pb2.Message, tool_call_error: str, executo
     heartbeat = False
     paused = False
     loop_detected = False
+    timings: list[steps_pb2.FunctionTiming] = []
     for i, tc in enumerate(assistant.tool_calls):
+        started = time.perf_counter()
         fp = fingerprint(tc.name, tc.arguments)
         ok = True
         if recent.count(fp) + 1 >= loop_repeats:
@@ -61,6 +66,8 @@ async def run_calls(assistant: common_pb2.Message, tool_call_error: str, executo
                 if not any(e.function_call.call_id == tc.id for e in ev.events if e.type == "function_call"):
                     ev.add("function_call", function_call=common_pb2.FunctionCall(
                         name=tc.name, arguments=tc.arguments, call_id=tc.id))
+        timings.append(steps_pb2.FunctionTiming(name=tc.name, call_id=tc.id, status="ok" if ok else "error",
+                                                 duration_ms=elapsed_ms(started)))
         if not (ok and tc.name == "send_message"):
             ev.add("function_return", function_return=common_pb2.FunctionReturn(
                 name=tc.name, status="ok" if ok else "error", result=text, call_id=tc.id))
@@ -77,4 +84,4 @@ async def run_calls(assistant: common_pb2.Message, tool_call_error: str, executo
         heartbeat = True
     if paused and all('"status": "OK"' in r.text for r in results if r.role == "tool"):
         heartbeat = False
-    return CallsOutcome(results, heartbeat, loop_detected, recent)
+    return CallsOutcome(results, heartbeat, loop_detected, recent, timings)

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Mapping
 
-from mnemo.common import ids, metrics
+from mnemo.common import ids, metrics, telemetry
 from mnemo.common.config import Settings
 from mnemo.common.errors import Conflict, ContextOverflow, InvalidArgument, MnemoError, NotFound
 from mnemo.common.events import EventPublisher
@@ -34,6 +34,7 @@ from mnemo.orchestrator.planner import (
     TurnTotals,
     start_turn,
 )
+from mnemo.orchestrator.steplog import elapsed_ms
 from mnemo.orchestrator.tokens import TokenCounter
 from mnemo.v1 import common_pb2, llm_pb2
 
@@ -123,6 +124,7 @@ class TurnRunner:
             preset=await self.presets.text(turn.tenant_id, config.preset), now=ids.now_iso(),
             session_gap=self.settings.orchestrator_session_gap, assembler=self.assembler,
             render_cache=self.render_cache)
+        planner.timing.trace_id = telemetry.current_trace_id()
         decision = planner.start()
         while not isinstance(decision, Commit):
             decision = await self._execute(planner, decision)
@@ -132,20 +134,25 @@ class TurnRunner:
     async def _execute(self, planner: StepPlanner, decision: Decision) -> Decision:
         """Carry out one decision; returns the planner's next one."""
         if isinstance(decision, Compact):
+            started = time.perf_counter()
             window = decision.window or await self.models.context_window(decision.model)
             summary, spent = await compaction.summarize(
                 self._chat, self.counter, decision.model, window, decision.summary, decision.evicted,
                 decision.summary_max_tokens, planner.meta)
+            planner.timing.compaction_ms += elapsed_ms(started)
             metrics.EVICTIONS.add(len(decision.evicted), {"model": planner.model})
             return planner.compacted(summary, spent)
         if isinstance(decision, CallModel):
             metrics.CONTEXT_UTILIZATION.record(decision.prompt_tokens / decision.window, {"model": planner.model})
+            started = time.perf_counter()
             try:
                 response = await self._chat(decision.request)
             except ContextOverflow:
                 return planner.overflowed()
             except MnemoError as err:
                 return planner.model_failed(str(err), err.code)
+            finally:
+                planner.timing.model_latency_ms += elapsed_ms(started)
             return planner.replied(response)
         assert isinstance(decision, RunCalls), decision
         ref = common_pb2.AgentRef(tenant_id=planner.turn.tenant_id, agent_id=planner.turn.agent_id)

@@ -24,55 +24,56 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from mnemo.v1 import common_pb2 as mnemo_dot_v1_dot_common__pb2
+from mnemo.v1 import console_pb2 as mnemo_dot_v1_dot_console__pb2
 from mnemo.v1 import llm_pb2 as mnemo_dot_v1_dot_llm__pb2
 from mnemo.v1 import memory_pb2 as mnemo_dot_v1_dot_memory__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14mnemo/v1/agent.proto\x12\x08mnemo.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x15mnemo/v1/common.proto\x1a\x12mnemo/v1/llm.proto\x1a\x15mnemo/v1/memory.proto\"\x92\x02\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x16\n\x0e\x63ontext_window\x18\x04 \x01(\x05\x12\x0e\n\x06preset\x18\x05 \x01(\t\x12%\n\x06limits\x18\x06 \x01(\x0b\x32\x15.mnemo.v1.AgentLimits\x12%\n\x06\x62locks\x18\x07 \x03(\x0b\x32\x15.mnemo.v1.MemoryBlock\x12\x12\n\ncreated_at\x18\x08 \x01(\t\x12&\n\x06\x63ounts\x18\t \x01(\x0b\x32\x16.mnemo.v1.MemoryCounts\x12\x17\n\x0f\x65mbedding_model\x18\n \x01(\t\x12\x15\n\rembedding_dim\x18\x0b \x01(\x05\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"q\n\x12SendMessageRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x11\n\tmax_steps\x18\x05 \x01(\x05\"[\n\x13StreamEventsRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x0f\n\x07turn_id\x18\x04 \x01(\t\"Y\n\x18UpdateMemoryBlockRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"\x87\x01\n\x19PublicSearchRecallRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\t\x12\x0b\n\x03\x65nd\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\x0c\n\x04page\x18\x06 \x01(\x05\x12\x11\n\tpage_size\x18\x07 \x01(\x05\"R\n\x19PublicImportRecallRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12#\n\x08messages\x18\x02 \x03(\x0b\x32\x11.mnemo.v1.Message\"m\n\x1bPublicSearchArchivalRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12\x0c\n\x04page\x18\x04 \x01(\x05\x12\x11\n\tpage_size\x18\x05 \x01(\x05\"Y\n\x1bPublicInsertArchivalRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12(\n\x08passages\x18\x02 \x03(\x0b\x32\x16.mnemo.v1.PassageInput\"C\n\x1bPublicDeleteArchivalRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\npassage_id\x18\x02 \x01(\t\"^\n\x14PublicDocumentHeader\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\"_\n\x13PublicDocumentChunk\x12\x30\n\x06header\x18\x01 \x01(\x0b\x32\x1e.mnemo.v1.PublicDocumentHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"?\n\x1dPublicCreateCheckpointRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"I\n\x1ePublicRestoreCheckpointRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\"*\n\x1aPublicListTemplatesRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\"/\n\x11PublicTemplateRef\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"U\n\x18PublicPutTemplateRequest\x12$\n\x08template\x18\x01 \x01(\x0b\x32\x12.mnemo.v1.Template\x12\x13\n\x0b\x63reate_only\x18\x02 \x01(\x08\";\n\x18PublicPopMessagesRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\"Q\n\x1bPublicRewriteMessageRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t2\xd1\x0f\n\x0c\x41gentService\x12<\n\x0b\x43reateAgent\x12\x1c.mnemo.v1.CreateAgentRequest\x1a\x0f.mnemo.v1.Agent\x12\x36\n\x08GetAgent\x12\x19.mnemo.v1.GetAgentRequest\x1a\x0f.mnemo.v1.Agent\x12G\n\nListAgents\x12\x1b.mnemo.v1.ListAgentsRequest\x1a\x1c.mnemo.v1.ListAgentsResponse\x12<\n\x0bUpdateAgent\x12\x1c.mnemo.v1.UpdateAgentRequest\x1a\x0f.mnemo.v1.Agent\x12@\n\x0b\x44\x65leteAgent\x12\x19.mnemo.v1.GetAgentRequest\x1a\x16.google.protobuf.Empty\x12>\n\x0bSendMessage\x12\x1c.mnemo.v1.SendMessageRequest\x1a\x0f.mnemo.v1.Event0\x01\x12@\n\x0cStreamEvents\x12\x1d.mnemo.v1.StreamEventsRequest\x1a\x0f.mnemo.v1.Event0\x01\x12<\n\tGetMemory\x12\x19.mnemo.v1.GetAgentRequest\x1a\x14.mnemo.v1.CoreMemory\x12N\n\x11UpdateMemoryBlock\x12\".mnemo.v1.UpdateMemoryBlockRequest\x1a\x15.mnemo.v1.MemoryBlock\x12S\n\x0cSearchRecall\x12#.mnemo.v1.PublicSearchRecallRequest\x1a\x1e.mnemo.v1.SearchRecallResponse\x12S\n\x0cImportRecall\x12#.mnemo.v1.PublicImportRecallRequest\x1a\x1e.mnemo.v1.ImportRecallResponse\x12Y\n\x0eSearchArchival\x12%.mnemo.v1.PublicSearchArchivalRequest\x1a .mnemo.v1.SearchArchivalResponse\x12Y\n\x0eInsertArchival\x12%.mnemo.v1.PublicInsertArchivalRequest\x1a .mnemo.v1.InsertArchivalResponse\x12O\n\x0e\x44\x65leteArchival\x12%.mnemo.v1.PublicDeleteArchivalRequest\x1a\x16.google.protobuf.Empty\x12M\n\x0eUploadDocument\x12\x1d.mnemo.v1.PublicDocumentChunk\x1a\x18.mnemo.v1.IngestProgress(\x01\x30\x01\x12Q\n\x10\x43reateCheckpoint\x12\'.mnemo.v1.PublicCreateCheckpointRequest\x1a\x14.mnemo.v1.Checkpoint\x12O\n\x0fListCheckpoints\x12\x19.mnemo.v1.GetAgentRequest\x1a!.mnemo.v1.ListCheckpointsResponse\x12N\n\x11RestoreCheckpoint\x12(.mnemo.v1.PublicRestoreCheckpointRequest\x1a\x0f.mnemo.v1.Agent\x12?\n\x0b\x45xportAgent\x12\x19.mnemo.v1.GetAgentRequest\x1a\x13.mnemo.v1.DataChunk0\x01\x12\x35\n\x0bImportAgent\x12\x13.mnemo.v1.DataChunk\x1a\x0f.mnemo.v1.Agent(\x01\x12V\n\rListTemplates\x12$.mnemo.v1.PublicListTemplatesRequest\x1a\x1f.mnemo.v1.ListTemplatesResponse\x12>\n\x0bGetTemplate\x12\x1b.mnemo.v1.PublicTemplateRef\x1a\x12.mnemo.v1.Template\x12\x45\n\x0bPutTemplate\x12\".mnemo.v1.PublicPutTemplateRequest\x1a\x12.mnemo.v1.Template\x12\x45\n\x0e\x44\x65leteTemplate\x12\x1b.mnemo.v1.PublicTemplateRef\x1a\x16.google.protobuf.Empty\x12P\n\x0bPopMessages\x12\".mnemo.v1.PublicPopMessagesRequest\x1a\x1d.mnemo.v1.PopMessagesResponse\x12J\n\x0eRewriteMessage\x12%.mnemo.v1.PublicRewriteMessageRequest\x1a\x11.mnemo.v1.Message\x12\x42\n\nListModels\x12\x16.google.protobuf.Empty\x1a\x1c.mnemo.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14mnemo/v1/agent.proto\x12\x08mnemo.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x15mnemo/v1/common.proto\x1a\x16mnemo/v1/console.proto\x1a\x12mnemo/v1/llm.proto\x1a\x15mnemo/v1/memory.proto\"\x92\x02\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x16\n\x0e\x63ontext_window\x18\x04 \x01(\x05\x12\x0e\n\x06preset\x18\x05 \x01(\t\x12%\n\x06limits\x18\x06 \x01(\x0b\x32\x15.mnemo.v1.AgentLimits\x12%\n\x06\x62locks\x18\x07 \x03(\x0b\x32\x15.mnemo.v1.MemoryBlock\x12\x12\n\ncreated_at\x18\x08 \x01(\t\x12&\n\x06\x63ounts\x18\t \x01(\x0b\x32\x16.mnemo.v1.MemoryCounts\x12\x17\n\x0f\x65mbedding_model\x18\n \x01(\t\x12\x15\n\rembedding_dim\x18\x0b \x01(\x05\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"q\n\x12SendMessageRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x11\n\tmax_steps\x18\x05 \x01(\x05\"[\n\x13StreamEventsRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x0f\n\x07turn_id\x18\x04 \x01(\t\"Y\n\x18UpdateMemoryBlockRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"\x87\x01\n\x19PublicSearchRecallRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\t\x12\x0b\n\x03\x65nd\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\x0c\n\x04page\x18\x06 \x01(\x05\x12\x11\n\tpage_size\x18\x07 \x01(\x05\"R\n\x19PublicImportRecallRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12#\n\x08messages\x18\x02 \x03(\x0b\x32\x11.mnemo.v1.Message\"m\n\x1bPublicSearchArchivalRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12\x0c\n\x04page\x18\x04 \x01(\x05\x12\x11\n\tpage_size\x18\x05 \x01(\x05\"Y\n\x1bPublicInsertArchivalRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12(\n\x08passages\x18\x02 \x03(\x0b\x32\x16.mnemo.v1.PassageInput\"C\n\x1bPublicDeleteArchivalRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\npassage_id\x18\x02 \x01(\t\"^\n\x14PublicDocumentHeader\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\"_\n\x13PublicDocumentChunk\x12\x30\n\x06header\x18\x01 \x01(\x0b\x32\x1e.mnemo.v1.PublicDocumentHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"?\n\x1dPublicCreateCheckpointRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"I\n\x1ePublicRestoreCheckpointRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\"*\n\x1aPublicListTemplatesRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\"/\n\x11PublicTemplateRef\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"U\n\x18PublicPutTemplateRequest\x12$\n\x08template\x18\x01 \x01(\x0b\x32\x12.mnemo.v1.Template\x12\x13\n\x0b\x63reate_only\x18\x02 \x01(\x08\";\n\x18PublicPopMessagesRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\"Q\n\x1bPublicRewriteMessageRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t2\xe0\x11\n\x0c\x41gentService\x12<\n\x0b\x43reateAgent\x12\x1c.mnemo.v1.CreateAgentRequest\x1a\x0f.mnemo.v1.Agent\x12\x36\n\x08GetAgent\x12\x19.mnemo.v1.GetAgentRequest\x1a\x0f.mnemo.v1.Agent\x12G\n\nListAgents\x12\x1b.mnemo.v1.ListAgentsRequest\x1a\x1c.mnemo.v1.ListAgentsResponse\x12<\n\x0bUpdateAgent\x12\x1c.mnemo.v1.UpdateAgentRequest\x1a\x0f.mnemo.v1.Agent\x12@\n\x0b\x44\x65leteAgent\x12\x19.mnemo.v1.GetAgentRequest\x1a\x16.google.protobuf.Empty\x12>\n\x0bSendMessage\x12\x1c.mnemo.v1.SendMessageRequest\x1a\x0f.mnemo.v1.Event0\x01\x12@\n\x0cStreamEvents\x12\x1d.mnemo.v1.StreamEventsRequest\x1a\x0f.mnemo.v1.Event0\x01\x12<\n\tGetMemory\x12\x19.mnemo.v1.GetAgentRequest\x1a\x14.mnemo.v1.CoreMemory\x12N\n\x11UpdateMemoryBlock\x12\".mnemo.v1.UpdateMemoryBlockRequest\x1a\x15.mnemo.v1.MemoryBlock\x12S\n\x0cSearchRecall\x12#.mnemo.v1.PublicSearchRecallRequest\x1a\x1e.mnemo.v1.SearchRecallResponse\x12S\n\x0cImportRecall\x12#.mnemo.v1.PublicImportRecallRequest\x1a\x1e.mnemo.v1.ImportRecallResponse\x12Y\n\x0eSearchArchival\x12%.mnemo.v1.PublicSearchArchivalRequest\x1a .mnemo.v1.SearchArchivalResponse\x12Y\n\x0eInsertArchival\x12%.mnemo.v1.PublicInsertArchivalRequest\x1a .mnemo.v1.InsertArchivalResponse\x12O\n\x0e\x44\x65leteArchival\x12%.mnemo.v1.PublicDeleteArchivalRequest\x1a\x16.google.protobuf.Empty\x12M\n\x0eUploadDocument\x12\x1d.mnemo.v1.PublicDocumentChunk\x1a\x18.mnemo.v1.IngestProgress(\x01\x30\x01\x12Q\n\x10\x43reateCheckpoint\x12\'.mnemo.v1.PublicCreateCheckpointRequest\x1a\x14.mnemo.v1.Checkpoint\x12O\n\x0fListCheckpoints\x12\x19.mnemo.v1.GetAgentRequest\x1a!.mnemo.v1.ListCheckpointsResponse\x12N\n\x11RestoreCheckpoint\x12(.mnemo.v1.PublicRestoreCheckpointRequest\x1a\x0f.mnemo.v1.Agent\x12?\n\x0b\x45xportAgent\x12\x19.mnemo.v1.GetAgentRequest\x1a\x13.mnemo.v1.DataChunk0\x01\x12\x35\n\x0bImportAgent\x12\x13.mnemo.v1.DataChunk\x1a\x0f.mnemo.v1.Agent(\x01\x12V\n\rListTemplates\x12$.mnemo.v1.PublicListTemplatesRequest\x1a\x1f.mnemo.v1.ListTemplatesResponse\x12>\n\x0bGetTemplate\x12\x1b.mnemo.v1.PublicTemplateRef\x1a\x12.mnemo.v1.Template\x12\x45\n\x0bPutTemplate\x12\".mnemo.v1.PublicPutTemplateRequest\x1a\x12.mnemo.v1.Template\x12\x45\n\x0e\x44\x65leteTemplate\x12\x1b.mnemo.v1.PublicTemplateRef\x1a\x16.google.protobuf.Empty\x12P\n\x0bPopMessages\x12\".mnemo.v1.PublicPopMessagesRequest\x1a\x1d.mnemo.v1.PopMessagesResponse\x12J\n\x0eRewriteMessage\x12%.mnemo.v1.PublicRewriteMessageRequest\x1a\x11.mnemo.v1.Message\x12\x42\n\nListModels\x12\x16.google.protobuf.Empty\x1a\x1c.mnemo.v1.ListModelsResponse\x12\x46\n\x10GetContextWindow\x12\x19.mnemo.v1.GetAgentRequest\x1a\x17.mnemo.v1.ContextWindow\x12\x44\n\tListTurns\x12\x1a.mnemo.v1.ListTurnsRequest\x1a\x1b.mnemo.v1.ListTurnsResponse\x12;\n\x07GetTurn\x12\x18.mnemo.v1.GetTurnRequest\x1a\x16.mnemo.v1.TurnTimeline\x12\x42\n\rGetAgentUsage\x12\x1b.mnemo.v1.AgentUsageRequest\x1a\x14.mnemo.v1.AgentUsageb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mnemo.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AGENT']._serialized_start=130
-  _globals['_AGENT']._serialized_end=404
-  _globals['_GETAGENTREQUEST']._serialized_start=406
-  _globals['_GETAGENTREQUEST']._serialized_end=441
-  _globals['_SENDMESSAGEREQUEST']._serialized_start=443
-  _globals['_SENDMESSAGEREQUEST']._serialized_end=556
-  _globals['_STREAMEVENTSREQUEST']._serialized_start=558
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=649
-  _globals['_UPDATEMEMORYBLOCKREQUEST']._serialized_start=651
-  _globals['_UPDATEMEMORYBLOCKREQUEST']._serialized_end=740
-  _globals['_PUBLICSEARCHRECALLREQUEST']._serialized_start=743
-  _globals['_PUBLICSEARCHRECALLREQUEST']._serialized_end=878
-  _globals['_PUBLICIMPORTRECALLREQUEST']._serialized_start=880
-  _globals['_PUBLICIMPORTRECALLREQUEST']._serialized_end=962
-  _globals['_PUBLICSEARCHARCHIVALREQUEST']._serialized_start=964
-  _globals['_PUBLICSEARCHARCHIVALREQUEST']._serialized_end=1073
-  _globals['_PUBLICINSERTARCHIVALREQUEST']._serialized_start=1075
-  _globals['_PUBLICINSERTARCHIVALREQUEST']._serialized_end=1164
-  _globals['_PUBLICDELETEARCHIVALREQUEST']._serialized_start=1166
-  _globals['_PUBLICDELETEARCHIVALREQUEST']._serialized_end=1233
-  _globals['_PUBLICDOCUMENTHEADER']._serialized_start=1235
-  _globals['_PUBLICDOCUMENTHEADER']._serialized_end=1329
-  _globals['_PUBLICDOCUMENTCHUNK']._serialized_start=1331
-  _globals['_PUBLICDOCUMENTCHUNK']._serialized_end=1426
-  _globals['_PUBLICCREATECHECKPOINTREQUEST']._serialized_start=1428
-  _globals['_PUBLICCREATECHECKPOINTREQUEST']._serialized_end=1491
-  _globals['_PUBLICRESTORECHECKPOINTREQUEST']._serialized_start=1493
-  _globals['_PUBLICRESTORECHECKPOINTREQUEST']._serialized_end=1566
-  _globals['_PUBLICLISTTEMPLATESREQUEST']._serialized_start=1568
-  _globals['_PUBLICLISTTEMPLATESREQUEST']._serialized_end=1610
-  _globals['_PUBLICTEMPLATEREF']._serialized_start=1612
-  _globals['_PUBLICTEMPLATEREF']._serialized_end=1659
-  _globals['_PUBLICPUTTEMPLATEREQUEST']._serialized_start=1661
-  _globals['_PUBLICPUTTEMPLATEREQUEST']._serialized_end=1746
-  _globals['_PUBLICPOPMESSAGESREQUEST']._serialized_start=1748
-  _globals['_PUBLICPOPMESSAGESREQUEST']._serialized_end=1807
-  _globals['_PUBLICREWRITEMESSAGEREQUEST']._serialized_start=1809
-  _globals['_PUBLICREWRITEMESSAGEREQUEST']._serialized_end=1890
-  _globals['_AGENTSERVICE']._serialized_start=1893
-  _globals['_AGENTSERVICE']._serialized_end=3894
+  _globals['_AGENT']._serialized_start=154
+  _globals['_AGENT']._serialized_end=428
+  _globals['_GETAGENTREQUEST']._serialized_start=430
+  _globals['_GETAGENTREQUEST']._serialized_end=465
+  _globals['_SENDMESSAGEREQUEST']._serialized_start=467
+  _globals['_SENDMESSAGEREQUEST']._serialized_end=580
+  _globals['_STREAMEVENTSREQUEST']._serialized_start=582
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=673
+  _globals['_UPDATEMEMORYBLOCKREQUEST']._serialized_start=675
+  _globals['_UPDATEMEMORYBLOCKREQUEST']._serialized_end=764
+  _globals['_PUBLICSEARCHRECALLREQUEST']._serialized_start=767
+  _globals['_PUBLICSEARCHRECALLREQUEST']._serialized_end=902
+  _globals['_PUBLICIMPORTRECALLREQUEST']._serialized_start=904
+  _globals['_PUBLICIMPORTRECALLREQUEST']._serialized_end=986
+  _globals['_PUBLICSEARCHARCHIVALREQUEST']._serialized_start=988
+  _globals['_PUBLICSEARCHARCHIVALREQUEST']._serialized_end=1097
+  _globals['_PUBLICINSERTARCHIVALREQUEST']._serialized_start=1099
+  _globals['_PUBLICINSERTARCHIVALREQUEST']._serialized_end=1188
+  _globals['_PUBLICDELETEARCHIVALREQUEST']._serialized_start=1190
+  _globals['_PUBLICDELETEARCHIVALREQUEST']._serialized_end=1257
+  _globals['_PUBLICDOCUMENTHEADER']._serialized_start=1259
+  _globals['_PUBLICDOCUMENTHEADER']._serialized_end=1353
+  _globals['_PUBLICDOCUMENTCHUNK']._serialized_start=1355
+  _globals['_PUBLICDOCUMENTCHUNK']._serialized_end=1450
+  _globals['_PUBLICCREATECHECKPOINTREQUEST']._serialized_start=1452
+  _globals['_PUBLICCREATECHECKPOINTREQUEST']._serialized_end=1515
+  _globals['_PUBLICRESTORECHECKPOINTREQUEST']._serialized_start=1517
+  _globals['_PUBLICRESTORECHECKPOINTREQUEST']._serialized_end=1590
+  _globals['_PUBLICLISTTEMPLATESREQUEST']._serialized_start=1592
+  _globals['_PUBLICLISTTEMPLATESREQUEST']._serialized_end=1634
+  _globals['_PUBLICTEMPLATEREF']._serialized_start=1636
+  _globals['_PUBLICTEMPLATEREF']._serialized_end=1683
+  _globals['_PUBLICPUTTEMPLATEREQUEST']._serialized_start=1685
+  _globals['_PUBLICPUTTEMPLATEREQUEST']._serialized_end=1770
+  _globals['_PUBLICPOPMESSAGESREQUEST']._serialized_start=1772
+  _globals['_PUBLICPOPMESSAGESREQUEST']._serialized_end=1831
+  _globals['_PUBLICREWRITEMESSAGEREQUEST']._serialized_start=1833
+  _globals['_PUBLICREWRITEMESSAGEREQUEST']._serialized_end=1914
+  _globals['_AGENTSERVICE']._serialized_start=1917
+  _globals['_AGENTSERVICE']._serialized_end=4189
 # @@protoc_insertion_point(module_scope)
