@@ -56,6 +56,9 @@ class Settings(BaseSettings):
 
     # Gateway
     admin_key: str | None = None
+    trace_url: str = Field(default="", max_length=2000,
+                           description="the tracing UI's URL of one trace, `{trace_id}` standing for its id "
+                                       "(the console links each step to it)")
 
     # Orchestrator
     orchestrators: int = Field(default=1, ge=1, le=32, description="orchestrator replicas `mnemo up` runs")
