@@ -26,7 +26,7 @@ function args(text) {
 function eventElement(ev) {
   switch (ev.type) {
     case "inner_thought":
-      return h("div", { class: "event thought" }, h("span", { "aria-hidden": "true" }, "💭 "), h("em", {}, ev.text));
+      return h("div", { class: "event thought" }, h("span", { class: "tag" }, "thinks "), h("em", {}, ev.text));
     case "function_call":
       return h("div", { class: "event call" }, h("span", { "aria-hidden": "true" }, "⚡ "),
         h("code", { class: "fname" }, ev.name), h("code", {}, `(${args(ev.arguments)})`));
