@@ -4,7 +4,8 @@ EVENTS and its usage records on USAGE, tenant-scoped; turned into read models by
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from nats.js import JetStreamContext
@@ -43,10 +44,11 @@ class ConsoleReads:
             raise ApiError(422, f"limit must be between 1 and {MAX_TURNS}")
         await self.core.owned(tenant_id, agent_id)
         found: list[console_pb2.TurnTimeline] = []
-        async for lines, complete in self._looking_back(tenant_id, agent_id):
-            found = lines if complete else lines[1:]  # the oldest may have begun before the window
-            if len(found) >= limit or complete:
-                break
+        async with aclosing(self._looking_back(tenant_id, agent_id)) as stretches:
+            async for lines, complete in stretches:
+                found = lines if complete else lines[1:]  # the oldest may have begun before the stretch
+                if len(found) >= limit or complete:
+                    break
         return console_pb2.ListTurnsResponse(turns=list(reversed(found[-limit:])))
 
     async def turn(self, tenant_id: str, agent_id: str, turn_id: str) -> console_pb2.TurnTimeline:
@@ -54,14 +56,15 @@ class ConsoleReads:
         if not turn_id or len(turn_id) > 200:
             raise ApiError(404, f"turn {turn_id[:200]!r} not found")
         await self.core.owned(tenant_id, agent_id)
-        async for lines, complete in self._looking_back(tenant_id, agent_id):
-            for i, tl in enumerate(lines):
-                if tl.turn_id == turn_id and (complete or i > 0):
-                    return tl
+        async with aclosing(self._looking_back(tenant_id, agent_id)) as stretches:
+            async for lines, complete in stretches:
+                for i, tl in enumerate(lines):
+                    if tl.turn_id == turn_id and (complete or i > 0):
+                        return tl
         raise ApiError(404, f"turn {turn_id!r} not found (its events may have expired)")
 
     async def _looking_back(self, tenant_id: str, agent_id: str
-                            ) -> AsyncIterator[tuple[list[console_pb2.TurnTimeline], bool]]:
+                            ) -> AsyncGenerator[tuple[list[console_pb2.TurnTimeline], bool], None]:
         """Timelines of ever longer stretches at the end of the agent's events; True once the
         stretch reaches the first event kept."""
         try:

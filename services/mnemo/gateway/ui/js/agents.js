@@ -19,17 +19,28 @@ export async function agentsView(root) {
     options("/v1/personas", "templates"), options("/v1/humans", "templates"), api("/v1/models").catch(() => null),
   ]);
   let agents = list.agents || [];
+  let page = 1;
   const chatModels = ((models && models.models) || []).filter((m) => !m.embedding);
   const windows = Object.fromEntries(chatModels.map((m) => [m.name, m.context_window]));
 
   const search = h("input", { id: "agent-search", type: "search", placeholder: "name or id" });
   const tbody = h("tbody", { id: "agent-rows" });
   const count = h("p", { class: "muted", id: "agent-count", "aria-live": "polite" });
+  const more = h("button", { type: "button", id: "agent-more" }, "Load more agents");
+  more.addEventListener("click", async () => {
+    try {
+      const next = await api("/v1/agents", { query: { page_size: 100, page: page + 1 } });
+      page += 1;
+      agents = agents.concat(next.agents || []);
+      draw();
+    } catch (err) { toast(errorText(err), "error"); }
+  });
 
   function draw() {
     const q = search.value.trim().toLowerCase();
     const shown = agents.filter((a) => !q || (a.name || "").toLowerCase().includes(q) || a.id.toLowerCase().includes(q));
-    count.textContent = `${shown.length} of ${list.total} agents`;
+    count.textContent = `${shown.length} of ${list.total} agents${agents.length < list.total ? ` (${agents.length} loaded)` : ""}`;
+    more.hidden = agents.length >= list.total;
     mount(tbody, shown.map((a) => {
       const del = h("button", { type: "button", class: "danger", "aria-label": `Delete ${a.name || a.id}` }, "Delete");
       del.addEventListener("click", async () => {
@@ -44,7 +55,7 @@ export async function agentsView(root) {
       });
       return h("tr", { dataset: { agent: a.id } },
         h("td", {}, h("a", { href: `#/agents/${encodeURIComponent(a.id)}/chat` }, a.name || "(unnamed)")),
-        h("td", {}, h("code", {}, a.id)), h("td", {}, a.model), h("td", { class: "num" }, fmtInt(a.context_window)),
+        h("td", {}, h("code", {}, a.id)), h("td", {}, a.model), h("td", { class: "num" }, a.context_window ? fmtInt(a.context_window) : "model default"),
         h("td", {}, fmtTime(a.created_at)), h("td", {}, del));
     }));
   }
@@ -80,7 +91,7 @@ export async function agentsView(root) {
       h("label", { for: "agent-search" }, "Search agents"), search, count,
       h("table", { class: "table" },
         h("thead", {}, h("tr", {}, ["Name", "Id", "Model", "Window", "Created", ""].map((t) => h("th", { scope: "col" }, t)))),
-        tbody)),
+        tbody), more),
     form);
   draw();
 }

@@ -103,8 +103,11 @@ export async function chatView(root, agent) {
     status.textContent = text;
   }
 
-  async function follow(stream, turn) {
+  // Follow a turn's stream to its final event; a stream that breaks off is picked up again
+  // after the last sequence seen (a few tries, a little later each time).
+  async function follow(stream, turn, retries = 5) {
     busy(true, "the agent is working…");
+    let final = false;
     try {
       for await (const frame of stream) {
         const ev = frame.data;
@@ -113,12 +116,24 @@ export async function chatView(root, agent) {
         render(ev);
         turn.seq = Math.max(turn.seq || 0, ev.seq || 0);
         if (turn.turn_id) pending.set(turn);
-        if (FINAL.has(ev.type)) { pending.clear(); break; }
+        if (FINAL.has(ev.type)) { pending.clear(); final = true; break; }
       }
-      busy(false);
     } catch (err) {
-      busy(false, err.name === "AbortError" ? "" : `stream interrupted: ${errorText(err)}`);
+      if (err.name === "AbortError") { busy(false); return; }
+      if (!turn.turn_id || retries <= 0) { busy(false, `stream interrupted: ${errorText(err)}`); return; }
     }
+    if (final || !turn.turn_id) { busy(false); return; }
+    if (retries <= 0) { busy(false, "the stream ended before the turn did; reload to follow it"); return; }
+    await new Promise((resolve) => setTimeout(resolve, 500 * (6 - retries)));
+    if (controller && controller.signal.aborted) { busy(false); return; }
+    await follow(resumeStream(turn), turn, retries - 1);
+  }
+
+  function resumeStream(turn) {
+    controller = new AbortController();
+    const after = Math.max(lastSeq, turn.seq || 0);
+    status.dataset.resumedAfter = String(after);
+    return sse(`${agentPath}/events`, { query: { follow: true, turn_id: turn.turn_id, after }, signal: controller.signal });
   }
 
   async function submit() {
@@ -164,11 +179,7 @@ export async function chatView(root, agent) {
     if (done) pending.clear();
     else {
       block(inflight.turn_id, inflight.text);
-      controller = new AbortController();
-      const after = Math.max(lastSeq, inflight.seq || 0);
-      status.dataset.resumedAfter = String(after);
-      follow(sse(`${agentPath}/events`, { query: { follow: true, turn_id: inflight.turn_id, after },
-                                           signal: controller.signal }), inflight);
+      follow(resumeStream(inflight), inflight);
     }
   }
   input.focus();
