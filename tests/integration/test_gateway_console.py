@@ -67,6 +67,27 @@ async def test_the_context_window_of_the_last_step_adds_up(module_stack: Stack, 
     assert to_json(twin) == ctx
 
 
+async def test_after_a_failed_step_the_context_is_the_last_one_sent(module_stack: Stack,
+                                                                     scripted_llm: ScriptedLLM) -> None:
+    stack = module_stack
+    agent = await stack.create_agent(name="ctx-after-failure")
+    base = f"/v1/agents/{agent['id']}"
+    first = await _turn(stack, agent["id"])
+    scripted_llm.push({"error": {"status": 400, "message": "scripted refusal"}})
+    async with stack.http() as http:
+        r = await http.post(f"{base}/messages", json={"message": "this one fails"})
+        assert r.status_code == 200 and r.json()["stop_reason"] == "error", r.text
+        state = (await http.get(f"{base}/export")).json()["state"]
+        assert [e["type"] for e in state["pending_events"]] == ["turn_failed"]   # no usage in the last step
+        ctx = (await http.get(f"{base}/context")).json()
+        turns = (await http.get(f"{base}/turns")).json()["turns"]
+    assert ctx["available"] and ctx["turn_id"] == first["turn_id"]
+    assert sum(s["tokens"] for s in ctx["sections"]) == ctx["total_tokens"]
+    failed = turns[0]
+    assert failed["completed"] and failed["stop_reason"] == "error" and "scripted refusal" in failed["error"]
+    assert failed["steps"] == [] and turns[1]["turn_id"] == first["turn_id"]
+
+
 async def test_turn_timelines_time_each_step(module_stack: Stack, scripted_llm: ScriptedLLM) -> None:
     stack = module_stack
     agent = await stack.create_agent(name="timeline")

@@ -25,12 +25,12 @@ def usage_event(turn: str, step: int, seq: int, **timing: object) -> common_pb2.
                                 timing=steps_pb2.StepTiming(**timing)))  # type: ignore[arg-type]
 
 
-def test_the_context_window_is_the_last_usage_event_of_the_state():
-    state = common_pb2.AgentState(config=common_pb2.AgentConfig(model="m", context_window=1000))
-    assert not context_window("a", state).available
-    state.pending_events.extend([usage_event("t", 2, 7),
-                                 common_pb2.Event(type="turn_completed", turn_id="t", step=2, seq=8)])
-    ctx = context_window("a", state)
+def test_the_context_window_is_the_last_usage_event():
+    config = common_pb2.AgentConfig(model="m", context_window=1000)
+    assert not context_window("a", config, []).available
+    events = [usage_event("t", 1, 5), usage_event("t", 2, 7),
+              common_pb2.Event(type="turn_completed", turn_id="t", step=2, seq=8)]
+    ctx = context_window("a", config, events)
     assert ctx.available and ctx.turn_id == "t" and ctx.step == 2
     assert [s.name for s in ctx.sections] == [n for n, _ in SECTIONS]
     assert ctx.total_tokens == sum(s.tokens for s in ctx.sections) == 290 == ctx.prompt_tokens + 200

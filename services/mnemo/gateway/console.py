@@ -1,7 +1,8 @@
 """The web console's read models, built from what the platform already records (no transport here).
 
 - the context window of the agent's last step: from the step's `usage` event (kept in the agent's
-  state as the last step's events);
+  state with the last step's events; a last step that never called the model sends the reader
+  back to the events stream);
 - turn timelines: a turn's events (each step's `usage` event carries its timings);
 - usage over time: the llm-proxy's usage records of the agent, in time buckets.
 """
@@ -30,12 +31,13 @@ SECTIONS = (
 MAX_BUCKETS = 2000
 
 
-def context_window(agent_id: str, state: common_pb2.AgentState) -> console_pb2.ContextWindow:
-    """The context of the agent's last step that called the model, by section."""
-    usage_events = [e for e in state.pending_events if e.type == "usage" and e.usage.HasField("context")]
+def context_window(agent_id: str, config: common_pb2.AgentConfig,
+                   events: Iterable[common_pb2.Event]) -> console_pb2.ContextWindow:
+    """The context of the last step among `events` that called the model, by section."""
+    usage_events = [e for e in events if e.type == "usage" and e.usage.HasField("context")]
     if not usage_events:
-        return console_pb2.ContextWindow(agent_id=agent_id, available=False, model=state.config.model,
-                                         context_window=state.config.context_window)
+        return console_pb2.ContextWindow(agent_id=agent_id, available=False, model=config.model,
+                                         context_window=config.context_window)
     event = usage_events[-1]
     u, c = event.usage, event.usage.context
     sections = [console_pb2.ContextSection(name=name, label=label, tokens=getattr(c, name))
@@ -43,7 +45,7 @@ def context_window(agent_id: str, state: common_pb2.AgentState) -> console_pb2.C
     budget = max(1, u.context_window - c.reserved_completion)
     return console_pb2.ContextWindow(
         agent_id=agent_id, available=True, turn_id=event.turn_id, step=event.step, created_at=event.created_at,
-        model=u.model or state.config.model, context_window=u.context_window, prompt_tokens=u.context_tokens,
+        model=u.model or config.model, context_window=u.context_window, prompt_tokens=u.context_tokens,
         total_tokens=sum(s.tokens for s in sections), sections=sections,
         warning_tokens=int(c.warning_fraction * budget), compaction_tokens=int(c.compaction_fraction * budget),
         warning_fraction=c.warning_fraction, compaction_fraction=c.compaction_fraction)

@@ -18,7 +18,7 @@ from mnemo.gateway.core import Core
 from mnemo.gateway.deps import GatewayContext
 from mnemo.gateway.errors import ApiError
 from mnemo.gateway.events import replay
-from mnemo.v1 import console_pb2
+from mnemo.v1 import common_pb2, console_pb2
 
 MAX_TURNS = 50
 FIRST_SPAN = 512        # stream sequences looked back at first; grows ×8 until enough turns are seen
@@ -34,8 +34,17 @@ class ConsoleReads:
         self.trace_url = trace_url
 
     async def context_window(self, tenant_id: str, agent_id: str) -> console_pb2.ContextWindow:
+        """The last step's context: from the state's last step, else the latest usage event kept."""
         state = await self.core.get_state(tenant_id, agent_id)
-        return console.context_window(agent_id, state)
+        found = console.context_window(agent_id, state.config, state.pending_events)
+        if found.available:
+            return found
+        async with aclosing(self._looking_back(tenant_id, agent_id)) as stretches:
+            async for events, complete in stretches:
+                found = console.context_window(agent_id, state.config, events)
+                if found.available or complete:
+                    break
+        return found
 
     async def turns(self, tenant_id: str, agent_id: str, limit: int = 10) -> console_pb2.ListTurnsResponse:
         """The agent's most recent turns, newest first."""
@@ -45,7 +54,8 @@ class ConsoleReads:
         await self.core.owned(tenant_id, agent_id)
         found: list[console_pb2.TurnTimeline] = []
         async with aclosing(self._looking_back(tenant_id, agent_id)) as stretches:
-            async for lines, complete in stretches:
+            async for events, complete in stretches:
+                lines = console.timelines(events, self.trace_url)
                 found = lines if complete else lines[1:]  # the oldest may have begun before the stretch
                 if len(found) >= limit or complete:
                     break
@@ -57,15 +67,15 @@ class ConsoleReads:
             raise ApiError(404, f"turn {turn_id[:200]!r} not found")
         await self.core.owned(tenant_id, agent_id)
         async with aclosing(self._looking_back(tenant_id, agent_id)) as stretches:
-            async for lines, complete in stretches:
-                for i, tl in enumerate(lines):
+            async for events, complete in stretches:
+                for i, tl in enumerate(console.timelines(events, self.trace_url)):
                     if tl.turn_id == turn_id and (complete or i > 0):
                         return tl
         raise ApiError(404, f"turn {turn_id!r} not found (its events may have expired)")
 
     async def _looking_back(self, tenant_id: str, agent_id: str
-                            ) -> AsyncGenerator[tuple[list[console_pb2.TurnTimeline], bool], None]:
-        """Timelines of ever longer stretches at the end of the agent's events; True once the
+                            ) -> AsyncGenerator[tuple[list[common_pb2.Event], bool], None]:
+        """Ever longer stretches at the end of the agent's events, oldest first; True once the
         stretch reaches the first event kept."""
         try:
             last = await self.js.get_last_msg(subjects.EVENTS_STREAM, subjects.events_subject(tenant_id, agent_id))
@@ -77,7 +87,7 @@ class ConsoleReads:
             after = max(0, (last.seq or 0) - span)
             events = [e async for e in replay(self.js, tenant_id, agent_id, after=after, idle_timeout=READ_TIMEOUT)
                       if e is not None and e.seq <= (last.seq or 0)]
-            yield console.timelines(events, self.trace_url), after == 0
+            yield events, after == 0
             if after == 0:
                 return
             span *= 8
