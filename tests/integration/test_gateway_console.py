@@ -7,6 +7,7 @@ import fnmatch
 import itertools
 import re
 import tomllib
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,30 @@ from mnemo.gateway.convert import to_json
 from mnemo.gateway.rest_console import UI_DIR
 from mnemo.v1 import agent_pb2, console_pb2
 from tests.fixtures_observability import span_exporter  # noqa: F401
-from tests.fixtures_stack import Stack, module_stack  # noqa: F401
-from tests.helpers import eventually
+from tests.fixtures_stack import Stack, StackRunner
+from tests.helpers import NatsServer, eventually
 from tests.scripted_llm import ScriptedLLM
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ["system_instructions", "function_schemas", "memory_metadata", "core_memory", "summary",
             "message_queue", "reserved_completion"]
+
+
+@pytest.fixture(scope="module")
+def console_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A nats-server of this module: its commit log is indexed by its own memory service alone (the
+    recall indexer's durable consumer is shared by every memory service on a server)."""
+    server = NatsServer(tmp_path_factory.mktemp("console-nats")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+async def module_stack(console_nats: NatsServer, scripted_llm_server: ScriptedLLM,
+                       tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    runner = StackRunner(console_nats.url, tmp_path_factory.mktemp("console"), scripted_llm_server)
+    yield await runner.start()
+    await runner.stop()
 
 
 def _search_then_reply(llm: ScriptedLLM, reply: str = "Noted.") -> None:
