@@ -10,9 +10,19 @@ WHEEL_CACHE ?= $(HOME)/.cache/mnemo/wheels
 LLAMA_VERSION := 0.3.36
 PROTO_SRC := $(wildcard protos/mnemo/v1/*.proto)
 
-.PHONY: setup run test test-fast lint proto proto-check bench clean
+.PHONY: setup browser run test test-fast lint proto proto-check bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# The console's browser tests drive the system's headless Chromium (Debian packages), installed once.
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+browser:
+	@test -x $(CHROMIUM) -a -x $(CHROMEDRIVER) || { \
+	  echo "installing chromium and chromium-driver (Debian packages, for the console's browser tests)"; \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

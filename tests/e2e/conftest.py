@@ -16,3 +16,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, scripted_llm_server: Scripte
     s = Stack(tmp_path_factory.mktemp("e2e") / "home", llm_base_url=scripted_llm_server.base_url).start()
     yield s
     s.stop()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """Each phase's report on the item (`item.rep_call`), for fixtures that keep artifacts on failure."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -24,7 +24,8 @@ def _client(stack: Stack) -> Mnemo:
 def test_up_prints_the_endpoints(stack: Stack) -> None:
     out = stack.output()
     assert "Mnemo is up" in out
-    for text in (stack.base_url, f"{stack.base_url}/docs", stack.grpc_target, str(stack.home / "api_key")):
+    for text in (stack.base_url, f"{stack.base_url}/docs", f"{stack.base_url}/ui/", stack.grpc_target,
+                 str(stack.home / "api_key")):
         assert text in out, out
     assert stack.api_key
 

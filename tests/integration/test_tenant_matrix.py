@@ -23,7 +23,7 @@ from mnemo.common.config import Settings
 from mnemo.common.grpcutil import client_channel
 from mnemo.gateway.options import GatewayOptions
 from mnemo.gateway.server import GatewayService
-from mnemo.v1 import agent_pb2, agent_pb2_grpc, common_pb2, memory_pb2
+from mnemo.v1 import agent_pb2, agent_pb2_grpc, common_pb2, console_pb2, memory_pb2
 from tests.fixtures_routes import Route, agent_service_methods, client_streaming_call, rest_routes
 from tests.fixtures_stack import ADMIN_KEY, Stack
 from tests.fixtures_tenants import World, build_world, isolation_stack, leaks, snapshot_a  # noqa: F401
@@ -129,6 +129,11 @@ RECIPES: dict[tuple[str, str], list[Case]] = {
     ("DELETE", f"{A}/archival"): [Case(OWNED, lambda w: {"params": {"ids": [w.passage]}}),
                                   Case(OWN, lambda w: {"params": {"ids": [w.passage]}}, on_b_agent=True)],
     ("POST", f"{A}/consolidate"): [Case(OWNED)],
+    ("GET", f"{A}/context"): [Case(OWNED)],
+    ("GET", f"{A}/turns"): [Case(OWNED, lambda w: {"params": {"limit": 50}})],
+    # A's turn id under B's own agent: not B's turn, so not found (never A's steps).
+    ("GET", f"{A}/turns/{{turn_id}}/steps"): [Case(OWNED), Case(OWNED, on_b_agent=True)],
+    ("GET", f"{A}/usage"): [Case(OWNED, lambda w: {"params": {"bucket_seconds": 60}})],
     **{key: cases for kind in ("personas", "humans") for key, cases in {
         ("GET", f"/v1/{kind}"): [Case(LISTING)],
         ("GET", f"/v1/{kind}/{{name}}"): [Case(OWNED)],
@@ -149,7 +154,7 @@ ADMIN_BODIES: dict[tuple[str, str], Kwargs] = {
 def _url(route: Route, w: World, on_b_agent: bool) -> str:
     return route.url(agent_id=w.b_agent if on_b_agent else w.agent, label="human", passage_id=w.passage,
                      checkpoint_id=w.checkpoint, name=w.template, tenant_id=w.a.id, key_id=w.a.key_id,
-                     server_id=w.server, block_id=w.block)
+                     server_id=w.server, block_id=w.block, turn_id=w.turn)
 
 
 async def _send(http: httpx.AsyncClient, route: Route, url: str, kwargs: dict[str, Any],
@@ -316,6 +321,12 @@ RPC_RECIPES: dict[str, list[RpcCase]] = {
         RpcCase(OWNED, lambda w: agent_pb2.PublicBulkDeleteArchivalRequest(agent_id=w.agent, ids=[w.passage])),
         RpcCase(OWN, lambda w: agent_pb2.PublicBulkDeleteArchivalRequest(agent_id=w.b_agent, ids=[w.passage]))],
     "ConsolidateAgent": [RpcCase(OWNED, _ref)],
+    "GetContextWindow": [RpcCase(OWNED, _ref)],
+    "ListTurns": [RpcCase(OWNED, lambda w: console_pb2.ListTurnsRequest(agent_id=w.agent, limit=50))],
+    "GetTurn": [
+        RpcCase(OWNED, lambda w: console_pb2.GetTurnRequest(agent_id=w.agent, turn_id=w.turn)),
+        RpcCase(OWNED, lambda w: console_pb2.GetTurnRequest(agent_id=w.b_agent, turn_id=w.turn))],
+    "GetAgentUsage": [RpcCase(OWNED, lambda w: console_pb2.AgentUsageRequest(agent_id=w.agent))],
 }
 
 

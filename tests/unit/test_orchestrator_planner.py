@@ -30,7 +30,7 @@ from mnemo.orchestrator.planner import (
     stop_reason,
 )
 from mnemo.orchestrator.tokens import TokenCounter
-from mnemo.v1 import common_pb2, llm_pb2
+from mnemo.v1 import common_pb2, llm_pb2, steps_pb2
 
 NOW = "2026-03-02T09:00:00.000Z"
 WORDS = " ".join(["word"] * 100)
@@ -415,3 +415,40 @@ def test_step_inputs():
     assert packing.HEARTBEAT_REQUESTED in step_inputs(TURN, ok, 2, NOW, 3600)[0].text
     event = common_pb2.AgentState(queue=[msg(0, "system", text=packing.system_alert("x"))])
     assert step_inputs(TURN, event, 2, NOW, 3600) == []
+
+
+@pytest.mark.parametrize("heartbeat,want_stop", [(False, "end_turn"), (True, "heartbeat")])
+def test_the_usage_event_breaks_the_context_down_and_times_the_step(heartbeat, want_stop):
+    state = agent(conversation(2), summary="they talked about tea and chess")
+    p = planner(state, 10**6, limits(reserved_completion_tokens=50, memory_warning_fraction=0.6))
+    call_model = p.start()
+    assert isinstance(call_model, CallModel)
+    p.timing.model_latency_ms, p.timing.trace_id = 12.5, "ab" * 16   # what the driver fills in
+    response = reply(("send_message", {"message": "hi", "request_heartbeat": heartbeat}))
+    response.finish_reason = "tool_calls"
+    p.replied(response)
+    timing = steps_pb2.FunctionTiming(name="send_message", call_id="x0", status="ok", duration_ms=0.25)
+    commit = p.called(CallsOutcome([], heartbeat=heartbeat, timings=[timing]))
+    usage = next(e.usage for e in commit.request.events if e.type == "usage")
+    c = usage.context
+    prompt_sections = [c.system_instructions, c.function_schemas, c.memory_metadata, c.core_memory, c.summary,
+                       c.message_queue]
+    assert sum(prompt_sections) == call_model.prompt_tokens == usage.context_tokens
+    asm = p.assembled
+    assert c.message_queue == sum(asm.queue_tokens) + sum(asm.input_tokens) > 0
+    assert c.summary > 0 and c.core_memory > 0 and c.memory_metadata > 0 and c.system_instructions > 0
+    assert c.reserved_completion == 50
+    assert (round(c.warning_fraction, 2), round(c.compaction_fraction, 2)) == (0.6, 0.9)
+    t = usage.timing
+    assert (t.model_latency_ms, t.trace_id, t.stop_reason, t.finish_reason) == (12.5, "ab" * 16, want_stop,
+                                                                                 "tool_calls")
+    assert [(f.name, f.status, f.duration_ms) for f in t.functions] == [("send_message", "ok", 0.25)]
+    assert t.step_ms >= 0
+
+
+def test_a_step_without_a_summary_has_no_summary_tokens():
+    p = planner(agent([msg(0, "user")]), 10**6)
+    p.start()
+    p.replied(reply(("send_message", {"message": "hi", "request_heartbeat": False})))
+    usage = next(e.usage for e in p.called(CallsOutcome([])).request.events if e.type == "usage")
+    assert usage.context.summary == 0 and usage.context.message_queue > 0

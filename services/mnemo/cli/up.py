@@ -137,6 +137,7 @@ def endpoints(settings: Settings, home: Path, nats_url: str) -> dict[str, str]:
     return {
         "REST": f"http://{host}:{settings.http_port}",
         "Docs": f"http://{host}:{settings.http_port}/docs",
+        "Console": f"http://{host}:{settings.http_port}/ui/",
         "gRPC": f"{host}:{settings.grpc_port}",
         "NATS": nats_url,
         "API key": str(home / "api_key"),

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
 
     # Gateway
     admin_key: str | None = None
+    trace_url: str = Field(default="", max_length=2000,
+                           description="the tracing UI's URL of one trace, `{trace_id}` standing for its id "
+                                       "(the console links each step to it)")
 
     # `mnemo up`: the services in one process ("combined": in-process calls, one interpreter) or one
     # process each ("split": a crash or restart touches one service).

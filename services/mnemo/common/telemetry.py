@@ -128,6 +128,12 @@ def extract(carrier: Mapping[str, str] | None) -> otel_context.Context:
     return propagate.extract({str(k).lower(): v for k, v in dict(carrier or {}).items()})
 
 
+def current_trace_id() -> str:
+    """The current span's W3C trace id (32 hex digits), or "" when there is no valid trace."""
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else ""
+
+
 def grpc_metadata() -> list[tuple[str, str]]:
     """Trace headers as gRPC metadata for an outgoing call."""
     return list(inject().items())

@@ -19,7 +19,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mnemo.common import metrics, telemetry
 from mnemo.common.errors import MnemoError
-from mnemo.gateway import rest_admin, rest_agents, rest_blocks, rest_memory, rest_models, rest_openai, rest_tools
+from mnemo.gateway import (
+    rest_admin,
+    rest_agents,
+    rest_blocks,
+    rest_console,
+    rest_memory,
+    rest_models,
+    rest_openai,
+    rest_tools,
+)
 from mnemo.gateway.deps import GatewayContext
 from mnemo.gateway.errors import ApiError, BodyTooLarge
 
@@ -168,6 +177,8 @@ def create_app(ctx: GatewayContext, nats: Any = None) -> FastAPI:
     app.include_router(rest_admin.template_router("human"))
     app.include_router(rest_openai.router)
     app.include_router(rest_models.router)
+    app.include_router(rest_console.router)
+    rest_console.mount_console(app)
 
     options = ctx.options
 

@@ -14,13 +14,14 @@ from google.protobuf.message_factory import GetMessageClass
 from mnemo.common import status, telemetry
 from mnemo.common.agent_fields import UPDATABLE
 from mnemo.common.errors import MnemoError
+from mnemo.gateway.console_reads import console_reads
 from mnemo.gateway.deps import GatewayContext, authenticate
 from mnemo.gateway.errors import ApiError
 from mnemo.gateway.events import events_of_turn, replay
 from mnemo.gateway.submit import submit_turn
 from mnemo.gateway.tenants import Principal
 from mnemo.gateway.turns import SubmittedTurn
-from mnemo.v1 import agent_pb2, agent_pb2_grpc, memory_pb2
+from mnemo.v1 import agent_pb2, agent_pb2_grpc, console_pb2, memory_pb2
 
 # What a handler may raise that ends the call with a status (anything else is a bug: UNKNOWN).
 FAILURES = (ApiError, MnemoError)
@@ -414,6 +415,23 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def ConsolidateAgent(self, tenant: str, request: agent_pb2.GetAgentRequest, context: Any) -> Any:
         await self.ctx.ops.consolidate(tenant, request.agent_id)
         return empty_pb2.Empty()
+
+    # ---- the console's views ----
+    @unary
+    async def GetContextWindow(self, tenant: str, request: agent_pb2.GetAgentRequest, context: Any) -> Any:
+        return await console_reads(self.ctx).context_window(tenant, request.agent_id)
+
+    @unary
+    async def ListTurns(self, tenant: str, request: console_pb2.ListTurnsRequest, context: Any) -> Any:
+        return await console_reads(self.ctx).turns(tenant, request.agent_id, request.limit)
+
+    @unary
+    async def GetTurn(self, tenant: str, request: console_pb2.GetTurnRequest, context: Any) -> Any:
+        return await console_reads(self.ctx).turn(tenant, request.agent_id, request.turn_id)
+
+    @unary
+    async def GetAgentUsage(self, tenant: str, request: console_pb2.AgentUsageRequest, context: Any) -> Any:
+        return await console_reads(self.ctx).usage(tenant, request.agent_id, request.since, request.bucket_seconds)
 
 
 def _size(page_size: int) -> int:

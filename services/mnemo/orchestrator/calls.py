@@ -5,6 +5,7 @@ resolved (a result, a decision or a timeout), so no call is ever orphaned."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from mnemo.common import metrics
@@ -12,8 +13,9 @@ from mnemo.orchestrator import packing
 from mnemo.orchestrator.events import StepEvents
 from mnemo.orchestrator.executor import FunctionExecutor
 from mnemo.orchestrator.functions import FunctionError, ParsedCall, fingerprint, parse_call
+from mnemo.orchestrator.steplog import elapsed_ms
 from mnemo.orchestrator.tools import BUILTIN_ONLY, ToolSet, parse_custom
-from mnemo.v1 import common_pb2
+from mnemo.v1 import common_pb2, steps_pb2
 
 
 @dataclass
@@ -25,6 +27,7 @@ class CallsOutcome:
     pending: list[common_pb2.PendingCall] = field(default_factory=list)  # the turn pauses on these
     terminal: bool = False       # a call of a terminal tool ran: the turn ends after this step
     called: list[str] = field(default_factory=list)
+    timings: list[steps_pb2.FunctionTiming] = field(default_factory=list)
 
 
 def pending_call(tc: common_pb2.ToolCall, kind: str, step: int, deadline: str, now: str) -> common_pb2.PendingCall:
@@ -81,7 +84,9 @@ async def run_calls(assistant: common_pb2.Message, tool_call_error: str, executo
     terminal = False
     called = list(called or [])
     pending: list[common_pb2.PendingCall] = []
+    timings: list[steps_pb2.FunctionTiming] = []
     for i, tc in enumerate(assistant.tool_calls):
+        started = time.perf_counter()
         fp = fingerprint(tc.name, tc.arguments)
         ok = True
         if recent.count(fp) + 1 >= loop_repeats:
@@ -129,6 +134,8 @@ async def run_calls(assistant: common_pb2.Message, tool_call_error: str, executo
                 if not any(e.function_call.call_id == tc.id for e in ev.events if e.type == "function_call"):
                     ev.add("function_call", function_call=common_pb2.FunctionCall(
                         name=tc.name, arguments=tc.arguments, call_id=tc.id))
+        timings.append(steps_pb2.FunctionTiming(name=tc.name, call_id=tc.id, status="ok" if ok else "error",
+                                                 duration_ms=elapsed_ms(started)))
         if not (ok and tc.name == "send_message"):
             ev.add("function_return", function_return=common_pb2.FunctionReturn(
                 name=tc.name, status="ok" if ok else "error", result=text, call_id=tc.id))
@@ -147,4 +154,4 @@ async def run_calls(assistant: common_pb2.Message, tool_call_error: str, executo
         heartbeat = True
     if paused and all('"status": "OK"' in r.text for r in results if r.role == "tool"):
         heartbeat = False
-    return CallsOutcome(results, heartbeat, loop_detected, recent, pending, terminal, called)
+    return CallsOutcome(results, heartbeat, loop_detected, recent, pending, terminal, called, timings)

@@ -119,6 +119,9 @@ class Assembled:
     input_tokens: list[int]
     base_tokens: int
     dicts: list[dict[str, Any]] = field(default_factory=list)
+    # system_tokens by part: the system message's framing, then preset, memory metadata, core
+    # memory and summary (each with its section slack; 0 for an absent part).
+    system_parts: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
 
     @property
     def prompt_tokens(self) -> int:
@@ -153,14 +156,17 @@ class ContextAssembler:
     def assemble(self, model: str, preset: str, state: common_pb2.AgentState,
                  blocks: list[common_pb2.MemoryBlock], summary: str, queue: list[common_pb2.Message],
                  inputs: list[common_pb2.Message], now_iso: str, tools: ToolSet = BUILTIN_ONLY) -> Assembled:
-        sections = [s for s in (preset.strip(), metadata_section(state, now_iso),
-                                core_memory_section(blocks), summary_section(summary)) if s]
+        parts = (preset.strip(), metadata_section(state, now_iso), core_memory_section(blocks),
+                 summary_section(summary))
+        sections = [s for s in parts if s]
         system_text = "\n\n".join(sections)
-        system_tokens = (self.counter.message(model, {"role": "system", "content": ""})
-                         + sum(self.counter.text(model, s) + SECTION_SLACK for s in sections))
+        framing = self.counter.message(model, {"role": "system", "content": ""})
+        preset_t, meta_t, core_t, summary_t = (self.counter.text(model, part) + SECTION_SLACK if part else 0
+                                               for part in parts)
         return Assembled(
             system_text=system_text,
-            system_tokens=system_tokens,
+            system_tokens=framing + preset_t + meta_t + core_t + summary_t,
+            system_parts=(framing, preset_t, meta_t, core_t, summary_t),
             tools_tokens=self.counter.tools(model, tools.openai_tools, tools.key),
             queue=queue,
             queue_tokens=[self.message_tokens(model, m) for m in queue],

@@ -20,6 +20,7 @@ and the agent's functions.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,8 +32,9 @@ from mnemo.orchestrator.events import StepEvents
 from mnemo.orchestrator.executor import StepMemory
 from mnemo.orchestrator.limits import Limits
 from mnemo.orchestrator.pauses import PAUSED, deadline_after, paused_events
+from mnemo.orchestrator.steplog import HEARTBEAT, context_breakdown, elapsed_ms
 from mnemo.orchestrator.tools import BUILTIN_ONLY, ToolSet
-from mnemo.v1 import common_pb2, llm_pb2, memory_pb2
+from mnemo.v1 import common_pb2, llm_pb2, memory_pb2, steps_pb2
 
 COMPACTION_ALERT = ("memory compaction: {k} older messages summarised and removed from view "
                     "(still searchable in recall memory)")
@@ -211,6 +213,10 @@ class StepPlanner:
         self._overflow_retried = False
         self._response: llm_pb2.ChatResponse | None = None
         self._assistant: common_pb2.Message | None = None
+        # Filled by the driver as it waits (model latency, compaction, trace id); reported in the
+        # step's usage event with the function durations and the stop reason.
+        self.timing = steps_pb2.StepTiming()
+        self._started = time.perf_counter()
 
     @property
     def assembled(self) -> Assembled:
@@ -304,6 +310,7 @@ class StepPlanner:
     def replied(self, response: llm_pb2.ChatResponse) -> RunCalls:
         """The model's reply: its usage is counted and its calls are to run."""
         self._response = response
+        self.timing.finish_reason = response.finish_reason
         usage = response.usage
         self.totals.prompt_tokens += usage.prompt_tokens
         self.totals.completion_tokens += usage.completion_tokens
@@ -337,10 +344,15 @@ class StepPlanner:
         for m in messages:
             self.assembler.message_tokens(self.model, m)  # cache the count in the committed message
         usage = response.usage
+        timing = self.timing
+        timing.functions.extend(outcome.timings)
+        timing.stop_reason = PAUSED if outcome.pending else (stop or HEARTBEAT)
+        timing.step_ms = elapsed_ms(self._started)
         self.events.add("usage", usage=common_pb2.UsageReport(
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             total_tokens=usage.total_tokens, model=response.model or self.model,
-            context_tokens=self.assembled.prompt_tokens, context_window=self.window, steps=self.step))
+            context_tokens=self.assembled.prompt_tokens, context_window=self.window, steps=self.step,
+            context=context_breakdown(self.assembled, self.limits), timing=timing))
         if outcome.pending:  # the turn waits on these calls; `stop` applies once they are resolved
             self.progress.pending_calls.extend(outcome.pending)
             # (the agent sees the results in a next step, unless a rule or a limit ends the turn)

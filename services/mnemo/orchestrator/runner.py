@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Protocol
 
-from mnemo.common import ids, metrics
+from mnemo.common import ids, metrics, telemetry
 from mnemo.common.config import Settings
 from mnemo.common.errors import Conflict, ContextOverflow, InvalidArgument, MnemoError, NotFound
 from mnemo.common.events import EventPublisher
@@ -40,6 +40,7 @@ from mnemo.orchestrator.planner import (
     start_turn,
 )
 from mnemo.orchestrator.resolution import Resolution, RunApproved
+from mnemo.orchestrator.steplog import elapsed_ms
 from mnemo.orchestrator.tokens import TokenCounter
 from mnemo.orchestrator.tools import tool_set
 from mnemo.v1 import common_pb2, llm_pb2
@@ -207,6 +208,7 @@ class TurnRunner:
             session_gap=self.settings.orchestrator_session_gap, assembler=self.assembler,
             render_cache=self.render_cache, tools=tool_set(config, list(progress.turn_tools)),
             pause_seconds=timeout_seconds(config, self.pause_seconds))
+        planner.timing.trace_id = telemetry.current_trace_id()
         decision = planner.start()
         while not isinstance(decision, Commit):
             decision = await self._execute(planner, decision)
@@ -216,20 +218,25 @@ class TurnRunner:
     async def _execute(self, planner: StepPlanner, decision: Decision) -> Decision:
         """Carry out one decision; returns the planner's next one."""
         if isinstance(decision, Compact):
+            started = time.perf_counter()
             window = decision.window or await self.models.context_window(decision.model)
             summary, spent = await compaction.summarize(
                 self._chat, self.counter, decision.model, window, decision.summary, decision.evicted,
                 decision.summary_max_tokens, planner.meta)
+            planner.timing.compaction_ms += elapsed_ms(started)
             metrics.EVICTIONS.add(len(decision.evicted), {"model": planner.model})
             return planner.compacted(summary, spent)
         if isinstance(decision, CallModel):
             metrics.CONTEXT_UTILIZATION.record(decision.prompt_tokens / decision.window, {"model": planner.model})
+            started = time.perf_counter()
             try:
                 response = await self._chat(decision.request)
             except ContextOverflow:
                 return planner.overflowed()
             except MnemoError as err:
                 return planner.model_failed(str(err), err.code)
+            finally:
+                planner.timing.model_latency_ms += elapsed_ms(started)
             return planner.replied(response)
         assert isinstance(decision, RunCalls), decision
         ref = common_pb2.AgentRef(tenant_id=planner.turn.tenant_id, agent_id=planner.turn.agent_id)

@@ -1,5 +1,6 @@
 from google.protobuf import empty_pb2 as _empty_pb2
 from mnemo.v1 import common_pb2 as _common_pb2
+from mnemo.v1 import console_pb2 as _console_pb2
 from mnemo.v1 import llm_pb2 as _llm_pb2
 from mnemo.v1 import memory_pb2 as _memory_pb2
 from google.protobuf.internal import containers as _containers

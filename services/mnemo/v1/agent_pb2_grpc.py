@@ -6,6 +6,7 @@ import warnings
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from mnemo.v1 import agent_pb2 as mnemo_dot_v1_dot_agent__pb2
 from mnemo.v1 import common_pb2 as mnemo_dot_v1_dot_common__pb2
+from mnemo.v1 import console_pb2 as mnemo_dot_v1_dot_console__pb2
 from mnemo.v1 import llm_pb2 as mnemo_dot_v1_dot_llm__pb2
 from mnemo.v1 import memory_pb2 as mnemo_dot_v1_dot_memory__pb2
 
@@ -270,6 +271,26 @@ class AgentServiceStub:
                 '/mnemo.v1.AgentService/DetachTool',
                 request_serializer=mnemo_dot_v1_dot_agent__pb2.DetachToolRequest.SerializeToString,
                 response_deserializer=mnemo_dot_v1_dot_agent__pb2.Agent.FromString,
+                _registered_method=True)
+        self.GetContextWindow = channel.unary_unary(
+                '/mnemo.v1.AgentService/GetContextWindow',
+                request_serializer=mnemo_dot_v1_dot_agent__pb2.GetAgentRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_console__pb2.ContextWindow.FromString,
+                _registered_method=True)
+        self.ListTurns = channel.unary_unary(
+                '/mnemo.v1.AgentService/ListTurns',
+                request_serializer=mnemo_dot_v1_dot_console__pb2.ListTurnsRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_console__pb2.ListTurnsResponse.FromString,
+                _registered_method=True)
+        self.GetTurn = channel.unary_unary(
+                '/mnemo.v1.AgentService/GetTurn',
+                request_serializer=mnemo_dot_v1_dot_console__pb2.GetTurnRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_console__pb2.TurnTimeline.FromString,
+                _registered_method=True)
+        self.GetAgentUsage = channel.unary_unary(
+                '/mnemo.v1.AgentService/GetAgentUsage',
+                request_serializer=mnemo_dot_v1_dot_console__pb2.AgentUsageRequest.SerializeToString,
+                response_deserializer=mnemo_dot_v1_dot_console__pb2.AgentUsage.FromString,
                 _registered_method=True)
 
 
@@ -566,6 +587,32 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetContextWindow(self, request, context):
+        """The web console's views: the last step's context window by section, the recent turns' step
+        timelines (or one turn's), and token usage over time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTurns(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTurn(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAgentUsage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -798,6 +845,26 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.DetachTool,
                     request_deserializer=mnemo_dot_v1_dot_agent__pb2.DetachToolRequest.FromString,
                     response_serializer=mnemo_dot_v1_dot_agent__pb2.Agent.SerializeToString,
+            ),
+            'GetContextWindow': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetContextWindow,
+                    request_deserializer=mnemo_dot_v1_dot_agent__pb2.GetAgentRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_console__pb2.ContextWindow.SerializeToString,
+            ),
+            'ListTurns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTurns,
+                    request_deserializer=mnemo_dot_v1_dot_console__pb2.ListTurnsRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_console__pb2.ListTurnsResponse.SerializeToString,
+            ),
+            'GetTurn': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTurn,
+                    request_deserializer=mnemo_dot_v1_dot_console__pb2.GetTurnRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_console__pb2.TurnTimeline.SerializeToString,
+            ),
+            'GetAgentUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAgentUsage,
+                    request_deserializer=mnemo_dot_v1_dot_console__pb2.AgentUsageRequest.FromString,
+                    response_serializer=mnemo_dot_v1_dot_console__pb2.AgentUsage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2045,6 +2112,114 @@ class AgentService:
             '/mnemo.v1.AgentService/DetachTool',
             mnemo_dot_v1_dot_agent__pb2.DetachToolRequest.SerializeToString,
             mnemo_dot_v1_dot_agent__pb2.Agent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetContextWindow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/GetContextWindow',
+            mnemo_dot_v1_dot_agent__pb2.GetAgentRequest.SerializeToString,
+            mnemo_dot_v1_dot_console__pb2.ContextWindow.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTurns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/ListTurns',
+            mnemo_dot_v1_dot_console__pb2.ListTurnsRequest.SerializeToString,
+            mnemo_dot_v1_dot_console__pb2.ListTurnsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTurn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/GetTurn',
+            mnemo_dot_v1_dot_console__pb2.GetTurnRequest.SerializeToString,
+            mnemo_dot_v1_dot_console__pb2.TurnTimeline.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAgentUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mnemo.v1.AgentService/GetAgentUsage',
+            mnemo_dot_v1_dot_console__pb2.AgentUsageRequest.SerializeToString,
+            mnemo_dot_v1_dot_console__pb2.AgentUsage.FromString,
             options,
             channel_credentials,
             insecure,

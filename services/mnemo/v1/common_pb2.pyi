@@ -1,3 +1,4 @@
+from mnemo.v1 import steps_pb2 as _steps_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -383,7 +384,7 @@ class SystemAlert(_message.Message):
     def __init__(self, text: _Optional[str] = ...) -> None: ...
 
 class UsageReport(_message.Message):
-    __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens", "model", "context_tokens", "context_window", "steps")
+    __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens", "model", "context_tokens", "context_window", "steps", "context", "timing")
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
@@ -391,6 +392,8 @@ class UsageReport(_message.Message):
     CONTEXT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_WINDOW_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    TIMING_FIELD_NUMBER: _ClassVar[int]
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
@@ -398,7 +401,9 @@ class UsageReport(_message.Message):
     context_tokens: int
     context_window: int
     steps: int
-    def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., model: _Optional[str] = ..., context_tokens: _Optional[int] = ..., context_window: _Optional[int] = ..., steps: _Optional[int] = ...) -> None: ...
+    context: _steps_pb2.ContextBreakdown
+    timing: _steps_pb2.StepTiming
+    def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., model: _Optional[str] = ..., context_tokens: _Optional[int] = ..., context_window: _Optional[int] = ..., steps: _Optional[int] = ..., context: _Optional[_Union[_steps_pb2.ContextBreakdown, _Mapping]] = ..., timing: _Optional[_Union[_steps_pb2.StepTiming, _Mapping]] = ...) -> None: ...
 
 class TurnCompleted(_message.Message):
     __slots__ = ("stop_reason", "usage", "steps")
