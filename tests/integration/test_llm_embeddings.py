@@ -28,8 +28,20 @@ async def test_many_texts_keep_their_order_and_vectors(llm_stub) -> None:
     texts = [("word " * (i % 17)) + f"item {i}" for i in range(150)]
     resp = await llm_stub.Embed(llm_pb2.EmbedRequest(texts=texts))
     single = await llm_stub.Embed(llm_pb2.EmbedRequest(texts=[texts[77]]))
-    # A text's vector does not depend on the texts sent with it.
-    assert np.allclose(resp.embeddings[77].values, single.embeddings[0].values, atol=1e-6)
+    # Texts run in batches: a text's vector is (almost) the one it has alone, and stays in its place.
+    together, alone = np.array(resp.embeddings[77].values), np.array(single.embeddings[0].values)
+    assert together @ alone > 0.97
+    assert all(np.array(resp.embeddings[i].values) @ alone < together @ alone for i in (0, 76, 78, 149))
+
+
+def test_runs_group_texts_by_length_within_their_bounds() -> None:
+    texts = ["short"] * 40 + ["word " * 400] * 5 + ["a medium sized sentence about nothing much"] * 3
+    runs = embeddings.runs_of(texts, max_run=16, tokens_per_run=1024)
+    assert sorted(t for r in runs for t in r) == sorted(texts)
+    assert all(len(r) <= 16 for r in runs)
+    assert all(len(r) * min(embeddings.MAX_TOKENS, max(len(t) for t in r) // 4 + 2) <= 1024 or len(r) == 1
+               for r in runs)
+    assert [len(r) for r in embeddings.runs_of(["a"] * 20)] == [16, 4]
 
 
 async def test_background_priority_gives_the_same_vectors_on_the_same_model(llm_stub) -> None:

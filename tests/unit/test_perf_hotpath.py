@@ -77,7 +77,7 @@ def test_contextual_vectors_of_one_message_is_its_own() -> None:
 
 def test_embedder_cache_changes_nothing_but_the_work() -> None:
     texts = ["hello world", "a longer sentence about cats and dogs", "hello world", "short"]
-    cached, uncached = LocalEmbedder(cache_size=2), LocalEmbedder(cache_size=0)
+    cached, uncached = LocalEmbedder(cache_size=3), LocalEmbedder(cache_size=0)
     a, n = cached.embed(texts)
     b, m = uncached.embed(texts)
     assert a.shape == (4, 384) and n == m > 0
@@ -85,7 +85,8 @@ def test_embedder_cache_changes_nothing_but_the_work() -> None:
     assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
     again, n2 = cached.embed(["short", "a longer sentence about cats and dogs"])  # from the cache
     assert np.allclose(again, a[[3, 1]], atol=1e-6) and n2 == sum(uncached.embed([t])[1] for t in texts[1::2])
-    assert len(cached._cache) == 2  # bounded
+    cached.embed(["one more text"])
+    assert len(cached._cache) == 3  # bounded
     assert len(uncached._cache) == 0
 
 

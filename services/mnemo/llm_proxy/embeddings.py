@@ -93,6 +93,26 @@ class EmbeddingModel:
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32), mask.sum(axis=1).tolist()
 
 
+MAX_RUN = 16            # texts per session run
+TOKENS_PER_RUN = 2048   # padded tokens per run: activations grow with batch x length (x length in attention)
+
+
+def runs_of(texts: list[str], max_run: int = MAX_RUN, tokens_per_run: int = TOKENS_PER_RUN) -> list[list[str]]:
+    """`texts` by length (a run pads to its longest) in runs of at most `max_run` texts and about
+    `tokens_per_run` padded tokens (4 characters a token, as an estimate)."""
+    runs: list[list[str]] = []
+    current: list[str] = []
+    for text in sorted(texts, key=len):
+        longest = min(MAX_TOKENS, len(text) // 4 + 2)
+        if current and (len(current) >= max_run or (len(current) + 1) * longest > tokens_per_run):
+            runs.append(current)
+            current = []
+        current.append(text)
+    if current:
+        runs.append(current)
+    return runs
+
+
 _models: dict[Precision, EmbeddingModel] = {}
 _models_lock = threading.Lock()
 
@@ -110,9 +130,10 @@ class LocalEmbedder:
     `embed_async` runs it on this embedder's own threads (at background priority when asked); vectors
     of recent texts are cached.
 
-    Each text runs alone: the int8 model quantizes activations per run, so a text's vector would
-    otherwise depend on the texts batched with it (and their padding); alone, it is always the same,
-    and on CPU no slower per token than in a batch (nothing is padded).
+    Texts of similar length run together (`runs_of`): a run's fixed cost (some 400 graph nodes)
+    dominates for short texts, so two texts of a turn cost about 30 % less together and eight about
+    half. The int8 model quantizes activations per run, so a text's vector varies slightly with its
+    run-mates (cosine >= 0.98 to the text run alone, as close as the int8 model is to the shipped one).
     """
 
     def __init__(self, model: EmbeddingModel | None = None, cache_size: int = CACHE_SIZE,
@@ -148,13 +169,14 @@ class LocalEmbedder:
                     self._cache.move_to_end(text)
                     out[i] = hit[0]
                     tokens += hit[1]
-        for text, positions in missing.items():
-            vecs, counts = self.model.run([text])
-            vec, n = vecs[0], counts[0]
-            out[positions] = vec
-            tokens += n * len(positions)
+        for run in runs_of(list(missing)):
+            vecs, counts = self.model.run(run)
             with self._cache_lock:
-                self._cache[text] = (vec, n)
+                for text, vec, n in zip(run, vecs, counts, strict=True):
+                    positions = missing[text]
+                    out[positions] = vec
+                    tokens += n * len(positions)
+                    self._cache[text] = (vec, n)
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
         return out, tokens
