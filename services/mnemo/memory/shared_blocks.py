@@ -27,7 +27,7 @@ import random
 from collections.abc import Callable
 
 from nats.js import JetStreamContext
-from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import APIError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from mnemo.common import ids, subjects
@@ -36,7 +36,7 @@ from mnemo.common.natsutil import live_entries
 from mnemo.memory import blocks as core
 from mnemo.memory.agents import Agents, paginate
 from mnemo.memory.checkpoints import Checkpoints
-from mnemo.memory.store import StateCache, check_ref
+from mnemo.memory.store import StateCache, check_ref, read_cached
 from mnemo.v1 import common_pb2, memory_pb2
 
 log = logging.getLogger(__name__)
@@ -80,22 +80,8 @@ class SharedBlocks:
         """The block with `revision` set; NotFound for an unknown (or another tenant's) block."""
         check_ref(tenant_id)
         check_block_id(block_id)
-        key = subjects.block_key(tenant_id, block_id)
-        cached = None if fresh else self.cache.get(key)
-        if cached is not None:
-            rec = memory_pb2.SharedBlock.FromString(cached[1])
-            rec.revision = cached[0]
-            return rec
-        try:
-            entry = await self.kv.get(key)
-        except KeyNotFoundError:
-            raise NotFound(f"block {block_id} not found") from None
-        if not entry.value or entry.revision is None:
-            raise NotFound(f"block {block_id} not found")
-        rec = memory_pb2.SharedBlock.FromString(entry.value)
-        rec.revision = entry.revision
-        self.cache.put(key, entry.revision, entry.value)
-        return rec
+        return await read_cached(self.kv, self.cache, subjects.block_key(tenant_id, block_id),
+                                 memory_pb2.SharedBlock.FromString, f"block {block_id} not found", fresh=fresh)
 
     async def _write(self, rec: memory_pb2.SharedBlock) -> memory_pb2.SharedBlock:
         """Compare-and-set on `rec.revision`; Conflict when another writer was first."""

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
@@ -101,6 +102,38 @@ class StateCache:
         self._entries.pop(key, None)
 
 
+class Revisioned(Protocol):
+    """A record stored in a KV bucket whose `revision` is filled in on read (the KV revision)."""
+
+    revision: int
+
+    def SerializeToString(self) -> bytes: ...
+
+
+R = TypeVar("R", bound=Revisioned)
+
+
+async def read_cached(kv: KeyValue, cache: StateCache, key: str, parse: Callable[[bytes], R], missing: str,
+                      fresh: bool = False) -> R:
+    """The record under `key` with `revision` set, from `cache` unless `fresh`, else from `kv`
+    (then cached); NotFound(`missing`) when there is none."""
+    cached = None if fresh else cache.get(key)
+    if cached is not None:
+        rec = parse(cached[1])
+        rec.revision = cached[0]
+        return rec
+    try:
+        entry = await kv.get(key)
+    except KeyNotFoundError:
+        raise NotFound(missing) from None
+    if not entry.value or entry.revision is None:
+        raise NotFound(missing)
+    rec = parse(entry.value)
+    rec.revision = entry.revision
+    cache.put(key, entry.revision, entry.value)
+    return rec
+
+
 class AgentStore:
     """Read and compare-and-set write of agent states."""
 
@@ -111,22 +144,8 @@ class AgentStore:
     async def get(self, tenant_id: str, agent_id: str) -> common_pb2.AgentState:
         """The agent's state with `revision` set; NotFound for an unknown (or other tenant's) agent."""
         check_ref(tenant_id, agent_id)
-        key = subjects.agent_key(tenant_id, agent_id)
-        cached = self.cache.get(key)
-        if cached is not None:
-            state = common_pb2.AgentState.FromString(cached[1])
-            state.revision = cached[0]
-            return state
-        try:
-            entry = await self.kv.get(key)
-        except KeyNotFoundError:
-            raise NotFound(f"agent {agent_id} not found") from None
-        if not entry.value or entry.revision is None:
-            raise NotFound(f"agent {agent_id} not found")
-        state = common_pb2.AgentState.FromString(entry.value)
-        state.revision = entry.revision
-        self.cache.put(key, entry.revision, entry.value)
-        return state
+        return await read_cached(self.kv, self.cache, subjects.agent_key(tenant_id, agent_id),
+                                 common_pb2.AgentState.FromString, f"agent {agent_id} not found")
 
     async def create(self, state: common_pb2.AgentState) -> common_pb2.AgentState:
         key = subjects.agent_key(state.config.tenant_id, state.config.id)
