@@ -31,6 +31,7 @@ from mnemo.gateway import (
 )
 from mnemo.gateway.deps import GatewayContext
 from mnemo.gateway.errors import ApiError, BodyTooLarge
+from mnemo.gateway.openapi_links import add_links
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("mnemo.gateway")
@@ -187,4 +188,12 @@ def create_app(ctx: GatewayContext, nats: Any = None) -> FastAPI:
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(TelemetryMiddleware)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            add_links(generate())
+        return generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
