@@ -57,6 +57,28 @@ def build_env(settings: Settings, home: Path, nats_url: str) -> dict[str, str]:
     return env
 
 
+def nats_addresses(url: str) -> list[tuple[str, int]]:
+    """The (host, port) of each server of MNEMO_NATS_URL: one URL or a comma-separated list (a
+    cluster), as the services' NATS client takes it."""
+    out = []
+    for part in url.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        parsed = urlparse(part if "://" in part else f"nats://{part}")
+        out.append((parsed.hostname or "127.0.0.1", parsed.port or 4222))
+    return out
+
+
+async def any_nats_reachable(url: str) -> bool:
+    """Whether at least one server of `url` accepts connections: a cluster with a node down still
+    serves, and the services' clients reconnect to the others."""
+    for host, port in nats_addresses(url):
+        if await tcp_health(host, port)():
+            return True
+    return False
+
+
 def nats_spec(settings: Settings, home: Path) -> ProcessSpec:
     data = home / "nats"
     data.mkdir(parents=True, exist_ok=True)
@@ -193,9 +215,7 @@ async def run_stack(settings: Settings, console: Console, timeout: float = 120.0
     try:
         with console.status("starting Mnemo...") as status:
             if settings.nats_url:
-                parsed = urlparse(settings.nats_url)
-                check = tcp_health(parsed.hostname or "127.0.0.1", parsed.port or 4222)
-                if not await check():
+                if not await any_nats_reachable(settings.nats_url):
                     raise StartupError("nats", f"at {settings.nats_url} (MNEMO_NATS_URL) accepts no connections")
             else:
                 status.update("starting nats-server...")
