@@ -23,3 +23,20 @@ async def test_one_reachable_server_of_the_list_is_enough() -> None:
         await dead.wait_closed()
         assert await any_nats_reachable(f"nats://127.0.0.1:{dead_port},nats://127.0.0.1:{port}")
         assert not await any_nats_reachable(f"nats://127.0.0.1:{dead_port}")
+
+
+def test_each_process_gets_its_own_metrics_port(tmp_path: object) -> None:
+    # Regression: with MNEMO_METRICS_PORT every process of `mnemo up --orchestrators N` bound the same
+    # port, so every replica but the first died at start.
+    from pathlib import Path
+
+    from mnemo.cli.up import metrics_ports
+    from mnemo.common.config import Settings
+
+    home = Path(str(tmp_path))
+    three = Settings(metrics_port=9500, orchestrators=3)
+    assert metrics_ports(three, home) == {"services": 9500, "orchestrator-1": 9501, "orchestrator-2": 9502,
+                                          "orchestrator-3": 9503}
+    split = Settings(metrics_port=9500, layout="split")
+    assert sorted(metrics_ports(split, home).values()) == [9500, 9501, 9502, 9503]
+    assert metrics_ports(Settings(orchestrators=3), home) == {}
