@@ -5,8 +5,9 @@
 
 The stack is `mnemo up` (processes, default combined layout, local embedder for recall indexing);
 the model is the scripted OpenAI-compatible server (tests/scripted_llm.py) in its own process,
-answering every call after --latency-ms. The provider's concurrency cap is raised to 512 through
-MNEMO_PROVIDERS_FILE (the default cap, 16 calls at once, allows only 80 calls/s at 200 ms).
+answering every call after --latency-ms (--remote-embeddings: it embeds recall too, hash vectors).
+The provider's concurrency cap is raised to 512 through MNEMO_PROVIDERS_FILE (the default cap, 16 calls
+at once, allows only 80 calls/s at 200 ms).
 
 (a) Per replica count: --agents agents, each sending --turns turns one after another (the next when
     the last has ended, and not before its slot in an open-loop schedule of --rate turns/s over all
@@ -45,8 +46,15 @@ from tests.e2e.stack import Stack
 from tests.helpers import ENV_BASE, free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[1]
-PROVIDERS = "providers:\n  - name: scripted\n    api_key: bench\n    base_url: {url}\n    catch_all: true\n" \
-            "    max_concurrency: 512\n"
+PROVIDERS = """default_model: gpt-4o-mini
+providers:
+  - name: scripted
+    api_key: bench
+    base_url: {url}
+    catch_all: true
+    max_concurrency: 512
+    models: [{{name: stub-embedding, embedding: true, embedding_dim: 384}}]
+"""
 
 
 def nats_url(stack: Stack) -> str:
@@ -140,7 +148,7 @@ async def turn(client: aiohttp.ClientSession, agent: str, text: str) -> float:
     async with client.post(f"/v1/agents/{agent}/messages", json={"message": text}) as r:
         body = await r.read()
     if r.status != 200 or json.loads(body).get("stop_reason") != "end_turn":
-        raise RuntimeError(f"turn failed: {r.status} {body[:200]!r}")
+        raise RuntimeError(f"turn failed: {r.status} {body[:600]!r}")
     return time.perf_counter() - began
 
 
@@ -275,7 +283,8 @@ async def run_stack(args: argparse.Namespace, replicas: int, llm_url: str, tmp: 
     providers.write_text(PROVIDERS.format(url=llm_url))
     stack = Stack(tmp / f"home-{replicas}", llm_base_url=llm_url, extra_env={
         "MNEMO_ORCHESTRATORS": str(replicas), "MNEMO_METRICS_PORT": str(base),
-        "MNEMO_PROVIDERS_FILE": str(providers), "MNEMO_LOG_LEVEL": "WARNING", **dict(
+        "MNEMO_PROVIDERS_FILE": str(providers), "MNEMO_LOG_LEVEL": "WARNING",
+        **({"MNEMO_EMBEDDING_MODEL": "stub-embedding"} if args.remote_embeddings else {}), **dict(
             kv.split("=", 1) for kv in args.env)}).start(timeout=300)
     try:
         learn_names(stack)
@@ -302,7 +311,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument("--turns", type=int, default=5, help="turns per agent")
-    parser.add_argument("--rate", type=float, default=300.0, help="offered turns/s over all agents")
+    parser.add_argument("--rate", type=float, default=250.0, help="offered turns/s over all agents")
     parser.add_argument("--replicas", type=lambda s: [int(x) for x in s.split(",")], default=[1, 3])
     parser.add_argument("--latency-ms", type=float, default=200.0)
     parser.add_argument("--order-sample", type=int, default=200, help="agents whose order is checked")
@@ -312,6 +321,9 @@ def main() -> None:
     parser.add_argument("--recall-turns", type=int, default=30)
     parser.add_argument("--skip-idle", action="store_true")
     parser.add_argument("--skip-recall", action="store_true")
+    parser.add_argument("--remote-embeddings", action="store_true",
+                        help="embed recall with the scripted server's /v1/embeddings (a hosted embedding model) "
+                             "instead of the local embedder: the stack's CPU without embedding")
     parser.add_argument("--env", action="append", default=[], metavar="MNEMO_X=value")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # figures as they come, also to a file

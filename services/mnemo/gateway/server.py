@@ -114,7 +114,8 @@ class GatewayService:
         self.address = self.grpc.address
 
         config = uvicorn.Config(self.app, host=settings.host, port=settings.http_port, log_level="warning",
-                                lifespan="off", access_log=False, timeout_graceful_shutdown=3)
+                                lifespan="off", access_log=False, timeout_graceful_shutdown=3,
+                                timeout_keep_alive=int(options.keep_alive))
         self._http = _Uvicorn(config)
         self._http_task = asyncio.create_task(self._http.serve())
         while not self._http.started:
