@@ -41,7 +41,7 @@ FULL = os.environ.get("MNEMO_CHAOS_SIZE") == "full"
 AGENTS = 24 if FULL else 6
 WARM_TURNS = 200 if FULL else 30        # turns completed before the fault (the rate before it)
 DOWN_TURNS = 300 if FULL else 30        # turns that must complete while the node is down
-AFTER_TURNS = 200 if FULL else 30       # turns that must complete once it is back
+AFTER_TURNS = 200 if FULL else 30       # turns that must complete once throughput is back
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,6 @@ async def test_every_stream_and_bucket_has_three_replicas(cluster: NatsCluster, 
 async def _fault(name: str, cluster: NatsCluster, stack: Stack, agents: list[str],
                  victim: NatsNode) -> tuple[FaultRow, Audit]:
     load = TurnLoad(stack.base_url, stack.api_key, agents)
-    began = time.monotonic()
     await load.start()
     await wait_for(lambda: len(load.stats.completed) >= 2 * WARM_TURNS, 120, "warm-up turns")
     warm = load.stats.completed
@@ -91,19 +90,25 @@ async def _fault(name: str, cluster: NatsCluster, stack: Stack, agents: list[str
     cluster.start_node(victim)
     await asyncio.to_thread(cluster.wait_ready, 60)
     cluster_back = time.monotonic() - fault_at
+
+    def recovered() -> bool:
+        now = time.monotonic()
+        return load.stats.rate(now - 2.0, now) >= 0.5 * baseline
+
+    # Throughput recovers: half the rate before the fault or more over 2 s, within 90 s of the restart.
+    await wait_for(recovered, 90, f"throughput back to half of {baseline:.1f} turns/s")
+    now = time.monotonic()
+    rate_after = load.stats.rate(now - 2.0, now)
     mark = len(load.stats.completed)
     await wait_for(lambda: len(load.stats.completed) >= mark + AFTER_TURNS, 120, f"turns after {victim.name} is back")
-    after_at = load.stats.completed[mark]
     end = time.monotonic()
-    rate_after = AFTER_TURNS / max(load.stats.completed[mark + AFTER_TURNS - 1] - after_at, 1e-6)
     await load.stop()
-    assert began < fault_at
-    recovered = seconds_to_recover(load.stats.completed, fault_at, end, baseline)
+    recovered_s = seconds_to_recover(load.stats.completed, fault_at, end, baseline)
     caught_up = await indexed_history(stack.base_url, stack.api_key, agents)
     result = await audit(stack.base_url, stack.api_key, load)
     completed = sum(len(log.done) for log in load.logs.values())
     return FaultRow(name, load.sent, completed, len(result.lost), len(result.duplicated), result.orphaned_calls,
-                    cluster_back, recovered, caught_up, baseline, rate_after), result
+                    cluster_back, recovered_s, caught_up, baseline, rate_after), result
 
 
 async def test_turns_survive_a_node_and_the_meta_leader_killed(cluster: NatsCluster, cluster_stack: Stack) -> None:
@@ -124,7 +129,6 @@ async def test_turns_survive_a_node_and_the_meta_leader_killed(cluster: NatsClus
         assert result.duplicated == [], f"{name}: turns run twice {result.duplicated[:5]}"
         assert result.orphaned_calls == 0
         assert row.completed == row.sent, f"{name}: {row.sent - row.completed} turns never completed"
-        assert row.rate_after >= 0.25 * row.rate_before, f"{name}: throughput did not recover ({row})"
     _record(rows)
 
 
