@@ -163,9 +163,10 @@ def fake_embedding(text: str, dim: int = EMBED_DIM) -> list[float]:
 class ScriptedLLM:
     """The server; `start()` runs it in a background thread on a free port."""
 
-    def __init__(self, port: int | None = None, model: str = "gpt-4o-mini") -> None:
+    def __init__(self, port: int | None = None, model: str = "gpt-4o-mini", latency: float = 0.0) -> None:
         self.port = port or _free_port()
         self.model = model
+        self.latency = latency  # seconds every chat answer waits (a remote model's latency), unless scripted
         self.script: deque[dict[str, Any]] = deque()
         self.requests: list[dict[str, Any]] = []
         self.record = True
@@ -239,8 +240,8 @@ class ScriptedLLM:
     async def _chat(self, request: Request) -> Response:
         body = orjson.loads(await request.body())  # the stdlib's json costs ~1 ms per 250 KB body
         step = self._next_step(body)
-        if step.get("delay"):
-            await asyncio.sleep(float(step["delay"]))
+        if step.get("delay") or self.latency:
+            await asyncio.sleep(float(step.get("delay") or self.latency))
         if "error" in step:
             err = step["error"]
             payload = err.get("body") or {"error": {"message": err.get("message", "scripted error"),
@@ -337,10 +338,16 @@ class ScriptedLLM:
         return JSONResponse({"ok": True})
 
 
-if __name__ == "__main__":  # standalone: python -m tests.scripted_llm [port]
-    import sys
+if __name__ == "__main__":  # standalone: python -m tests.scripted_llm [port] [--latency-ms MS] [--no-record]
+    import argparse
 
-    srv = ScriptedLLM(int(sys.argv[1]) if len(sys.argv) > 1 else None)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int, nargs="?")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="every chat answer waits this long")
+    parser.add_argument("--no-record", action="store_true", help="keep no request bodies (long benches)")
+    args = parser.parse_args()
+    srv = ScriptedLLM(args.port, latency=args.latency_ms / 1000)
+    srv.record = not args.no_record
     config = uvicorn.Config(srv.app, host="127.0.0.1", port=srv.port, log_level="warning", lifespan="off")
     print(srv.base_url, flush=True)
     uvicorn.Server(config).run()

@@ -57,6 +57,28 @@ def build_env(settings: Settings, home: Path, nats_url: str) -> dict[str, str]:
     return env
 
 
+def nats_addresses(url: str) -> list[tuple[str, int]]:
+    """The (host, port) of each server of MNEMO_NATS_URL: one URL or a comma-separated list (a
+    cluster), as the services' NATS client takes it."""
+    out = []
+    for part in url.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        parsed = urlparse(part if "://" in part else f"nats://{part}")
+        out.append((parsed.hostname or "127.0.0.1", parsed.port or 4222))
+    return out
+
+
+async def any_nats_reachable(url: str) -> bool:
+    """Whether at least one server of `url` accepts connections: a cluster with a node down still
+    serves, and the services' clients reconnect to the others."""
+    for host, port in nats_addresses(url):
+        if await tcp_health(host, port)():
+            return True
+    return False
+
+
 def nats_spec(settings: Settings, home: Path) -> ProcessSpec:
     data = home / "nats"
     data.mkdir(parents=True, exist_ok=True)
@@ -105,8 +127,33 @@ def combined_waves(settings: Settings, home: Path, env: dict[str, str]) -> list[
 def service_waves(settings: Settings, home: Path, env: dict[str, str]) -> list[list[ProcessSpec]]:
     """The processes of the stack, wave by wave, for the configured layout."""
     if settings.layout == "combined":
-        return combined_waves(settings, home, env)
-    return [wave_specs(wave, settings, home, env) for wave in SERVICE_WAVES]
+        waves = combined_waves(settings, home, env)
+    else:
+        waves = [wave_specs(wave, settings, home, env) for wave in SERVICE_WAVES]
+    return with_metrics_ports(waves, settings, env)
+
+
+def with_metrics_ports(waves: list[list[ProcessSpec]], settings: Settings,
+                       env: dict[str, str]) -> list[list[ProcessSpec]]:
+    """With MNEMO_METRICS_PORT set, each process serves /metrics on a port of its own, in start order
+    from that port on (the first process keeps it; orchestrator replicas follow): one port for all
+    would let only the first process start."""
+    if settings.metrics_port <= 0:
+        return waves
+    port = settings.metrics_port
+    for wave in waves:
+        for spec in wave:
+            spec.env = {**(spec.env or env), "MNEMO_METRICS_PORT": str(port)}
+            spec.ports = [*spec.ports, port]
+            port += 1
+    return waves
+
+
+def metrics_ports(settings: Settings, home: Path) -> dict[str, int]:
+    """Which process serves /metrics on which port (empty without MNEMO_METRICS_PORT)."""
+    return {spec.name: int(spec.env["MNEMO_METRICS_PORT"])
+            for wave in service_waves(settings, home, {}) for spec in wave
+            if spec.env and "MNEMO_METRICS_PORT" in spec.env}
 
 
 def wave_specs(wave: list[str], settings: Settings, home: Path, env: dict[str, str]) -> list[ProcessSpec]:
@@ -134,6 +181,8 @@ def service_spec(name: str, settings: Settings, home: Path) -> ProcessSpec:
 
 def endpoints(settings: Settings, home: Path, nats_url: str) -> dict[str, str]:
     host = settings.host
+    metrics = {f"Metrics ({name})": f"http://{host}:{port}/metrics"
+               for name, port in metrics_ports(settings, home).items()}
     return {
         "REST": f"http://{host}:{settings.http_port}",
         "Docs": f"http://{host}:{settings.http_port}/docs",
@@ -142,6 +191,7 @@ def endpoints(settings: Settings, home: Path, nats_url: str) -> dict[str, str]:
         "NATS": nats_url,
         "API key": str(home / "api_key"),
         "Logs": str(home / "logs"),
+        **metrics,
     }
 
 
@@ -193,9 +243,7 @@ async def run_stack(settings: Settings, console: Console, timeout: float = 120.0
     try:
         with console.status("starting Mnemo...") as status:
             if settings.nats_url:
-                parsed = urlparse(settings.nats_url)
-                check = tcp_health(parsed.hostname or "127.0.0.1", parsed.port or 4222)
-                if not await check():
+                if not await any_nats_reachable(settings.nats_url):
                     raise StartupError("nats", f"at {settings.nats_url} (MNEMO_NATS_URL) accepts no connections")
             else:
                 status.update("starting nats-server...")

@@ -206,13 +206,24 @@ async def ensure_jetstream(js: JetStreamContext, replicas: int | None = None) ->
                 await js.add_stream(cfg)
         else:
             await ensure_stream(js, replace(cfg, num_replicas=replicas))
-    n = replicas or 1
     buckets: dict[str, KeyValue] = {}
     for kv_cfg in KV_BUCKETS:
-        # Direct gets (no JSON API round trip, no base64) on one server only: on a cluster a
-        # follower could answer a direct get with a value older than the last acknowledged write.
-        buckets[kv_cfg.bucket] = await ensure_kv(js, replace(kv_cfg, replicas=n, direct=n == 1))
+        buckets[kv_cfg.bucket] = await ensure_kv(js, replicated_kv(kv_cfg, replicas))
     return buckets
+
+
+def replicated_kv(config: KeyValueConfig, replicas: int | None) -> KeyValueConfig:
+    """`config` with `replicas` (None: 1). Every bucket of Mnemo, wherever created, goes through here
+    so that none is left with one replica on a cluster."""
+    n = replicas or 1
+    # Direct gets (no JSON API round trip, no base64) on one server only: on a cluster a
+    # follower could answer a direct get with a value older than the last acknowledged write.
+    return replace(config, replicas=n, direct=n == 1)
+
+
+def replicated_stream(config: StreamConfig, replicas: int | None) -> StreamConfig:
+    """`config` with `replicas` (None: 1), for a stream created outside `ensure_jetstream`."""
+    return replace(config, num_replicas=replicas or 1)
 
 
 __all__ = [
@@ -223,4 +234,6 @@ __all__ = [
     "ensure_jetstream",
     "ensure_kv",
     "ensure_stream",
+    "replicated_kv",
+    "replicated_stream",
 ]

@@ -22,3 +22,7 @@ class GatewayOptions(BaseSettings):
     health_cache_ttl: float = 1.0
     local_bootstrap: bool = True             # ensure tenant "local" + $MNEMO_HOME/api_key on start
     sse_keepalive: float = 15.0
+    # Seconds an idle HTTP connection stays open. Longer than client pools keep theirs (aiohttp 15 s,
+    # load balancers 60 s): a server that closes first races a request sent on the connection at that
+    # moment, which the client sees as a reset it may not retry (uvicorn's own default is 5 s).
+    keep_alive: float = 75.0

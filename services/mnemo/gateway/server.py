@@ -15,7 +15,7 @@ from starlette.routing import Route
 from mnemo.common import rpcclient, subjects
 from mnemo.common.config import Settings
 from mnemo.common.grpcutil import GrpcServer, client_channel
-from mnemo.common.natsutil import DAY, connect, ensure_jetstream, ensure_kv
+from mnemo.common.natsutil import DAY, connect, ensure_jetstream, ensure_kv, replicated_kv
 from mnemo.gateway.app import create_app
 from mnemo.gateway.core import Core
 from mnemo.gateway.deps import GatewayContext
@@ -81,7 +81,7 @@ class GatewayService:
         self.nc = await connect(settings.nats_servers, "mnemo-gateway", shared=settings.rpc_local)
         js = self.nc.jetstream()
         buckets = await ensure_jetstream(js, self.settings.jetstream_replicas)
-        idempotency = await ensure_kv(js, IDEMPOTENCY_BUCKET)
+        idempotency = await ensure_kv(js, replicated_kv(IDEMPOTENCY_BUCKET, settings.jetstream_replicas))
         tenants = TenantStore(buckets[subjects.KV_TENANTS], cache_ttl=options.key_cache_ttl,
                               default_limits=TenantLimits(options.rate_per_second, options.rate_burst))
         if options.local_bootstrap:
@@ -114,7 +114,8 @@ class GatewayService:
         self.address = self.grpc.address
 
         config = uvicorn.Config(self.app, host=settings.host, port=settings.http_port, log_level="warning",
-                                lifespan="off", access_log=False, timeout_graceful_shutdown=3)
+                                lifespan="off", access_log=False, timeout_graceful_shutdown=3,
+                                timeout_keep_alive=int(options.keep_alive))
         self._http = _Uvicorn(config)
         self._http_task = asyncio.create_task(self._http.serve())
         while not self._http.started:

@@ -168,7 +168,8 @@ class LlmProxyService:
     def __init__(self, settings: Settings, config: proxy_config.ProxyConfig | None = None) -> None:
         self.settings = settings
         self.config = config if config is not None else proxy_config.from_settings(settings)
-        self.meter = UsageMeter(settings.nats_servers, on_connect=self._serve_on_nats)
+        self.meter = UsageMeter(settings.nats_servers, on_connect=self._serve_on_nats,
+                                replicas=settings.jetstream_replicas)
         self.engine = LLMEngine(self.config, self.meter)
         self.servicer = LLMServicer(self.engine, self.meter)
         self.server = GrpcServer("llm-proxy", settings.host, settings.llm_port)

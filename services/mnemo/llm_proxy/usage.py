@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from mnemo.common import ids, subjects, telemetry
-from mnemo.common.natsutil import STREAMS, ensure_stream
+from mnemo.common.natsutil import STREAMS, ensure_stream, replicated_stream
 from mnemo.common.retry import Backoff, retry_forever
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,9 @@ class UsageMeter:
     """Publishes usage records and keeps running totals from the USAGE stream."""
 
     def __init__(self, nats_url: str | None, connect_timeout: float = 2.0,
-                 on_connect: Callable[[Any], Awaitable[None]] | None = None) -> None:
+                 on_connect: Callable[[Any], Awaitable[None]] | None = None, replicas: int = 1) -> None:
         self.nats_url = nats_url
+        self.replicas = replicas  # of the USAGE stream (Settings.jetstream_replicas)
         self.on_connect = on_connect  # also given the connection (the proxy serves calls on it)
         self.connect_timeout = connect_timeout
         self.nc: Any = None
@@ -95,7 +96,7 @@ class UsageMeter:
         self.js = self.nc.jetstream()
         usage_cfg = next(s for s in STREAMS if s.name == subjects.USAGE_STREAM)
         try:
-            await ensure_stream(self.js, usage_cfg)
+            await ensure_stream(self.js, replicated_stream(usage_cfg, self.replicas))
         except Exception as exc:
             log.warning("usage metering: cannot ensure stream %s: %s", subjects.USAGE_STREAM, exc)
         from nats.js.api import DeliverPolicy
