@@ -14,8 +14,11 @@ Vectors are cached on disk (see vector_cache.py; the run says where): a first 10
 distinct texts (a few minutes on 2 cores), later runs none. Elasticsearch: `--es-url`, else a noida-db
 (the Elasticsearch-API emulator the tests use) started here.
 
+Rows are the default configuration; `--meaning-weights 0,0.5,1` adds the embedded backend at other
+weights of meaning against words (0: words decide, candidates still from both sides; 1: meaning decides).
+
 Usage: .venv/bin/python bench/paraphrase_recall.py [--sizes 1000,10000] [--backends embedded,elasticsearch]
-       [--es-url URL] [--no-archival] [--no-cache]
+       [--es-url URL] [--meaning-weights W,...] [--no-archival] [--no-cache]
 """
 
 from __future__ import annotations
@@ -43,11 +46,15 @@ def recall_at(ranks: list[int | None]) -> list[float]:
     return [sum(1 for r in ranks if r is not None and r < k) / len(ranks) for k in KS]
 
 
-async def _backend(name: str, es_url: str | None, home: Path):
+async def _backend(name: str, es_url: str | None, home: Path, weight: float | None):
     from mnemo.common.config import Settings
     from mnemo.memory.search import create_backend
 
-    extra = {"elasticsearch_url": es_url, "elasticsearch_index_prefix": f"para{int(time.time())}"} if es_url else {}
+    extra: dict[str, object] = {}
+    if es_url:
+        extra |= {"elasticsearch_url": es_url, "elasticsearch_index_prefix": f"para{time.time_ns()}"}
+    if weight is not None:
+        extra["search_meaning_weight"] = weight
     backend = create_backend(Settings(home=home, search_backend=name, **extra))
     await backend.start()
     return backend
@@ -89,7 +96,7 @@ async def run_archival(backend, agent: str, history: History, embedder: CachedEm
 
 
 def _row(size: int, backend: str, kind: str, ranks: list[int | None], seconds: float) -> str:
-    return (f"{size:>8} {backend:<14}{kind:<10}{len(ranks):>4}"
+    return (f"{size:>8} {backend:<22}{kind:<10}{len(ranks):>4}"
             + "".join(f"{r:>8.3f}" for r in recall_at(ranks)) + f"{seconds:>8.1f}s")
 
 
@@ -103,7 +110,9 @@ async def main_async(args: argparse.Namespace) -> None:
 
         noida = NoidaElasticsearch(Path(tempfile.mkdtemp(prefix="para-noida-"))).start()
         es_url = noida.url
-    print(f"{'messages':>8} {'backend':<14}{'memory':<10}{'n':>4}" + "".join(f"{f'R@{k}':>8}" for k in KS)
+    runs = [(name, None) for name in names]
+    runs += [("embedded", float(w)) for w in args.meaning_weights.split(",") if w]
+    print(f"{'messages':>8} {'backend':<22}{'memory':<10}{'n':>4}" + "".join(f"{f'R@{k}':>8}" for k in KS)
           + f"{'time':>9}")
     try:
         for size in [int(s) for s in args.sizes.split(",")]:
@@ -111,17 +120,18 @@ async def main_async(args: argparse.Namespace) -> None:
             overlap = sum(q.overlap for q in history.questions)
             print(f"# {size} messages: {len(history.questions)} facts, {history.distractors} distractors,"
                   f" {overlap} content words shared by questions and facts", flush=True)
-            for name in names:
+            for name, weight in runs:
                 backend = await _backend(name, es_url if name == "elasticsearch" else None,
-                                         Path(tempfile.mkdtemp(prefix="para-")))
+                                         Path(tempfile.mkdtemp(prefix="para-")), weight)
+                label = name if weight is None else f"{name} w={weight:g}"
                 try:
                     t0 = time.perf_counter()
                     ranks = await run_recall(backend, f"recall{size}", history, embedder)
-                    print(_row(size, name, "recall", ranks, time.perf_counter() - t0), flush=True)
+                    print(_row(size, label, "recall", ranks, time.perf_counter() - t0), flush=True)
                     if not args.no_archival:
                         t0 = time.perf_counter()
                         ranks = await run_archival(backend, f"archival{size}", history, embedder)
-                        print(_row(size, name, "archival", ranks, time.perf_counter() - t0), flush=True)
+                        print(_row(size, label, "archival", ranks, time.perf_counter() - t0), flush=True)
                 finally:
                     await backend.close()
     finally:
@@ -136,6 +146,9 @@ def main() -> None:
     parser.add_argument("--backends", default="embedded,elasticsearch")
     parser.add_argument("--es-url", default=None)
     parser.add_argument("--no-archival", action="store_true")
+    parser.add_argument("--meaning-weights", default="",
+                        help="also the embedded backend at these meaning weights (MNEMO_SEARCH_MEANING_WEIGHT),"
+                             " e.g. 0,0.5,1 (0: words alone decide, 1: meaning alone)")
     parser.add_argument("--no-cache", action="store_true", help="embed everything, keep nothing on disk")
     asyncio.run(main_async(parser.parse_args()))
 
