@@ -52,6 +52,8 @@ __all__ = [
 Doc = TypeVar("Doc", RecallDoc, PassageDoc)
 PASSAGE_COLUMNS = "id, text, created_iso, tags, source_id, position, metadata, expires_at"
 Ranked = list[tuple[int, float]]
+# Candidates taken from each side (BM25, vectors) before fusing, at least (twice the page's end if deeper).
+CANDIDATE_DEPTH = 50
 
 
 def _iso(when: datetime) -> str:
@@ -163,7 +165,7 @@ class AgentShard:
                 f" ORDER BY {alias}.created_at DESC, {alias}.rid DESC LIMIT ? OFFSET ?",
                 [*args, limit, offset]).fetchall()
             return [(r[0], 0.0) for r in rows], total
-        depth = max(50, 2 * (offset + limit))
+        depth = max(CANDIDATE_DEPTH, 2 * (offset + limit))
         word_hits: Ranked = []
         word_total = 0
         if match is not None:
