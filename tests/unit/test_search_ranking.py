@@ -105,7 +105,7 @@ def test_vector_index_exact_top_k_with_filters_and_removal() -> None:
         normalize([1.0, 2.0], 16)
 
 
-def test_meaning_weight_setting_reaches_both_backends(tmp_path) -> None:
+async def test_meaning_weight_setting_reaches_both_backends(tmp_path) -> None:
     from pydantic import ValidationError
 
     from mnemo.common.config import Settings
@@ -115,5 +115,6 @@ def test_meaning_weight_setting_reaches_both_backends(tmp_path) -> None:
     assert embedded.meaning_weight == 0.3  # type: ignore[attr-defined]
     elastic = create_backend(Settings(home=tmp_path, search_backend="elasticsearch", search_meaning_weight=0.7))
     assert elastic.meaning_weight == 0.7  # type: ignore[attr-defined]
+    await elastic.es.close()  # type: ignore[attr-defined]  (never connected)
     with pytest.raises(ValidationError):
         Settings(home=tmp_path, search_meaning_weight=1.5)
