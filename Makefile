@@ -69,7 +69,8 @@ test-fast: setup
 	$(VENV)/bin/pytest -q -x -m "not slow" tests
 
 bench: setup
-	$(PY) bench/llm_proxy.py && $(PY) bench/search_latency.py && $(PY) bench/turns.py && $(PY) bench/locomo_recall.py
+	$(PY) bench/llm_proxy.py && $(PY) bench/search_latency.py && $(PY) bench/turns.py && $(PY) bench/locomo_recall.py \
+	  && $(PY) bench/paraphrase_recall.py
 
 clean:
 	rm -rf build .pytest_cache

@@ -55,6 +55,27 @@ def test_fuse_lets_meaning_beat_a_weak_word_match() -> None:
     assert fused[0][0] == "z"
 
 
+def test_fuse_default_weight_lets_a_paraphrase_beat_a_half_matching_distractor() -> None:
+    # The paraphrase benchmark's case: the fact ("we call our beagle Biscuit") shares no word with
+    # "what is my dog's name?" and is closer in meaning (0.75) than a distractor matching "dog", one
+    # of the two query terms (cosine 0.35). At the old equal weight (0.5) the distractor won.
+    words, vectors = [("distractor", 1.0)], [("fact", 0.75), ("distractor", 0.35)]
+    assert fuse(words, vectors, word_ceiling=2.0, alpha=0.5)[0][0] == "distractor"
+    assert fuse(words, vectors, word_ceiling=2.0)[0][0] == "fact"
+    # ... while a message holding every query word still wins over a mere paraphrase
+    assert fuse([("exact", 2.0)], [("fact", 0.75), ("exact", 0.3)], word_ceiling=2.0)[0][0] == "exact"
+
+
+def test_fuse_meaning_weight_is_the_cosine_share_of_the_score() -> None:
+    fused = dict(fuse([("a", 1.0)], [("a", 0.5), ("b", 0.8)], word_ceiling=2.0, alpha=0.6))
+    assert fused["a"] == pytest.approx(0.6 * 0.5 + 0.4 * 0.5)
+    assert fused["b"] == pytest.approx(0.6 * 0.8)
+    only_words = dict(fuse([("a", 1.0)], [("b", 0.8)], word_ceiling=2.0, alpha=0.0))
+    assert only_words["a"] == pytest.approx(0.5) and only_words["b"] == 0.0
+    with pytest.raises(ValueError):
+        fuse([("a", 1.0)], [("b", 0.8)], alpha=1.5)
+
+
 def test_bm25_idf_is_positive_and_falls_with_frequency() -> None:
     assert bm25_idf(1000, 1) > bm25_idf(1000, 100) > 0
     assert bm25_idf(10, 10) > 0
@@ -82,3 +103,18 @@ def test_vector_index_exact_top_k_with_filters_and_removal() -> None:
     assert sorted(keys) == [1, 3, 5]
     with pytest.raises(DimensionMismatch):
         normalize([1.0, 2.0], 16)
+
+
+async def test_meaning_weight_setting_reaches_both_backends(tmp_path) -> None:
+    from pydantic import ValidationError
+
+    from mnemo.common.config import Settings
+    from mnemo.memory.search import create_backend
+
+    embedded = create_backend(Settings(home=tmp_path, search_meaning_weight=0.3))
+    assert embedded.meaning_weight == 0.3  # type: ignore[attr-defined]
+    elastic = create_backend(Settings(home=tmp_path, search_backend="elasticsearch", search_meaning_weight=0.7))
+    assert elastic.meaning_weight == 0.7  # type: ignore[attr-defined]
+    await elastic.es.close()  # type: ignore[attr-defined]  (never connected)
+    with pytest.raises(ValidationError):
+        Settings(home=tmp_path, search_meaning_weight=1.5)

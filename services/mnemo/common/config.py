@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     search_backend: Literal["embedded", "elasticsearch"] = "embedded"
     elasticsearch_url: str = "http://127.0.0.1:9200"
     elasticsearch_index_prefix: str = "mnemo"
+    search_meaning_weight: float = Field(
+        default=0.6, ge=0.0, le=1.0,
+        description="hybrid search score = w x cosine + (1 - w) x scaled BM25: the weight of meaning against "
+                    "words (0.6: facts asked in other words are found twice as often as at 0.5, for the "
+                    "same LoCoMo recall; see bench/paraphrase_recall.py)")
 
     # Archival hygiene (memory)
     archival_dedup: bool = Field(default=True, description="a passage equal or near-identical to a stored one "

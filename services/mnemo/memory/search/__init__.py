@@ -23,7 +23,8 @@ def create_backend(settings: Settings) -> SearchBackend:
     if settings.search_backend == "elasticsearch":
         from mnemo.memory.search.elastic import ElasticsearchBackend
 
-        return ElasticsearchBackend(settings.elasticsearch_url, settings.elasticsearch_index_prefix)
+        return ElasticsearchBackend(settings.elasticsearch_url, settings.elasticsearch_index_prefix,
+                                    meaning_weight=settings.search_meaning_weight)
     from mnemo.memory.search.embedded import EmbeddedBackend
 
-    return EmbeddedBackend(settings.home_dir / "index")
+    return EmbeddedBackend(settings.home_dir / "index", meaning_weight=settings.search_meaning_weight)

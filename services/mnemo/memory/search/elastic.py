@@ -40,7 +40,7 @@ from mnemo.memory.search.elastic_docs import (
     recall_source,
 )
 from mnemo.memory.search.elastic_hybrid import hybrid_search
-from mnemo.memory.search.text import DEFAULT_MIN_SIMILARITY, MESSAGE_WEIGHTS, neighbour_context
+from mnemo.memory.search.text import DEFAULT_MIN_SIMILARITY, MEANING_WEIGHT, MESSAGE_WEIGHTS, neighbour_context
 from mnemo.memory.search.vectors import normalize
 
 # Messages read on each side of a written span to re-derive neighbour contexts (context reaches 1).
@@ -62,10 +62,11 @@ class ElasticsearchBackend:
     """SearchBackend on an Elasticsearch cluster (or an ES-API compatible server)."""
 
     def __init__(self, url: str, prefix: str = "mnemo", *, min_similarity: float = DEFAULT_MIN_SIMILARITY,
-                 client: AsyncElasticsearch | None = None) -> None:
+                 client: AsyncElasticsearch | None = None, meaning_weight: float = MEANING_WEIGHT) -> None:
         self.url = url
         self.prefix = prefix
         self.min_similarity = min_similarity
+        self.meaning_weight = meaning_weight
         self.es = client or AsyncElasticsearch(
             url, node_class=HttpxAsyncHttpNode, request_timeout=30, retry_on_timeout=True, max_retries=3,
             retry_on_status=(429, 502, 503, 504))
@@ -163,7 +164,7 @@ class ElasticsearchBackend:
         return await hybrid_search(
             self.es, words_index=self._pattern(kind), vectors_index=self._index(kind, dim), dim=dim,
             filters=filters, query=query, fields=fields, vector=vector, min_similarity=self.min_similarity,
-            offset=offset, limit=limit)
+            offset=offset, limit=limit, meaning_weight=self.meaning_weight)
 
     async def _newest(self, kind: str, filters: list[dict[str, Any]], offset: int, limit: int) -> Found:
         res = await self.es.search(

@@ -1,7 +1,8 @@
 """Hybrid search on Elasticsearch: a BM25 query and a filtered kNN query, fused client-side.
 
 Fusion runs here (text.fuse) rather than in an `rrf` retriever, so it works on any licence and on
-ES-API emulators, and ranks like the embedded backend.
+ES-API emulators, and ranks like the embedded backend (the same `text.fuse`, the same meaning weight,
+`MNEMO_SEARCH_MEANING_WEIGHT`; BM25 scaled by the best hit, as ES gives no per-term IDFs with a search).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 from elasticsearch import AsyncElasticsearch
 
 from mnemo.memory.search import text as ranking
-from mnemo.memory.search.text import VECTOR_WEIGHT, query_terms
+from mnemo.memory.search.text import MEANING_WEIGHT, VECTOR_WEIGHT, query_terms
 from mnemo.memory.search.vectors import normalize
 
 Source = dict[str, Any]
@@ -21,7 +22,7 @@ Source = dict[str, Any]
 async def hybrid_search(es: AsyncElasticsearch, *, words_index: str, vectors_index: str, dim: int | None,
                         filters: list[dict[str, Any]], query: str, fields: list[str],
                         vector: list[float] | None, min_similarity: float, offset: int,
-                        limit: int) -> tuple[list[tuple[Source, float]], int]:
+                        limit: int, meaning_weight: float = MEANING_WEIGHT) -> tuple[list[tuple[Source, float]], int]:
     """One page of (_source, score) and the number of matches.
 
     `words_index` is searched for the query's words in `fields`; `vectors_index` (the index of the
@@ -69,5 +70,5 @@ async def hybrid_search(es: AsyncElasticsearch, *, words_index: str, vectors_ind
                 index=words_index, ignore_unavailable=True, allow_no_indices=True,
                 query={"bool": {"must": [text_query], "filter": [*filters, {"ids": {"values": only_vec}}]}})
             total += len(only_vec) - int(both["count"])
-    fused = ranking.fuse(word_hits, vec_hits, cosines, VECTOR_WEIGHT)[offset: offset + limit]
+    fused = ranking.fuse(word_hits, vec_hits, cosines, VECTOR_WEIGHT, alpha=meaning_weight)[offset: offset + limit]
     return [(sources[i], s) for i, s in fused], total

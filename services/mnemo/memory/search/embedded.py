@@ -7,7 +7,8 @@ Design, and why it meets the figures:
   always name one agent, so the scan is over that agent's rows only: ~8 ms at 100k and ~50 ms at 1M
   passages of 384 dimensions on 2 cores, inside the p99 targets (25 ms / 100 ms) without an ANN
   index's build cost, approximations or filter problems.
-- Hybrid: score fusion (text.fuse): 0.5 x cosine + 0.5 x BM25 / (sum of the query terms' IDFs), over
+- Hybrid: score fusion (text.fuse): w x cosine + (1 - w) x BM25 / (sum of the query terms' IDFs), w =
+  `MNEMO_SEARCH_MEANING_WEIGHT` (0.6), over
   the union of the best BM25 hits and the vector hits reaching a cosine threshold. Scaling BM25 by the
   score a document matching every query term would get (not by the best hit's) keeps a match on one
   common word from outranking a message that answers the question in other words ("what's my dog
@@ -40,7 +41,7 @@ from mnemo.memory.search import shard_archival as archival
 from mnemo.memory.search.base import Hit, Page, PassageDoc, PassageFilter, RecallDoc
 from mnemo.memory.search.expiry import ExpiryRegistry
 from mnemo.memory.search.shard import DEFAULT_MIN_SIMILARITY, AgentShard, template_name
-from mnemo.memory.search.text import utc_epoch
+from mnemo.memory.search.text import MEANING_WEIGHT, utc_epoch
 
 R = TypeVar("R")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -56,8 +57,9 @@ class EmbeddedBackend:
     """SearchBackend on local disk under `root` (settings.home_dir / "index")."""
 
     def __init__(self, root: Path, *, max_open_shards: int = 256,
-                 min_similarity: float = DEFAULT_MIN_SIMILARITY) -> None:
+                 min_similarity: float = DEFAULT_MIN_SIMILARITY, meaning_weight: float = MEANING_WEIGHT) -> None:
         self.root = root
+        self.meaning_weight = meaning_weight
         self.max_open_shards = max_open_shards
         self.min_similarity = min_similarity
         self._shards: OrderedDict[tuple[str, str], AgentShard] = OrderedDict()
@@ -107,7 +109,7 @@ class EmbeddedBackend:
             if not create and not path.exists():
                 return None
             shard = AgentShard(path, tenant_id, agent_id, self.min_similarity,
-                               template=self.root / template_name())
+                               template=self.root / template_name(), meaning_weight=self.meaning_weight)
             self._shards[key] = shard
             while len(self._shards) > self.max_open_shards:
                 evicted.append(self._shards.popitem(last=False)[1])

@@ -31,6 +31,7 @@ from mnemo.memory.search.shard_vectors import ShardVectors, blob
 from mnemo.memory.search.shard_words import bm25_ceiling, count_vector_only, word_search
 from mnemo.memory.search.text import (
     DEFAULT_MIN_SIMILARITY,
+    MEANING_WEIGHT,
     MESSAGE_WEIGHTS,
     VECTOR_WEIGHT,
     date_words,
@@ -51,6 +52,8 @@ __all__ = [
 Doc = TypeVar("Doc", RecallDoc, PassageDoc)
 PASSAGE_COLUMNS = "id, text, created_iso, tags, source_id, position, metadata, expires_at"
 Ranked = list[tuple[int, float]]
+# Candidates taken from each side (BM25, vectors) before fusing, at least (twice the page's end if deeper).
+CANDIDATE_DEPTH = 50
 
 
 def _iso(when: datetime) -> str:
@@ -93,8 +96,10 @@ class AgentShard:
     """The SQLite file and vector indexes of one (tenant, agent)."""
 
     def __init__(self, path: Path, tenant_id: str, agent_id: str,
-                 min_similarity: float = DEFAULT_MIN_SIMILARITY, template: Path | None = None) -> None:
+                 min_similarity: float = DEFAULT_MIN_SIMILARITY, template: Path | None = None,
+                 meaning_weight: float = MEANING_WEIGHT) -> None:
         self.path = path
+        self.meaning_weight = meaning_weight
         self.tenant_id = tenant_id
         self.agent_id = agent_id
         self.min_similarity = min_similarity
@@ -160,7 +165,7 @@ class AgentShard:
                 f" ORDER BY {alias}.created_at DESC, {alias}.rid DESC LIMIT ? OFFSET ?",
                 [*args, limit, offset]).fetchall()
             return [(r[0], 0.0) for r in rows], total
-        depth = max(50, 2 * (offset + limit))
+        depth = max(CANDIDATE_DEPTH, 2 * (offset + limit))
         word_hits: Ranked = []
         word_total = 0
         if match is not None:
@@ -184,7 +189,7 @@ class AgentShard:
         elif vector is not None and self.vectors.dim(kind) is not None:
             normalize(vector, self.vectors.dim(kind))
         ceiling = bm25_ceiling(db, kind, query) if vec_hits else None
-        fused = ranking.fuse(word_hits, vec_hits, cosines, VECTOR_WEIGHT, ceiling)
+        fused = ranking.fuse(word_hits, vec_hits, cosines, VECTOR_WEIGHT, ceiling, alpha=self.meaning_weight)
         return fused[offset: offset + limit], word_total + extra
 
     def _rows(self, columns: str, kind: str, ranked: Ranked) -> list[tuple[tuple[Any, ...], float]]:

@@ -7,7 +7,10 @@ for BM25, while the vector side carries meaning; `fuse` combines both (see its d
 LoCoMo evidence recall@10 of the embedded backend (bench/locomo_recall.py --direct) by design choice,
 for the record: BM25 on single turns 0.68; BM25 with neighbouring turns and dates 0.78; + vectors by
 RRF 0.74-0.79 (depending on the vector weight); + vectors by score fusion scaled by the best hit 0.80;
-scaled by the query's IDF sum (the default) 0.81. ALPHA 0.5 and 0.6 gave the same figure; 0.5 is kept.
+scaled by the query's IDF sum 0.81. The weight of meaning (MEANING_WEIGHT, the cosine's share of the
+score) is 0.6: LoCoMo barely moves between 0.5 and 0.6 (R@10 0.811 / 0.807), while facts asked back in
+other words (bench/paraphrase_recall.py, 10k messages) are found twice as often (0.20 / 0.41); past 0.6
+LoCoMo falls (0.7: 0.790, 0.8: 0.757). Variants tried, with their figures: docs/search.md.
 """
 
 from __future__ import annotations
@@ -101,9 +104,10 @@ def rrf(ranked_lists: Sequence[Sequence[K]], k: int = RRF_K,
     return sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
 
 
-# Hybrid fusion: "rrf" (ranks only) or "convex" (alpha * cosine + (1 - alpha) * BM25 / best BM25).
+# Hybrid fusion: "rrf" (ranks only) or "convex" (w * cosine + (1 - w) * BM25 / ceiling).
 FUSION = "convex"
-ALPHA = 0.5
+# w above, by default (Settings.search_meaning_weight, MNEMO_SEARCH_MEANING_WEIGHT, overrides it).
+MEANING_WEIGHT = 0.6
 # Vector weight relative to BM25 in the fusion.
 VECTOR_WEIGHT = 1.0
 # Cosine similarity a vector hit needs to count as a match without any matching word.
@@ -119,14 +123,17 @@ def bm25_idf(total_docs: int, docs_with_term: int) -> float:
 
 def fuse(word_hits: Sequence[tuple[K, float]], vector_hits: Sequence[tuple[K, float]],
          cosines: dict[K, float] | None = None, vector_weight: float = 1.0,
-         word_ceiling: float | None = None) -> list[tuple[K, float]]:
+         word_ceiling: float | None = None, alpha: float = MEANING_WEIGHT) -> list[tuple[K, float]]:
     """Fuse a BM25 list (key, score, higher better) and a vector list (key, cosine), best first.
 
     `cosines` may give the cosine of word hits that are not in the vector list (convex fusion uses it).
     `word_ceiling` is the BM25 score of a document matching every query term (the sum of their IDFs):
     BM25 scores are scaled by it, so a document matching one common query word out of several is not
-    taken for a perfect match (without it, scores are scaled by the best hit's).
+    taken for a perfect match (without it, scores are scaled by the best hit's). `alpha` is the weight
+    of the cosine (meaning) in the score, 1 - `alpha` that of the scaled BM25 (words).
     """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"meaning weight {alpha} is not within [0, 1]")
     if FUSION == "rrf" or not vector_hits:
         return rrf([[k for k, _ in word_hits], [k for k, _ in vector_hits]], weights=[1.0, vector_weight])
     best = word_ceiling or max((s for _, s in word_hits), default=0.0) or 1.0
@@ -134,5 +141,5 @@ def fuse(word_hits: Sequence[tuple[K, float]], vector_hits: Sequence[tuple[K, fl
     cos.update(vector_hits)
     words = {k: min(1.0, s / best) for k, s in word_hits}
     keys = list(dict.fromkeys([*words, *cos]))
-    scored = [(k, ALPHA * max(cos.get(k, 0.0), 0.0) + (1 - ALPHA) * words.get(k, 0.0)) for k in keys]
+    scored = [(k, alpha * max(cos.get(k, 0.0), 0.0) + (1 - alpha) * words.get(k, 0.0)) for k in keys]
     return sorted(scored, key=lambda kv: kv[1], reverse=True)
