@@ -105,8 +105,25 @@ def combined_waves(settings: Settings, home: Path, env: dict[str, str]) -> list[
 def service_waves(settings: Settings, home: Path, env: dict[str, str]) -> list[list[ProcessSpec]]:
     """The processes of the stack, wave by wave, for the configured layout."""
     if settings.layout == "combined":
-        return combined_waves(settings, home, env)
-    return [wave_specs(wave, settings, home, env) for wave in SERVICE_WAVES]
+        waves = combined_waves(settings, home, env)
+    else:
+        waves = [wave_specs(wave, settings, home, env) for wave in SERVICE_WAVES]
+    return with_metrics_ports(waves, settings, env)
+
+
+def with_metrics_ports(waves: list[list[ProcessSpec]], settings: Settings,
+                       env: dict[str, str]) -> list[list[ProcessSpec]]:
+    """With MNEMO_METRICS_PORT set, each process serves /metrics on a port of its own: the setting,
+    then the ports after it in start order (one port for all would let only the first bind it)."""
+    if settings.metrics_port <= 0:
+        return waves
+    port = settings.metrics_port
+    for wave in waves:
+        for spec in wave:
+            spec.env = {**(spec.env or env), "MNEMO_METRICS_PORT": str(port)}
+            spec.ports = [*spec.ports, port]
+            port += 1
+    return waves
 
 
 def wave_specs(wave: list[str], settings: Settings, home: Path, env: dict[str, str]) -> list[ProcessSpec]:
@@ -169,6 +186,9 @@ def _validate_ports(settings: Settings) -> None:
         ports[f"MNEMO_ORCHESTRATOR_PORT+{i}"] = settings.orchestrator_port + i
     if settings.orchestrator_port + settings.orchestrators - 1 > 65535:
         raise StartupError("mnemo", f"MNEMO_ORCHESTRATOR_PORT + {settings.orchestrators} replicas exceeds 65535")
+    if settings.metrics_port > 0:  # one per process (with_metrics_ports): at most 4 + the replicas
+        for i in range(4 + settings.orchestrators):
+            ports[f"MNEMO_METRICS_PORT+{i}"] = settings.metrics_port + i
     if len(set(ports.values())) != len(ports):
         raise StartupError("mnemo", f"port settings collide: {ports}")
 
