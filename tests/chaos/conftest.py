@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.chaos.harness import ChaosStack, Size, Verdict, chaos_size, table
+from tests.chaos.harness import ChaosStack, Size, chaos_size
+from tests.chaos.verdict import Verdict, table
 from tests.scripted_llm import ScriptedLLM
 
 _ROWS: list[dict[str, Any]] = []

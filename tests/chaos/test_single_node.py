@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.chaos.conftest import ChaosReport, start_stack
-from tests.chaos.harness import ChaosStack, Inject, Size, Verdict, run_fault
+from tests.chaos.harness import ChaosStack, Inject, Size, run_fault
+from tests.chaos.verdict import Verdict
 from tests.fixtures_search import NoidaElasticsearch
 from tests.scripted_llm import ScriptedLLM
 
