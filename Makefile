@@ -65,9 +65,10 @@ lint: setup
 test: setup proto-check lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests
 
-# The fault tests of tests/chaos at full size (make test runs them at the small size, the default).
+# The fault tests of tests/chaos at full size (make test runs them at the small size, the default);
+# the table is written to build/chaos/chaos-table.{txt,json}.
 test-chaos: setup
-	MNEMO_CHAOS_SIZE=full $(VENV)/bin/pytest -q -p no:cacheprovider -m chaos -s tests/chaos
+	MNEMO_CHAOS_SIZE=full MNEMO_CHAOS_REPORT=build/chaos $(VENV)/bin/pytest -q -p no:cacheprovider -m chaos -s tests/chaos
 
 test-fast: setup
 	$(VENV)/bin/pytest -q -x -m "not slow" tests

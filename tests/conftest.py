@@ -13,7 +13,7 @@ from tests.scripted_llm import ScriptedLLM
 
 # Never let a test reach a real provider or a developer's own config.
 for _var in [k for k in os.environ if k.startswith(("MNEMO_", "OPENAI_"))]:
-    if _var not in ("MNEMO_TEST_ES_URL", "MNEMO_CHAOS_SIZE"):
+    if _var not in ("MNEMO_TEST_ES_URL", "MNEMO_CHAOS_SIZE", "MNEMO_CHAOS_REPORT"):
         os.environ.pop(_var, None)
 os.environ.setdefault("OTEL_TRACES_EXPORTER", "none")
 os.environ["TIKTOKEN_CACHE_DIR"] = ""  # tiktoken must never download

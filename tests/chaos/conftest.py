@@ -4,6 +4,7 @@ module's faults, and the chaos table (printed at the end, written as text and JS
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,11 @@ def size() -> Size:
 
 @pytest.fixture(scope="session")
 def chaos_report(tmp_path_factory: pytest.TempPathFactory, size: Size) -> ChaosReport:
-    return ChaosReport(tmp_path_factory.mktemp("chaos-report"), size)
+    """The table goes to the run's temporary folder, or to MNEMO_CHAOS_REPORT (a folder) to be collected."""
+    wanted = os.environ.get("MNEMO_CHAOS_REPORT")
+    directory = Path(wanted) if wanted else tmp_path_factory.mktemp("chaos-report")
+    directory.mkdir(parents=True, exist_ok=True)
+    return ChaosReport(directory, size)
 
 
 @pytest.fixture(scope="module")
