@@ -151,7 +151,6 @@ class TurnRecord:
     attempts: int = 0
     outcome: str = "unfinished"      # completed | failed | unfinished (never got a final answer)
     done_at: float | None = None
-    first_2xx: bool = False          # some attempt got a 2xx (200 or 202)
     errors: list[str] = field(default_factory=list)
 
 
@@ -226,8 +225,6 @@ class Load:
             except httpx.HTTPError as exc:
                 rec.errors.append(type(exc).__name__)
             else:
-                if r.status_code in (200, 202):
-                    rec.first_2xx = True
                 if r.status_code == 200:
                     types = [e["type"] for e in r.json()["events"]]
                     rec.outcome = "completed" if "turn_completed" in types else "failed"
