@@ -151,6 +151,7 @@ class TurnRecord:
     attempts: int = 0
     outcome: str = "unfinished"      # completed | failed | unfinished (never got a final answer)
     done_at: float | None = None
+    turn_id: str = ""
     errors: list[str] = field(default_factory=list)
 
 
@@ -226,6 +227,7 @@ class Load:
                 rec.errors.append(type(exc).__name__)
             else:
                 if r.status_code == 200:
+                    rec.turn_id = r.json().get("turn_id", "")
                     types = [e["type"] for e in r.json()["events"]]
                     rec.outcome = "completed" if "turn_completed" in types else "failed"
                     rec.done_at = time.monotonic()
