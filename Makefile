@@ -10,7 +10,7 @@ WHEEL_CACHE ?= $(HOME)/.cache/mnemo/wheels
 LLAMA_VERSION := 0.3.36
 PROTO_SRC := $(wildcard protos/mnemo/v1/*.proto)
 
-.PHONY: setup browser run test test-fast lint proto proto-check bench clean
+.PHONY: setup browser run test test-fast test-chaos lint proto proto-check bench clean
 
 setup: $(STAMP) browser
 
@@ -64,6 +64,11 @@ lint: setup
 
 test: setup proto-check lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+
+# The fault tests of tests/chaos at full size (make test runs them at the small size, the default);
+# the table is written to build/chaos/chaos-table.{txt,json}.
+test-chaos: setup
+	MNEMO_CHAOS_SIZE=full MNEMO_CHAOS_REPORT=build/chaos $(VENV)/bin/pytest -q -p no:cacheprovider -m chaos -s tests/chaos
 
 test-fast: setup
 	$(VENV)/bin/pytest -q -x -m "not slow" tests

@@ -23,6 +23,11 @@ A step is a dict with any of:
   {"delay": 0.5}                           wait before answering (timeouts)
   {"raw": "text", "status": 200}           this body as it is (a provider answering nonsense)
   {"usage": {"prompt_tokens": 10, "completion_tokens": 5}}
+
+Faults (`set_fault`, or POST /_fault {"mode": ..., "seconds": ...}): for some seconds every chat request
+is answered badly, whatever the script says: "500" (a server error), "429" (rate limited, with
+`Retry-After`), "hang" (no answer until the client gives up) or "cut" (the answer starts and the
+connection closes mid-stream). `faulted` counts the requests answered so.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import socket
 import threading
 import time
@@ -160,6 +166,38 @@ def fake_embedding(text: str, dim: int = EMBED_DIM) -> list[float]:
     return [x / norm for x in v]
 
 
+FAULT_MODES = ("500", "429", "hang", "cut")
+
+
+class Fault:
+    """A fault of the model endpoint: `mode` until `until` (time.monotonic())."""
+
+    def __init__(self, mode: str, seconds: float, retry_after: float = 1.0) -> None:
+        if mode not in FAULT_MODES:
+            raise ValueError(f"unknown fault mode {mode!r}: one of {', '.join(FAULT_MODES)}")
+        self.mode = mode
+        self.until = time.monotonic() + seconds
+        self.retry_after = retry_after
+
+    @property
+    def active(self) -> bool:
+        return time.monotonic() < self.until
+
+
+class _Cut(Exception):
+    """Raised inside a response body: the server drops the connection mid-answer."""
+
+
+class _QuietCuts(logging.Filter):
+    """uvicorn logs an exception raised in a response body with its traceback: not for a _Cut."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], _Cut))
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietCuts())
+
+
 class ScriptedLLM:
     """The server; `start()` runs it in a background thread on a free port."""
 
@@ -170,6 +208,8 @@ class ScriptedLLM:
         self.script: deque[dict[str, Any]] = deque()
         self.requests: list[dict[str, Any]] = []
         self.record = True
+        self.fault: Fault | None = None
+        self.faulted = 0
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -180,6 +220,7 @@ class ScriptedLLM:
             Route("/_script", self._push_script, methods=["POST"]),
             Route("/_requests", self._get_requests, methods=["GET"]),
             Route("/_reset", self._reset, methods=["POST"]),
+            Route("/_fault", self._set_fault, methods=["POST"]),
         ])
 
     # ---- control -------------------------------------------------------------------------
@@ -195,6 +236,14 @@ class ScriptedLLM:
         with self._lock:
             self.script.clear()
             self.requests.clear()
+            self.fault = None
+
+    def set_fault(self, mode: str, seconds: float, retry_after: float = 1.0) -> None:
+        """Answer every chat request with the fault `mode` for `seconds` (module docstring)."""
+        self.fault = Fault(mode, seconds, retry_after)
+
+    def clear_fault(self) -> None:
+        self.fault = None
 
     def chat_requests(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -239,9 +288,15 @@ class ScriptedLLM:
 
     async def _chat(self, request: Request) -> Response:
         body = orjson.loads(await request.body())  # the stdlib's json costs ~1 ms per 250 KB body
+        fault = self.fault
+        if fault is not None and fault.active:
+            self.faulted += 1
+            return await self._faulty(fault, body)
         step = self._next_step(body)
-        if step.get("delay") or self.latency:
-            await asyncio.sleep(float(step.get("delay") or self.latency))
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if step.get("delay"):
+            await asyncio.sleep(float(step["delay"]))
         if "error" in step:
             err = step["error"]
             payload = err.get("body") or {"error": {"message": err.get("message", "scripted error"),
@@ -305,6 +360,38 @@ class ScriptedLLM:
                 "usage": usage}
         yield f"data: {json.dumps(last)}\n\n"
         yield "data: [DONE]\n\n"
+
+    async def _faulty(self, fault: Fault, body: dict[str, Any]) -> Response:
+        if fault.mode == "hang":
+            # Until the fault ends and a while after: any sane client timeout is shorter.
+            await asyncio.sleep(max(0.0, fault.until - time.monotonic()) + 30.0)
+            return JSONResponse({"error": {"message": "too late", "type": "server_error"}}, status_code=504)
+        if fault.mode == "429":
+            return JSONResponse({"error": {"message": "rate limited (scripted fault)", "type": "rate_limit_error",
+                                           "code": "rate_limit_exceeded"}},
+                                status_code=429, headers={"retry-after": f"{fault.retry_after:g}"})
+        if fault.mode == "500":
+            return JSONResponse({"error": {"message": "internal error (scripted fault)", "type": "server_error"}},
+                                status_code=500)
+
+        async def cut() -> Any:  # "cut": a valid start, then the connection is dropped
+            if body.get("stream"):
+                head = {"id": "chatcmpl-cut", "object": "chat.completion.chunk", "created": int(time.time()),
+                        "model": body.get("model", self.model),
+                        "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}
+                yield f"data: {json.dumps(head)}\n\n".encode()
+            else:
+                yield b'{"id": "chatcmpl-cut", "object": "chat.completion", "choi'
+            raise _Cut("scripted fault: connection closed mid-answer")
+
+        headers = {} if body.get("stream") else {"content-length": "4096"}
+        return StreamingResponse(cut(), media_type="text/event-stream" if body.get("stream") else "application/json",
+                                 headers=headers)
+
+    async def _set_fault(self, request: Request) -> Response:
+        data = await request.json()
+        self.set_fault(str(data["mode"]), float(data["seconds"]), float(data.get("retry_after", 1.0)))
+        return JSONResponse({"ok": True})
 
     async def _embeddings(self, request: Request) -> Response:
         body = await request.json()

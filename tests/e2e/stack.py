@@ -20,7 +20,12 @@ class Stack:
 
     def __init__(self, home: Path, llm_base_url: str | None = None, extra_env: dict[str, str] | None = None) -> None:
         self.home = home
-        self.ports = {name: free_port() for name in ("http", "grpc", "memory", "llm", "orchestrator", "nats")}
+        self.ports: dict[str, int] = {}
+        for name in ("http", "grpc", "memory", "llm", "orchestrator", "nats"):
+            port = free_port()
+            while port in self.ports.values():  # two free ports in a row may be the same one
+                port = free_port()
+            self.ports[name] = port
         env = dict(ENV_BASE)
         env.update({
             "MNEMO_HOME": str(home),

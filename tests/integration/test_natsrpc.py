@@ -38,6 +38,8 @@ class Servicer(llm_pb2_grpc.LLMServiceServicer):
             await self.release.wait()
         if request.model == "release":
             self.release.set()
+        if request.model == "slow":   # a long call of a live server (workload, not synchronization)
+            await asyncio.sleep(1.5)
         if request.model == "big":    # more than NATS's default 1 MB max_payload
             return llm_pb2.CountTokensResponse(per_text=[2**30] * 400_000, tokenizer=self.name)  # 2 MB
         if request.model == "deadline":
@@ -164,3 +166,36 @@ async def test_trace_context_travels_with_the_call(nc, servers, group, span_expo
     server = next(s for s in span_exporter.get_finished_spans() if s.name == "mnemo.v1.LLMService/CountTokens")
     assert server.parent is not None and server.parent.span_id == ctx.span_id
     assert server.attributes["rpc.system"] == "nats" and server.attributes["rpc.grpc.status_code"] == 0
+
+
+async def test_a_caller_gives_up_on_a_server_that_died_mid_call(nc: Any, group: str) -> None:
+    """Regression: a call whose server was killed mid-call waited out its whole deadline (60 s by
+    default). Here the call is taken by a subscriber that never answers (as a SIGKILLed server would
+    not): the caller hears no progress and gives up after its quiet period with a retryable error."""
+    from mnemo.common.errors import Unavailable
+
+    taken = asyncio.Event()
+
+    async def swallow(msg: Any) -> None:
+        taken.set()
+
+    subject = natsrpc.rpc_subject(group, natsrpc.LLM, "CountTokens")
+    sub = await nc.subscribe(subject, queue=f"mnemo.{group}.{natsrpc.LLM}", cb=swallow)
+    caller = natsrpc.NatsRpcCaller(nc, group, natsrpc.LLM, SERVICE, quiet=0.5)
+    began = asyncio.get_running_loop().time()
+    with pytest.raises(Unavailable) as err:
+        await caller.call(subject, llm_pb2.CountTokensResponse, llm_pb2.CountTokensRequest(texts=["x"]), 30.0)
+    assert taken.is_set()
+    assert err.value.retryable and "no word from the server" in str(err.value)
+    assert asyncio.get_running_loop().time() - began < 10.0  # not the 30 s deadline
+    await sub.unsubscribe()
+
+
+async def test_a_long_call_of_a_live_server_is_kept_alive_by_progress(nc: Any, servers: Any, group: str) -> None:
+    """A call running longer than the caller's quiet period completes: the server's progress
+    messages tell the caller it is still at work."""
+    caller = natsrpc.NatsRpcCaller(nc, group, natsrpc.LLM, SERVICE, quiet=0.4)
+    subject = natsrpc.rpc_subject(group, natsrpc.LLM, "CountTokens")
+    reply = await caller.call(subject, llm_pb2.CountTokensResponse,
+                              llm_pb2.CountTokensRequest(model="slow", texts=["abc"]), 30.0)
+    assert reply.total == 3 and reply.tokenizer == "a1"

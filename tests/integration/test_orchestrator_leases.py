@@ -42,3 +42,19 @@ async def test_expired_lease_of_a_dead_holder_is_taken_over(nc):
             await asyncio.sleep(0.05)
     assert taken is not None
     assert not await dead.refresh(held)  # the old holder learns it lost the lease
+
+
+async def test_a_lease_is_released_after_a_refresh_whose_answer_was_lost(nc):
+    """Regression (chaos: SIGKILL of the llm-proxy): a turn failing while its keep-alive refreshed
+    the lease cancelled the refresh after its write was sent; the release then used the old revision,
+    failed, and the agent's next delivery waited out the lease TTL (10 s) for its own replica."""
+    kv = await nc.jetstream().key_value(subjects.KV_LEASES)
+    a, b = LeaseManager(kv, "A", 30), LeaseManager(kv, "B", 30)
+    key = f"t1.{ids.new_id('agent')}"
+    lease = await a.acquire(key)
+    assert lease is not None
+    await kv.update(key, a._value(), last=lease.revision)  # the refresh's write; its answer never read
+    await a.release(lease)
+    assert await b.acquire(key) is not None  # released at once, not after 30 s
+    await a.release(lease)  # stale now: B holds the lease, and keeps it
+    assert await a.acquire(key) is None

@@ -99,6 +99,20 @@ async def test_model_error_ends_the_turn_with_turn_failed(orchestrator, agent_fa
     assert (await run_turn(nc, "t1", agent.config.id, "again")).stop_reason == "end_turn"
 
 
+async def test_a_transient_model_failure_hands_the_turn_back_instead_of_failing_it(
+        orchestrator, agent_factory, memory_stub, scripted_llm, nc):
+    """Regression: a provider answering 5xx (after the llm-proxy's own retries) failed the turn. Now
+    the turn is handed back, redelivered and completes once the provider answers again."""
+    agent = await agent_factory()
+    outage = {"error": {"status": 503, "body": {"error": {"message": "overloaded", "type": "server_error"}}}}
+    scripted_llm.push(*[outage] * 4)  # more than the proxy retries within one delivery
+    result = await run_turn(nc, "t1", agent.config.id, "hello through an outage")
+    assert result.stop_reason == "end_turn", result.final
+    assert len(scripted_llm.chat_requests()) >= 5
+    state = await memory_stub.GetContext(common_pb2.AgentRef(tenant_id="t1", agent_id=agent.config.id))
+    assert [m.text for m in state.queue if m.role == "user"].count("hello through an outage") == 1
+
+
 async def test_turn_for_another_tenants_agent_fails_cleanly(orchestrator, agent_factory, memory_stub,
                                                              scripted_llm, nc):
     agent = await agent_factory(tenant="t1")

@@ -217,3 +217,13 @@ def test_failures_not_deliveries_decide_when_a_turn_is_given_up() -> None:
     for t in ("t2", "t3", "t4"):  # bounded: the least recently failed turn is forgotten
         counts.failed(t)
     assert counts.failed("t1") == 1 and counts.failed("t4") == 2
+
+
+def test_the_turns_of_a_killed_replica_wait_about_a_lease_not_half_a_minute() -> None:
+    """Regression (chaos: SIGKILL of the only orchestrator): the turns a killed replica had taken
+    came back only after ack_wait, 30 s, stalling their agents' later turns that long. A running turn
+    refreshes its ack deadline, so ack_wait need not cover a turn: it is at most the lease TTL now."""
+    from mnemo.common.config import Settings
+
+    settings = Settings()
+    assert settings.orchestrator_ack_wait <= settings.orchestrator_lease_ttl <= 10.0

@@ -219,6 +219,9 @@ def _validate_ports(settings: Settings) -> None:
         ports[f"MNEMO_ORCHESTRATOR_PORT+{i}"] = settings.orchestrator_port + i
     if settings.orchestrator_port + settings.orchestrators - 1 > 65535:
         raise StartupError("mnemo", f"MNEMO_ORCHESTRATOR_PORT + {settings.orchestrators} replicas exceeds 65535")
+    if settings.metrics_port > 0:  # one per process (with_metrics_ports): at most 4 + the replicas
+        for i in range(4 + settings.orchestrators):
+            ports[f"MNEMO_METRICS_PORT+{i}"] = settings.metrics_port + i
     if len(set(ports.values())) != len(ports):
         raise StartupError("mnemo", f"port settings collide: {ports}")
 

@@ -86,7 +86,9 @@ class Settings(BaseSettings):
     # Orchestrator
     orchestrators: int = Field(default=1, ge=1, le=32, description="orchestrator replicas `mnemo up` runs")
     orchestrator_concurrency: int = 64
-    orchestrator_ack_wait: float = 30.0        # seconds before an unacked turn is redelivered
+    # Seconds before an unacked turn is redelivered: how long the turns of a replica that died wait.
+    # A running turn refreshes it (a third of it, or of the lease TTL), so it need not cover a turn.
+    orchestrator_ack_wait: float = 10.0
     orchestrator_lease_ttl: float = 10.0       # per-agent step lease, refreshed while a turn runs
     orchestrator_session_gap: float = 3600.0   # seconds of silence before a login event
     orchestrator_max_steps: int = 10

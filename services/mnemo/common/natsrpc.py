@@ -15,6 +15,11 @@ carries the NATS services headers `Nats-Service-Error-Code` (the numeric gRPC st
 carry `Mnemo-Timeout-Ms` and the W3C trace headers. Each server also registers as a NATS service
 (`$SRV.INFO`, `$SRV.STATS` discovery), one endpoint per method.
 
+Liveness: a request carries `Mnemo-Progress-Ms`; while the call runs the server sends an empty
+message with `Mnemo-Rpc-Progress` to the reply subject that often. A caller that hears nothing for
+`QUIET_SECONDS` (its server was killed mid-call, or NATS lost the reply) gives up with `Unavailable`,
+a retryable error, instead of waiting out the call's whole deadline.
+
 Errors: `NatsRpcCaller` raises the domain errors of `mnemo.common.errors` (mapped by
 `mnemo.common.status`), which is what services see through `mnemo.common.rpcclient.RpcClient`.
 `NatsRpcStub` keeps the face of a generated gRPC stub for code written against one.
@@ -48,6 +53,10 @@ TIMEOUT_HEADER = "Mnemo-Timeout-Ms"
 TRAILER_PREFIX = "Mnemo-Trailer-"
 FALLBACK_HEADER = "Mnemo-Rpc-Fallback"   # "grpc": the reply did not fit; ask again over gRPC
 DEFAULT_TIMEOUT = 60.0
+PROGRESS_HEADER = "Mnemo-Progress-Ms"      # request: send progress this often (milliseconds)
+PROGRESS_REPLY_HEADER = "Mnemo-Rpc-Progress"  # reply: the call is still running
+QUIET_SECONDS = 10.0   # a caller that hears nothing for this long takes its server for dead
+NO_RESPONDERS_STATUS = "503"
 
 
 MEMORY = "memory"
@@ -165,6 +174,15 @@ class NatsRpcServer:
         headers = req.headers or {}
         ctx = NatsServicerContext(headers)
         rpc_name = f"{self.full_name}/{name}"
+        ticker = _Progress.start(self.nc, req, headers.get(PROGRESS_HEADER))
+        try:
+            await self._answer(name, method, request_cls, req, ctx, headers, rpc_name)
+        finally:
+            if ticker is not None:
+                ticker.stop()
+
+    async def _answer(self, name: str, method: Callable[..., Awaitable[Message]], request_cls: type[Message],
+                      req: Request, ctx: NatsServicerContext, headers: Mapping[str, str], rpc_name: str) -> None:
         with telemetry.span(rpc_name, tracer=_TRACERS.get(self.service, f"mnemo.{self.service}"), parent=headers,
                             kind=SpanKind.SERVER, attributes={"rpc.system": "nats", "rpc.service": self.full_name,
                                                               "rpc.method": name}) as s:
@@ -199,6 +217,32 @@ class NatsRpcServer:
                 s.set_status(Status(StatusCode.ERROR, details or code.name))
 
 
+class _Progress:
+    """Sends `PROGRESS_REPLY_HEADER` messages to a call's reply subject every `interval` seconds while
+    it runs (timer callbacks: nothing at all for a call that ends sooner)."""
+
+    def __init__(self, nc: Any, reply: str, interval: float) -> None:
+        self.nc, self.reply, self.interval = nc, reply, interval
+        self.loop = asyncio.get_running_loop()
+        self.handle = self.loop.call_later(interval, self._tick)
+        self.task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def start(cls, nc: Any, req: Request, wanted: str | None) -> _Progress | None:
+        reply = req._msg.reply
+        if not wanted or not wanted.isdigit() or not reply:
+            return None
+        return cls(nc, reply, max(0.05, int(wanted) / 1000))
+
+    def _tick(self) -> None:
+        self.task = self.loop.create_task(_quiet_reply(
+            self.nc.publish(self.reply, b"", headers={PROGRESS_REPLY_HEADER: "1"})))
+        self.handle = self.loop.call_later(self.interval, self._tick)
+
+    def stop(self) -> None:
+        self.handle.cancel()
+
+
 async def _quiet_reply(coro: Awaitable[None]) -> None:
     try:
         await coro
@@ -212,14 +256,47 @@ class UseGrpc(Exception):
     """This call goes (again) over gRPC: nobody answers on NATS, or the message does not fit."""
 
 
+class _Pending:
+    __slots__ = ("future", "heard")
+
+    def __init__(self, future: asyncio.Future[Any], heard: float) -> None:
+        self.future = future
+        self.heard = heard   # time.monotonic() of the last word from the server
+
+
 class NatsRpcCaller:
     """Unary calls of one service over NATS request-reply, raising domain errors (`UseGrpc` when
-    the call must go over gRPC instead)."""
+    the call must go over gRPC instead). Replies arrive on one wildcard inbox subscription (as for
+    nats-py's own requests), where progress messages keep a running call alive (module docstring)."""
 
-    def __init__(self, nc: Any, group: str, service: str, descriptor: ServiceDescriptor) -> None:
+    def __init__(self, nc: Any, group: str, service: str, descriptor: ServiceDescriptor,
+                 quiet: float = QUIET_SECONDS) -> None:
         self.nc = nc
+        self.quiet = quiet
         self.methods = {name: (rpc_subject(group, service, name), response_cls)
                         for name, (_, response_cls) in _unary_methods(descriptor).items()}
+        self._prefix: str | None = None
+        self._subscribing = asyncio.Lock()
+        self._pending: dict[str, _Pending] = {}
+        self._seq = 0
+
+    async def _inbox(self) -> str:
+        if self._prefix is None:
+            async with self._subscribing:
+                if self._prefix is None:
+                    prefix = self.nc.new_inbox() + "."
+                    await self.nc.subscribe(prefix + "*", cb=self._on_reply)
+                    self._prefix = prefix
+        return self._prefix
+
+    async def _on_reply(self, msg: Any) -> None:
+        pending = self._pending.get(msg.subject[len(self._prefix or ""):])
+        if pending is None:
+            return
+        if msg.headers and PROGRESS_REPLY_HEADER in msg.headers:
+            pending.heard = time.monotonic()
+        elif not pending.future.done():
+            pending.future.set_result(msg)
 
     async def call(self, subject: str, response_cls: type[Message], request: Message,
                    timeout: float | None) -> Message:
@@ -230,16 +307,28 @@ class NatsRpcCaller:
         timeout = timeout or DEFAULT_TIMEOUT
         headers = telemetry.inject()
         headers[TIMEOUT_HEADER] = str(int(timeout * 1000))
+        headers[PROGRESS_HEADER] = str(max(50, int(self.quiet * 1000 / 3)))
         try:
-            msg = await nc.request(subject, body, timeout=timeout, headers=headers)
-        except nats.errors.NoRespondersError:
-            raise UseGrpc from None
-        except nats.errors.TimeoutError:
-            raise DeadlineExceeded(f"{subject}: no reply in {timeout:.1f}s") from None
+            prefix = await self._inbox()
         except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
                 nats.errors.ConnectionDrainingError, nats.errors.OutboundBufferLimitError):
             raise UseGrpc from None
+        self._seq += 1
+        token = str(self._seq)
+        began = time.monotonic()
+        pending = _Pending(asyncio.get_running_loop().create_future(), began)
+        self._pending[token] = pending
+        try:
+            await nc.publish(subject, body, reply=prefix + token, headers=headers)
+            msg = await self._wait(pending, subject, began + timeout, timeout)
+        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+                nats.errors.ConnectionDrainingError, nats.errors.OutboundBufferLimitError):
+            raise UseGrpc from None
+        finally:
+            del self._pending[token]
         reply_headers = msg.headers
+        if reply_headers and reply_headers.get("Status") == NO_RESPONDERS_STATUS and not msg.data:
+            raise UseGrpc
         if reply_headers and ERROR_CODE_HEADER in reply_headers:
             if reply_headers.get(FALLBACK_HEADER) == "grpc":
                 raise UseGrpc
@@ -249,6 +338,21 @@ class NatsRpcCaller:
                         if k.startswith(TRAILER_PREFIX))
             raise status.from_status(code, reply_headers.get(ERROR_HEADER, ""), trailing)
         return response_cls.FromString(msg.data)
+
+    async def _wait(self, pending: _Pending, subject: str, deadline: float, timeout: float) -> Any:
+        """The reply; DeadlineExceeded at the deadline, Unavailable after `quiet` seconds of silence."""
+        while True:
+            now = time.monotonic()
+            until = min(deadline, pending.heard + self.quiet)
+            try:
+                return await asyncio.wait_for(asyncio.shield(pending.future), max(0.0, until - now))
+            except TimeoutError:
+                now = time.monotonic()
+                if now >= deadline:
+                    raise DeadlineExceeded(f"{subject}: no reply in {timeout:.1f}s") from None
+                if now >= pending.heard + self.quiet:
+                    raise Unavailable(f"{subject}: no word from the server for {self.quiet:.0f}s "
+                                      "(it stopped or was cut off); the call may or may not have run") from None
 
 
 class NatsRpcStub:

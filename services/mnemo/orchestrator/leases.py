@@ -74,7 +74,16 @@ class LeaseManager:
     async def release(self, lease: Lease) -> None:
         """Give the lease up (a no-op when it was lost meanwhile)."""
         try:
-            revision = await self.kv.update(lease.key, RELEASED, last=lease.revision)
+            try:
+                revision = await self.kv.update(lease.key, RELEASED, last=lease.revision)
+            except KeyWrongLastSequenceError:
+                # A refresh cancelled after its write was sent (the turn ended while it ran) moved
+                # the revision without telling `lease`: still ours, so release it at its revision,
+                # or the agent's next turn waits out the TTL.
+                entry = await self.kv.get(lease.key)
+                if entry.value is None or read_lease(entry.value, time.time()).owner != self.owner:
+                    return
+                revision = await self.kv.update(lease.key, RELEASED, last=entry.revision)
         except Exception as exc:
             log.debug("lease %s not released: %s", lease.key, exc)
             return

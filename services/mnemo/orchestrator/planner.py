@@ -302,7 +302,8 @@ class StepPlanner:
         return self._compact(force=True, then=self._call_model)
 
     def model_failed(self, message: str, code: str) -> Commit:
-        """The model call failed otherwise (`code`: the status name): the turn fails."""
+        """The model call failed for good (`code`: the status name; a transient failure is not
+        planned: the turn is handed back and redone): the turn fails."""
         self.events.add("turn_failed", turn_failed=common_pb2.TurnFailed(
             error=f"model call failed: {message}", code=code))
         return self._commit(self.inputs, "error")

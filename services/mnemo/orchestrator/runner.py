@@ -234,6 +234,11 @@ class TurnRunner:
             except ContextOverflow:
                 return planner.overflowed()
             except MnemoError as err:
+                if err.retryable:
+                    # Provider down, rate limited, timed out, llm-proxy gone: nothing of the step is
+                    # committed, so the consumer hands the turn back and a later delivery redoes the
+                    # step (given up after MAX_DELIVERIES failures, reported turn_failed).
+                    raise
                 return planner.model_failed(str(err), err.code)
             finally:
                 planner.timing.model_latency_ms += elapsed_ms(started)

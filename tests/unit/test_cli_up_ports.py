@@ -1,0 +1,41 @@
+"""`mnemo up`'s port plan: every process of the stack gets its own metrics port."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mnemo.cli.up import _validate_ports, service_waves
+from mnemo.common.config import Settings
+
+
+def metrics_ports(settings: Settings, tmp: Path) -> dict[str, str | None]:
+    env = {"MNEMO_METRICS_PORT": str(settings.metrics_port)}
+    specs = [spec for wave in service_waves(settings, tmp, env) for spec in wave]
+    return {s.name: (s.env or env).get("MNEMO_METRICS_PORT") for s in specs}
+
+
+@pytest.mark.parametrize("layout", ["split", "combined"])
+def test_each_process_of_the_stack_serves_metrics_on_its_own_port(tmp_path: Path, layout: str) -> None:
+    """Regression: MNEMO_METRICS_PORT reached every process of `mnemo up` unchanged, so with several
+    processes (split layout, orchestrator replicas) all but the first failed to bind it."""
+    settings = Settings(home=tmp_path, layout=layout, orchestrators=2, metrics_port=19464)
+    ports = metrics_ports(settings, tmp_path)
+    assert len(ports) == (5 if layout == "split" else 3)
+    assert sorted(int(p) for p in ports.values() if p) == list(range(19464, 19464 + len(ports)))
+    assert ports["orchestrator-1"] != ports["orchestrator-2"]
+    _validate_ports(settings)
+
+
+def test_without_a_metrics_port_nothing_changes(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, layout="split", orchestrators=2, metrics_port=0)
+    assert set(metrics_ports(settings, tmp_path).values()) == {"0"}
+
+
+def test_a_metrics_port_range_that_overlaps_a_service_port_is_refused(tmp_path: Path) -> None:
+    from mnemo.cli.supervisor import StartupError
+
+    settings = Settings(home=tmp_path, layout="split", metrics_port=8282, http_port=8283)
+    with pytest.raises(StartupError, match="collide"):
+        _validate_ports(settings)
