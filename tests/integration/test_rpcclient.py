@@ -86,8 +86,9 @@ def test_status_mapping_round_trips_every_domain_error() -> None:
 
 
 def test_stub_face_is_unchanged() -> None:
-    """NatsRpcStub stays a drop-in for a generated stub: same method names."""
-    names = {n for n in dir(llm_pb2_grpc.LLMServiceStub(grpc.aio.insecure_channel("127.0.0.1:1"))) if n[0].isupper()}
+    """NatsRpcStub stays a drop-in for a generated stub: same method names. (A plain channel: an aio one
+    needs a current event loop, which an earlier test's asyncio.run may have unset.)"""
+    names = {n for n in dir(llm_pb2_grpc.LLMServiceStub(grpc.insecure_channel("127.0.0.1:1"))) if n[0].isupper()}
     assert set(natsrpc.unary_method_names(SERVICE)) <= names
 
 
