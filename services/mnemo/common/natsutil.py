@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import replace
 from typing import ClassVar
 
@@ -93,6 +93,15 @@ KV_BUCKETS: list[KeyValueConfig] = [
     KeyValueConfig(bucket=subjects.KV_PASSAGE_CLAIMS, history=1, ttl=3600.0, storage=StorageType.FILE,
                    description="archival dedup: atomic claims of passage texts"),
 ]
+
+
+async def quietly(aw: Awaitable[object]) -> None:
+    """Await an ack, nak, term or unsubscribe whose loss needs no handling (JetStream redelivers an
+    unacked message after ack_wait; a lost unsubscribe ends with its connection)."""
+    try:
+        await aw
+    except Exception as exc:
+        log.debug("not delivered: %s", exc)
 
 
 async def connect(url: str, name: str, shared: bool = False) -> NATS:

@@ -13,6 +13,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from mnemo.common import ids, subjects
+from mnemo.common.natsutil import quietly
 from mnemo.gateway import console
 from mnemo.gateway.core import Core
 from mnemo.gateway.deps import GatewayContext
@@ -134,10 +135,7 @@ class ConsoleReads:
                 if msg.metadata.sequence.stream >= (last.seq or 0) or msg.metadata.num_pending == 0:
                     return
         finally:
-            try:
-                await sub.unsubscribe()
-            except Exception:
-                pass
+            await quietly(sub.unsubscribe())
 
 
 def console_reads(ctx: GatewayContext) -> ConsoleReads:

@@ -14,6 +14,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from mnemo.common import subjects
+from mnemo.common.natsutil import quietly
 from mnemo.gateway.convert import to_json
 from mnemo.v1 import common_pb2
 
@@ -210,10 +211,7 @@ async def replay(js: JetStreamContext, tenant_id: str, agent_id: str, *, after: 
             if not follow and msg.metadata.num_pending == 0:
                 return
     finally:
-        try:
-            await sub.unsubscribe()
-        except Exception:
-            pass
+        await quietly(sub.unsubscribe())
 
 
 async def events_of_turn(events: AsyncGenerator[common_pb2.Event | None, None],

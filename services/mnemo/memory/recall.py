@@ -26,6 +26,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from mnemo.common import ids, subjects
 from mnemo.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from mnemo.common.natsutil import quietly
 from mnemo.common.retry import Backoff
 from mnemo.common.telemetry import span
 from mnemo.memory.commitlog import read_record
@@ -198,7 +199,7 @@ class RecallIndexer:
             except Exception as exc:
                 log.warning("recall indexing of %d messages failed, will retry: %s", len(msgs), exc)
                 for m in msgs:
-                    await _quietly(m.nak(delay=2.0))
+                    await quietly(m.nak(delay=2.0))
 
     def _conversations(self, docs: list[RecallDoc]) -> dict[tuple[str, str], list[int]]:
         """Positions of the messages that get a vector (`needs_meaning`), per agent, in time order."""
@@ -276,11 +277,4 @@ class RecallIndexer:
             self.indexed += len(docs)
             s.set_attribute("mnemo.result_count", len(docs))
             s.set_attribute("mnemo.skipped", skip)
-
-
-async def _quietly(coro: object) -> None:
-    try:
-        await coro  # type: ignore[misc]
-    except Exception:
-        pass
 

@@ -24,6 +24,7 @@ from nats.js.errors import NotFoundError
 
 from mnemo.common import ids, subjects
 from mnemo.common.errors import Conflict, InvalidArgument, MnemoError, NotFound
+from mnemo.common.natsutil import quietly
 from mnemo.common.ports import ConsolidationMemoryPort, LLMPort
 from mnemo.common.retry import Backoff
 from mnemo.common.telemetry import span
@@ -95,7 +96,7 @@ class Consolidator:
             except Exception:
                 late = []
             for msg in late:
-                await _quietly(msg.nak())
+                await quietly(msg.nak())
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -143,7 +144,7 @@ class Consolidator:
             req = common_pb2.ConsolidationRequest.FromString(msg.data)
         except Exception:
             log.error("dropping a malformed consolidation request on %s", msg.subject)
-            await _quietly(msg.term())
+            await quietly(msg.term())
             return
         deliveries = msg.metadata.num_delivered
         with span("orchestrator.consolidation", tracer="mnemo.orchestrator", parent=dict(msg.headers or {}),
@@ -151,24 +152,24 @@ class Consolidator:
             try:
                 outcome = await self.run(req, msg)
             except asyncio.CancelledError:
-                await asyncio.shield(_quietly(msg.nak()))
+                await asyncio.shield(quietly(msg.nak()))
                 raise
             except Exception as exc:
                 retry = isinstance(exc, (nats.errors.Error, TimeoutError, ConnectionError)) or (
                     isinstance(exc, MnemoError) and exc.retryable)
                 if retry and deliveries < MAX_DELIVERIES:
                     log.warning("consolidation of %s failed (%s), retried", req.agent_id, exc)
-                    await _quietly(msg.nak(delay=RETRY.delay(deliveries, getattr(exc, "retry_after", None))))
+                    await quietly(msg.nak(delay=RETRY.delay(deliveries, getattr(exc, "retry_after", None))))
                 else:
                     log.error("consolidation of %s given up: %s", req.agent_id, exc)
-                    await _quietly(msg.term())
+                    await quietly(msg.term())
                 s.set_attribute("mnemo.error", type(exc).__name__)
                 return
             s.set_attribute("mnemo.consolidated", outcome.ran)
             if outcome.later is None:
-                await _quietly(msg.ack())
+                await quietly(msg.ack())
             else:
-                await _quietly(msg.nak(delay=outcome.later))
+                await quietly(msg.nak(delay=outcome.later))
 
     async def run(self, req: common_pb2.ConsolidationRequest, msg: Msg | None = None) -> Outcome:
         """Consolidate the request's agent if it is due (see the module docstring)."""
@@ -231,10 +232,3 @@ class Consolidator:
             if msg is not None:
                 parts.append(msg.in_progress())
             await asyncio.gather(*parts, return_exceptions=True)
-
-
-async def _quietly(coro: Awaitable[object]) -> None:
-    try:
-        await coro
-    except Exception as exc:
-        log.debug("ack not delivered: %s", exc)

@@ -21,7 +21,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from mnemo.common import metrics, subjects, telemetry
 from mnemo.common.errors import MnemoError
-from mnemo.common.natsutil import ensure_jetstream
+from mnemo.common.natsutil import ensure_jetstream, quietly
 from mnemo.common.telemetry import span
 from mnemo.orchestrator.leases import Lease, LeaseManager
 from mnemo.orchestrator.pauses import TurnWaits
@@ -114,7 +114,7 @@ class TurnConsumer:
             except Exception:
                 late = []
             for msg in late:
-                await _quietly(msg.nak(delay=STOP_HAND_BACK_DELAY))
+                await quietly(msg.nak(delay=STOP_HAND_BACK_DELAY))
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -197,7 +197,7 @@ class TurnConsumer:
                 # A delivery beyond the batch (to a pull request sent before a reconnect): run it
                 # if a slot is free, else hand it back at once for a replica that has one.
                 if self._slots.locked():
-                    self._spawn(_quietly(msg.nak()))
+                    self._spawn(quietly(msg.nak()))
                     continue
                 await self._slots.acquire()  # does not block: a slot is free
                 reserved = 1
@@ -222,7 +222,7 @@ class TurnConsumer:
             turn = common_pb2.TurnRequest.FromString(msg.data)
         except Exception:
             log.error("dropping a malformed turn request on %s", msg.subject)
-            await _quietly(msg.term())
+            await quietly(msg.term())
             return
         seq = msg.metadata.sequence.stream
         key = subjects.agent_key(turn.tenant_id, turn.agent_id)
@@ -230,7 +230,7 @@ class TurnConsumer:
         try:
             await self._order.enter(key, seq)
         except asyncio.CancelledError:  # stopping: hand the turn back for another replica
-            await asyncio.shield(_quietly(msg.nak()))
+            await asyncio.shield(quietly(msg.nak()))
             raise
         try:
             # The turn span comes first: the state read below already belongs to the turn's trace.
@@ -270,7 +270,7 @@ class TurnConsumer:
             if lease is not None:
                 await self.leases.release(lease)
             # An earlier turn of the agent runs on another replica: back off while it does.
-            await _quietly(msg.nak(delay=self.policy.order_delay(deliveries)))
+            await quietly(msg.nak(delay=self.policy.order_delay(deliveries)))
             turn_span.set_attribute("mnemo.deferred", "order")
             return
         assert lease is not None and (isinstance(prefetched, MnemoError)
@@ -281,7 +281,7 @@ class TurnConsumer:
         outcomes = await asyncio.gather(*parts, return_exceptions=True)
         if isinstance(outcomes[1], Lease):
             await self.leases.release(outcomes[1])
-        await _quietly(msg.nak())
+        await quietly(msg.nak())
 
     async def _postpone(self, msg: Msg, turn: common_pb2.TurnRequest, lease: Any,
                         failure: BaseException, deliveries: int, turn_span: Any) -> None:
@@ -291,7 +291,7 @@ class TurnConsumer:
             await self._restore_streams()
         delay = self.policy.retry_delay(deliveries, failure)
         log.warning("turn %s postponed (%r), retrying in %.1fs", turn.turn_id, failure, delay)
-        await _quietly(msg.nak(delay=delay))
+        await quietly(msg.nak(delay=delay))
         turn_span.set_attribute("mnemo.deferred", "unavailable")
         if not self.policy.is_transient(failure):
             log.error("turn %s: unexpected failure while claiming it", turn.turn_id, exc_info=failure)
@@ -355,14 +355,14 @@ class TurnConsumer:
         verdict = self.policy.after_failure(exc, self._failures.failed(turn.turn_id))
         if not isinstance(verdict, Fail):
             log.warning("turn %s failed (%s), retrying in %.1fs", turn.turn_id, exc, verdict.delay)
-            await _quietly(msg.nak(delay=verdict.delay))  # if the nak is lost, ack_wait redelivers
+            await quietly(msg.nak(delay=verdict.delay))  # if the nak is lost, ack_wait redelivers
             return
         log.exception("turn %s failed", turn.turn_id, exc_info=exc)
         self._failures.forget(turn.turn_id)
         try:
             await self.runner.fail(turn, verdict.message, verdict.code, {})
         finally:
-            await _quietly(msg.term())
+            await quietly(msg.term())
 
 
 async def _nothing() -> None:
@@ -381,11 +381,3 @@ def _outcome(part: asyncio.Future[Any]) -> Any:
     """A finished part's result, or its exception as a value."""
     exc = part.exception()
     return exc if exc is not None else part.result()
-
-
-async def _quietly(coro: Any) -> None:
-    """Await an ack/nak/term whose loss JetStream repairs by itself (redelivery after ack_wait)."""
-    try:
-        await coro
-    except Exception as exc:
-        log.debug("ack not delivered: %s", exc)
