@@ -2,102 +2,23 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import AsyncIterator, Callable
-from typing import Any, NoReturn
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2
 from google.protobuf.message import DecodeError
-from google.protobuf.message_factory import GetMessageClass
 
-from mnemo.common import status, telemetry
+from mnemo.common import telemetry
 from mnemo.common.agent_fields import UPDATABLE
-from mnemo.common.errors import MnemoError
 from mnemo.gateway.console_reads import console_reads
-from mnemo.gateway.deps import GatewayContext, authenticate
+from mnemo.gateway.deps import GatewayContext
 from mnemo.gateway.errors import ApiError
 from mnemo.gateway.events import events_of_turn, replay
+from mnemo.gateway.grpc_edge import FAILURES, abort, malformed_error, principal, register, streaming, unary
 from mnemo.gateway.submit import submit_turn
-from mnemo.gateway.tenants import Principal
 from mnemo.gateway.turns import SubmittedTurn
 from mnemo.v1 import agent_pb2, agent_pb2_grpc, console_pb2, memory_pb2
-
-# What a handler may raise that ends the call with a status (anything else is a bug: UNKNOWN).
-FAILURES = (ApiError, MnemoError)
-
-
-class Malformed:
-    """A request that does not parse as its message type (grpc would answer UNKNOWN): its reason."""
-
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-def _parse_or_malformed(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
-    def deserialize(data: bytes) -> Any:
-        try:
-            return parse(data)
-        except DecodeError as exc:
-            return Malformed(f"malformed request: {exc}")
-    return deserialize
-
-
-def _malformed_error(exc: DecodeError) -> ApiError:
-    return ApiError(400, f"malformed request: {exc}")
-
-
-async def _abort(context: grpc.aio.ServicerContext, exc: ApiError | MnemoError) -> NoReturn:
-    """End the call with the status of `exc`: the one mapping of the gateway's failures to gRPC."""
-    err = exc if isinstance(exc, ApiError) else ApiError.from_error(exc)
-    if "Retry-After" in err.headers:  # rate limited
-        context.set_trailing_metadata((("retry-after", err.headers["Retry-After"]),))
-    await context.abort(err.grpc_code, status.clip_details(err.text))
-    raise AssertionError("unreachable: abort raises")
-
-
-async def _principal(ctx: GatewayContext, context: grpc.aio.ServicerContext) -> Principal:
-    metadata = dict(context.invocation_metadata() or ())
-    authorization = metadata.get("authorization")
-    if isinstance(authorization, bytes):
-        authorization = authorization.decode("latin-1")
-    try:
-        return await authenticate(ctx, authorization)
-    except ApiError as exc:
-        await _abort(context, exc)
-
-
-def unary(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Authenticate, run, and turn ApiError into the matching gRPC status."""
-
-    @functools.wraps(fn)
-    async def handler(self: AgentServicer, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        who = await _principal(self.ctx, context)
-        if type(request) is Malformed:
-            await _abort(context, ApiError(400, request.reason))
-        try:
-            return await fn(self, who.tenant_id, request, context)
-        except FAILURES as exc:
-            await _abort(context, exc)
-    return handler
-
-
-def streaming(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
-    """`unary` for server-streaming handlers."""
-
-    @functools.wraps(fn)
-    async def handler(self: AgentServicer, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        who = await _principal(self.ctx, context)
-        if type(request) is Malformed:
-            await _abort(context, ApiError(400, request.reason))
-        try:
-            async for item in fn(self, who.tenant_id, request, context):
-                yield item
-        except FAILURES as exc:
-            await _abort(context, exc)
-    return handler
 
 
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
@@ -218,7 +139,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return empty_pb2.Empty()
 
     async def UploadDocument(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        who = await _principal(self.ctx, context)
+        who = await principal(self.ctx, context)
         try:
             first = await anext(aiter(request_iterator), None)
             if first is None or not first.HasField("header"):
@@ -238,9 +159,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                     list(header.tags), data()):
                 yield progress
         except FAILURES as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
         except DecodeError as exc:  # a chunk that does not parse
-            await _abort(context, _malformed_error(exc))
+            await abort(context, malformed_error(exc))
 
     # ---- checkpoints, export / import ----
     @unary
@@ -263,7 +184,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             yield memory_pb2.DataChunk(data=piece)
 
     async def ImportAgent(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
-        who = await _principal(self.ctx, context)
+        who = await principal(self.ctx, context)
 
         async def data() -> AsyncIterator[bytes]:
             async for chunk in request_iterator:
@@ -271,9 +192,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         try:
             return await self.core.import_agent(who.tenant_id, data())
         except FAILURES as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
         except DecodeError as exc:  # a chunk that does not parse
-            await _abort(context, _malformed_error(exc))
+            await abort(context, malformed_error(exc))
 
     # ---- templates ----
     @unary
@@ -439,22 +360,6 @@ def _size(page_size: int) -> int:
 
 
 def add_to_server(servicer: AgentServicer, server: grpc.aio.Server) -> None:
-    """Register `servicer` as agent_pb2_grpc does, except that a unary request that does not parse
-    reaches the handler as `Malformed` (INVALID_ARGUMENT with the reason) instead of being UNKNOWN."""
-    service = agent_pb2.DESCRIPTOR.services_by_name["AgentService"]
-    handlers: dict[str, grpc.RpcMethodHandler] = {}
-    for method in service.methods:
-        parse = GetMessageClass(method.input_type).FromString
-        serialize = GetMessageClass(method.output_type).SerializeToString
-        behavior = getattr(servicer, method.name)
-        if method.client_streaming:  # chunks are parsed inside the handler, which answers for them
-            make = grpc.stream_stream_rpc_method_handler if method.server_streaming \
-                else grpc.stream_unary_rpc_method_handler
-            handlers[method.name] = make(behavior, request_deserializer=parse, response_serializer=serialize)
-        else:
-            make = grpc.unary_stream_rpc_method_handler if method.server_streaming \
-                else grpc.unary_unary_rpc_method_handler
-            handlers[method.name] = make(behavior, request_deserializer=_parse_or_malformed(parse),
-                                         response_serializer=serialize)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
-    server.add_registered_method_handlers(service.full_name, handlers)
+    """Register `servicer`: a unary request that does not parse reaches its handler as `Malformed`
+    (INVALID_ARGUMENT with the reason) instead of being UNKNOWN."""
+    register(servicer, agent_pb2.DESCRIPTOR.services_by_name["AgentService"], server)
