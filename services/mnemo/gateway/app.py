@@ -192,8 +192,8 @@ def create_app(ctx: GatewayContext, nats: Any = None) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            add_links(generate())
-        return generate()
+            app.openapi_schema = add_links(generate())
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app

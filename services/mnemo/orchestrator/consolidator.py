@@ -101,10 +101,7 @@ class Consolidator:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.psub is not None:
-            try:
-                await self.psub.unsubscribe()
-            except Exception as exc:
-                log.debug("consolidator unsubscribe: %s", exc)
+            await quietly(self.psub.unsubscribe())
 
     async def _pull(self) -> None:
         assert self.psub is not None

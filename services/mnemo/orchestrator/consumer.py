@@ -119,10 +119,7 @@ class TurnConsumer:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.psub is not None:
-            try:
-                await self.psub.unsubscribe()
-            except Exception:
-                pass
+            await quietly(self.psub.unsubscribe())
 
     # ---- pulling --------------------------------------------------------------------------------
     async def _pull_loop(self) -> None:
