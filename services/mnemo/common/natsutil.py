@@ -183,18 +183,28 @@ async def live_entries(kv: KeyValue, keys: str, *, meta_only: bool = False) -> A
     """The current (not deleted) entries of `kv` whose keys match the filter `keys`, then stop.
 
     A watcher delivers the existing values followed by a None marker; an empty match raises
-    NoKeysError in nats-py, which here is simply no entries.
+    NoKeysError in nats-py, which here is simply no entries. nats-py can put the marker first when the
+    values are already on their way to the client but not yet read (it counts what it has read, not
+    what the server sent), which would list nothing: a marker is believed only once as many entries
+    were read as the server says it delivered to the watcher's consumer.
     """
     try:
-        watcher = await kv.watch(keys, ignore_deletes=True, meta_only=meta_only)
+        watcher = await kv.watch(keys, meta_only=meta_only)
     except NoKeysError:
         return
+    read = 0
+    expected: int | None = None   # the server's count, once a marker came
     try:
         async for entry in watcher:
             if entry is None:
+                info = await watcher._sub.consumer_info()  # nats-py exposes no public handle
+                expected = info.delivered.consumer_seq + info.num_pending
+            else:
+                read += 1
+                if entry.operation is None and (meta_only or entry.value):
+                    yield entry
+            if expected is not None and read >= expected:
                 break
-            if entry.operation is None and (meta_only or entry.value):
-                yield entry
     except NoKeysError:
         pass
     finally:
