@@ -21,6 +21,7 @@ from mnemo.memory.checkpoints import Checkpoints
 from mnemo.memory.commitlog import CommitLog
 from mnemo.memory.dedup import ClaimBook
 from mnemo.memory.documents import DocumentIngest
+from mnemo.memory.edits import CoreEdits
 from mnemo.memory.handlers import _abort, rpc
 from mnemo.memory.llm_client import LLMClient
 from mnemo.memory.mcp_servers import McpServers
@@ -78,19 +79,19 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
 
     @rpc("get_core_memory")
     async def GetCoreMemory(self, request, context):
-        return await self.agents.core_memory(request.tenant_id, request.agent_id)
+        return await self.svc.edits.core_memory(request.tenant_id, request.agent_id)
 
     @rpc("update_block")
     async def UpdateBlock(self, request, context):
-        return await self.agents.update_block(request)
+        return await self.svc.edits.update_block(request)
 
     @rpc("pop_messages")
     async def PopMessages(self, request, context):
-        return await self.agents.pop_messages(request)
+        return await self.svc.edits.pop_messages(request)
 
     @rpc("rewrite_message")
     async def RewriteMessage(self, request, context):
-        return await self.agents.rewrite_message(request)
+        return await self.svc.edits.rewrite_message(request)
 
     # ---- documents ----
     async def IngestDocument(self, request_iterator, context):
@@ -308,6 +309,7 @@ class MemoryService:
         self.memories = Memories(self.agents, self.backend, self.llm, self.settings,
                                  ClaimBook(buckets[subjects.KV_PASSAGE_CLAIMS]))
         self.checkpoints = Checkpoints(self.checkpoint_kv, self.agents)
+        self.edits = CoreEdits(self.agents)
         self.shared = SharedBlocks(buckets[subjects.KV_BLOCKS], self.agents, self.checkpoints)
         await self.shared.watch(js)
         self.agents.shared = self.shared
