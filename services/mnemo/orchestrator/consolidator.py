@@ -20,7 +20,6 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
 
 from mnemo.common import ids, subjects
 from mnemo.common.errors import Conflict, InvalidArgument, MnemoError, NotFound
@@ -30,6 +29,7 @@ from mnemo.common.retry import Backoff
 from mnemo.common.telemetry import span
 from mnemo.orchestrator import consolidation as plan
 from mnemo.orchestrator.leases import Lease, LeaseManager
+from mnemo.orchestrator.pulling import SlotPuller, ensure_consumer
 from mnemo.v1 import common_pb2, memory_pb2
 
 log = logging.getLogger(__name__)
@@ -58,83 +58,45 @@ class Consolidator:
         self.leases = leases
         self.memory = memory
         self.llm = llm
-        self.concurrency = max(1, concurrency)
         self.ack_wait = ack_wait
-        self._slots = asyncio.Semaphore(self.concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.puller = SlotPuller(concurrency, self._handle, PULL_EXPIRES)
         self._loop: asyncio.Task[None] | None = None
-        self._fetch: asyncio.Task[list[Msg]] | None = None
-        self._stopping = False
-        self.psub: JetStreamContext.PullSubscription | None = None
 
     async def start(self) -> None:
-        try:
-            await self.js.consumer_info(subjects.CONSOLIDATION_STREAM, subjects.CONSOLIDATOR_CONSUMER)
-        except NotFoundError:
-            config = ConsumerConfig(durable_name=subjects.CONSOLIDATOR_CONSUMER, ack_policy=AckPolicy.EXPLICIT,
-                                    ack_wait=self.ack_wait, max_deliver=-1, filter_subject="mnemo.consolidate.>",
-                                    deliver_policy=DeliverPolicy.ALL, max_ack_pending=-1)
-            try:
-                await self.js.add_consumer(subjects.CONSOLIDATION_STREAM, config)
-            except Exception as exc:  # another replica created it first
-                log.debug("consolidator consumer create: %s", exc)
-        self.psub = await self.js.pull_subscribe_bind(subjects.CONSOLIDATOR_CONSUMER,
-                                                      stream=subjects.CONSOLIDATION_STREAM)
+        await ensure_consumer(self.js, subjects.CONSOLIDATION_STREAM, ConsumerConfig(
+            durable_name=subjects.CONSOLIDATOR_CONSUMER, ack_policy=AckPolicy.EXPLICIT, ack_wait=self.ack_wait,
+            max_deliver=-1, filter_subject="mnemo.consolidate.>", deliver_policy=DeliverPolicy.ALL,
+            max_ack_pending=-1))
+        await self.puller.bind(self.js, subjects.CONSOLIDATION_STREAM, subjects.CONSOLIDATOR_CONSUMER)
         self._loop = asyncio.create_task(self._pull(), name="consolidation-pull")
 
     async def stop(self) -> None:
         """Stop pulling; requests in progress are handed back for another replica."""
-        self._stopping = True
-        if self._loop is not None:
-            self._loop.cancel()
-            await asyncio.gather(self._loop, return_exceptions=True)
-        if self._fetch is not None:
-            # The pull in progress ends within PULL_EXPIRES: a request delivered to it is handed back
-            # now, not after a whole ack_wait.
-            try:
-                late = await asyncio.wait_for(self._fetch, PULL_EXPIRES + 0.5)
-            except Exception:
-                late = []
-            for msg in late:
-                await quietly(msg.nak())
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.psub is not None:
-            await quietly(self.psub.unsubscribe())
+        await self.puller.stop(self._loop)
 
     async def _pull(self) -> None:
-        assert self.psub is not None
         failures = 0
-        while not self._stopping:
-            await self._slots.acquire()
-            self._fetch = asyncio.create_task(self.psub.fetch(1, timeout=PULL_EXPIRES))
+        while not self.puller.stopping:
+            await self.puller.reserve(1, 1)
             try:
-                msgs = await asyncio.shield(self._fetch)  # stop() lets the pull end instead of abandoning it
+                msgs = await self.puller.fetch(1)
             except TimeoutError:
-                self._slots.release()
-                self._fetch = None
+                self.puller.release(1)
                 continue
             except asyncio.CancelledError:
-                self._slots.release()
+                self.puller.release(1)
                 raise
             except Exception as exc:  # JetStream restarting: back off
-                self._slots.release()
-                self._fetch = None
+                self.puller.release(1)
                 failures += 1
                 log.warning("consolidation pull failed (%r)", exc)
                 await asyncio.sleep(RETRY.delay(failures))
                 continue
-            self._fetch = None
             failures = 0
+            if not msgs:
+                self.puller.release(1)
             for msg in msgs:
-                task = asyncio.create_task(self._handle(msg))
-                self._tasks.add(task)
-                task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._slots.release()
+                self.puller.run(msg)
 
     async def _handle(self, msg: Msg) -> None:
         try:

@@ -25,6 +25,7 @@ from mnemo.common.natsutil import ensure_jetstream, quietly
 from mnemo.common.telemetry import span
 from mnemo.orchestrator.leases import Lease, LeaseManager
 from mnemo.orchestrator.pauses import TurnWaits
+from mnemo.orchestrator.pulling import SlotPuller, ensure_consumer
 from mnemo.orchestrator.runner import TurnRunner
 from mnemo.orchestrator.scheduling import MAX_DELIVERIES, AgentOrder, DeliveryPolicy, Fail, FailureCounts, may_run
 from mnemo.v1 import common_pb2
@@ -50,17 +51,12 @@ class TurnConsumer:
         self.replicas = replicas  # JetStream replication factor for what a NATS restart lost
         self.leases = leases
         self.runner = runner
-        self.concurrency = max(1, concurrency)
         self.ack_wait = ack_wait
         self.policy = policy
         self._failures = FailureCounts()
-        self.psub: JetStreamContext.PullSubscription | None = None
-        self._slots = asyncio.Semaphore(self.concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.puller = SlotPuller(concurrency, self._handle, PULL_EXPIRES)
         self._order = AgentOrder()
         self._loop_task: asyncio.Task[None] | None = None
-        self._fetch: asyncio.Task[list[Msg]] | None = None   # the pull in progress
-        self._stopping = False
         self._restore_lock = asyncio.Lock()
         self._restored_at = 0.0
         self._checked_at = 0.0
@@ -69,19 +65,10 @@ class TurnConsumer:
     async def _ensure_consumer(self) -> None:
         """Create the durable pull consumer unless it exists (idempotent, any replica)."""
         self._checked_at = time.monotonic()
-        try:
-            await self.js.consumer_info(subjects.TURNS_STREAM, subjects.ORCHESTRATOR_CONSUMER)
-            return
-        except NotFoundError:
-            pass
-        config = ConsumerConfig(
+        await ensure_consumer(self.js, subjects.TURNS_STREAM, ConsumerConfig(
             durable_name=subjects.ORCHESTRATOR_CONSUMER, ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait, max_deliver=-1, filter_subject="mnemo.turns.>",
-            deliver_policy=DeliverPolicy.ALL, max_ack_pending=-1, max_waiting=512)
-        try:
-            await self.js.add_consumer(subjects.TURNS_STREAM, config)
-        except Exception as exc:  # another replica created it first
-            log.debug("consumer create: %s", exc)
+            deliver_policy=DeliverPolicy.ALL, max_ack_pending=-1, max_waiting=512))
 
     async def _restore_streams(self) -> None:
         """Re-create what a NATS restart can lose (the memory-stored leases bucket), idempotently."""
@@ -96,30 +83,12 @@ class TurnConsumer:
 
     async def start(self) -> None:
         await self._ensure_consumer()
-        self.psub = await self.js.pull_subscribe_bind(subjects.ORCHESTRATOR_CONSUMER,
-                                                      stream=subjects.TURNS_STREAM)
+        await self.puller.bind(self.js, subjects.TURNS_STREAM, subjects.ORCHESTRATOR_CONSUMER)
         self._loop_task = asyncio.create_task(self._pull_loop(), name="turn-pull")
 
     async def stop(self) -> None:
         """Stop pulling; turns still running are interrupted and handed back (nak) for redelivery."""
-        self._stopping = True
-        if self._loop_task:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
-        if self._fetch is not None:
-            # The pull in progress ends within PULL_EXPIRES. Abandoning it would leave its request
-            # open on the server, and a turn delivered to it would wait a whole ack_wait.
-            try:
-                late = await asyncio.wait_for(self._fetch, PULL_EXPIRES + 0.5)
-            except Exception:
-                late = []
-            for msg in late:
-                await quietly(msg.nak(delay=STOP_HAND_BACK_DELAY))
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.psub is not None:
-            await quietly(self.psub.unsubscribe())
+        await self.puller.stop(self._loop_task, STOP_HAND_BACK_DELAY)
 
     # ---- pulling --------------------------------------------------------------------------------
     async def _pull_loop(self) -> None:
@@ -131,15 +100,12 @@ class TurnConsumer:
         The batch asked for is the backlog the last delivered turn reported (its num_pending), so an
         idle queue is waited on with a one-message pull: the server ends it with that turn, with no
         status message to read, and no slot beyond the first is taken and given back per turn."""
-        assert self.psub is not None
         failures = 0   # consecutive pulls JetStream did not answer
         queued = 1     # turns to ask for: 1 + the backlog at the last delivery
-        while not self._stopping:
-            free = await self._reserve_slots(queued)
-            self._fetch = asyncio.create_task(self.psub.fetch(free, timeout=PULL_EXPIRES))
+        while not self.puller.stopping:
+            free = await self.puller.reserve(queued, MAX_BATCH)
             try:
-                # shielded: stop() lets the pull end instead of abandoning its request
-                msgs = await asyncio.shield(self._fetch)
+                msgs = await self.puller.fetch(free)
             except asyncio.CancelledError:
                 raise
             except TimeoutError:  # no turn queued (or the consumer is gone: checked now and then)
@@ -148,12 +114,10 @@ class TurnConsumer:
                 if time.monotonic() - self._checked_at > CONSUMER_CHECK:
                     failures = await self._check_consumer(failures)
             except Exception as exc:  # JetStream not there (yet): back off, then check the consumer
-                msgs = []
                 failures += 1
                 delay = self.policy.pull.delay(failures)
                 log.warning("pull failed (%r), retrying in %.1fs", exc, delay)
-                self._fetch = None
-                self._release_slots(free)
+                self.puller.release(free)
                 await asyncio.sleep(delay)
                 failures = await self._check_consumer(failures)
                 queued = 1
@@ -161,7 +125,6 @@ class TurnConsumer:
             else:
                 failures = 0
                 queued = 1 + _backlog(msgs[-1]) if msgs else 1
-            self._fetch = None
             await self._start_turns(msgs, free)
 
     async def _check_consumer(self, failures: int) -> int:
@@ -173,45 +136,19 @@ class TurnConsumer:
             return failures + 1
         return 0
 
-    async def _reserve_slots(self, wanted: int) -> int:
-        """Wait for a free slot, then take free slots up to `wanted` (at most MAX_BATCH)."""
-        await self._slots.acquire()
-        free = 1
-        limit = min(wanted, MAX_BATCH)
-        while free < limit and not self._slots.locked():
-            await self._slots.acquire()  # does not block: a slot is free
-            free += 1
-        return free
-
-    def _release_slots(self, n: int) -> None:
-        for _ in range(n):
-            self._slots.release()
-
     async def _start_turns(self, msgs: list[Msg], reserved: int) -> None:
         """One task per turn, each holding one of the `reserved` slots (the rest are freed)."""
         for msg in msgs:
             if reserved == 0:
                 # A delivery beyond the batch (to a pull request sent before a reconnect): run it
                 # if a slot is free, else hand it back at once for a replica that has one.
-                if self._slots.locked():
-                    self._spawn(quietly(msg.nak()))
+                if not await self.puller.try_take():
+                    self.puller.spawn(quietly(msg.nak()))
                     continue
-                await self._slots.acquire()  # does not block: a slot is free
                 reserved = 1
             reserved -= 1
-            task = asyncio.create_task(self._handle(msg))
-            self._tasks.add(task)
-            task.add_done_callback(self._done)
-        self._release_slots(reserved)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._slots.release()
+            self.puller.run(msg)
+        self.puller.release(reserved)
 
     # ---- one turn -------------------------------------------------------------------------------
     async def _handle(self, msg: Msg) -> None:
