@@ -4,6 +4,7 @@ service letting go of it leaves it open for the others until the last one."""
 from __future__ import annotations
 
 from mnemo.common.natsutil import connect
+from tests.helpers import eventually
 
 
 async def test_services_of_one_process_share_a_connection_until_the_last_lets_go(nats_url: str) -> None:
@@ -33,3 +34,42 @@ async def test_services_of_one_process_share_a_connection_until_the_last_lets_go
         await again.close()
     finally:
         await alone.close()
+
+
+async def test_services_starting_at_once_open_one_connection(nats_url: str) -> None:
+    """Regression: two services asking at the same moment each opened a connection, and the first
+    one's was then never closed (it was no longer the one registered)."""
+    import asyncio
+
+    first, second, third = await asyncio.gather(*(connect(nats_url, name, shared=True)
+                                                  for name in ("mnemo-memory", "mnemo-gateway", "mnemo-llm-proxy")))
+    try:
+        assert first._nc is second._nc is third._nc  # type: ignore[attr-defined]
+    finally:
+        for c in (first, second, third):
+            await c.drain()
+    assert first.is_closed
+
+
+async def test_usage_metering_of_the_combined_layout_uses_the_shared_connection(nats_url: str) -> None:
+    from mnemo.llm_proxy.usage import UsageMeter, UsageRecord
+
+    services = await connect(nats_url, "mnemo-memory", shared=True)
+    meter = UsageMeter(nats_url, shared=True)
+    await meter.start()
+    try:
+        assert await meter.wait_connected(10)
+        assert meter.nc._nc is services._nc  # type: ignore[attr-defined]
+        await eventually(lambda: meter.sub is not None, message="totals being rebuilt")
+        meter.record(UsageRecord("t-shared", "a1", "gpt-4o-mini", "openai", "chat", 12, 3, 1.0))
+        await meter.flush()
+        await eventually(lambda: bool(meter.query("t-shared")), message="the record counted")
+        totals = meter.query("t-shared")
+        assert [(t, a, m, v.prompt_tokens, v.completion_tokens) for t, a, m, v in totals] == \
+            [("t-shared", "a1", "gpt-4o-mini", 12, 3)]
+    finally:
+        await meter.stop()
+    assert services.is_connected  # the meter let go of the connection; the other service keeps it
+    await services.drain()
+    assert services.is_closed
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable
@@ -132,6 +133,7 @@ class SharedConnection:
     (which let go of it) is the connection's own."""
 
     _by_url: ClassVar[dict[str, SharedConnection]] = {}
+    _opening: ClassVar[dict[str, asyncio.Future[NATS]]] = {}   # a first connect in progress, by url
 
     def __init__(self, url: str, nc: NATS) -> None:
         self._url = url
@@ -142,8 +144,20 @@ class SharedConnection:
     async def acquire(cls, url: str) -> NATS:
         shared = cls._by_url.get(url)
         if shared is None or shared._nc.is_closed:
-            shared = cls(url, await _connect(url, "mnemo-services"))
-            cls._by_url[url] = shared
+            # Services that start at the same moment wait for one connect instead of each opening one.
+            opening = cls._opening.get(url)
+            if opening is None or opening.done() or opening.get_loop() is not asyncio.get_running_loop():
+                opening = asyncio.ensure_future(_connect(url, "mnemo-services"))
+                cls._opening[url] = opening
+            try:
+                nc = await asyncio.shield(opening)
+            finally:
+                if opening.done() and cls._opening.get(url) is opening:
+                    del cls._opening[url]
+            shared = cls._by_url.get(url)
+            if shared is None or shared._nc is not nc:
+                shared = cls(url, nc)
+                cls._by_url[url] = shared
         shared._users += 1
         return shared  # type: ignore[return-value]  # duck-typed: the connection's attributes
 

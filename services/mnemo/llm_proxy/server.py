@@ -169,7 +169,7 @@ class LlmProxyService:
         self.settings = settings
         self.config = config if config is not None else proxy_config.from_settings(settings)
         self.meter = UsageMeter(settings.nats_servers, on_connect=self._serve_on_nats,
-                                replicas=settings.jetstream_replicas)
+                                replicas=settings.jetstream_replicas, shared=settings.rpc_local)
         self.engine = LLMEngine(self.config, self.meter)
         self.servicer = LLMServicer(self.engine, self.meter)
         self.server = GrpcServer("llm-proxy", settings.host, settings.llm_port)

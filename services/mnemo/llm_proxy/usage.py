@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from mnemo.common import ids, subjects, telemetry
+from mnemo.common import ids, natsutil, subjects, telemetry
 from mnemo.common.natsutil import STREAMS, ensure_stream, replicated_stream
 from mnemo.common.retry import Backoff, retry_forever
 
@@ -58,8 +58,10 @@ class UsageMeter:
     """Publishes usage records and keeps running totals from the USAGE stream."""
 
     def __init__(self, nats_url: str | None, connect_timeout: float = 2.0,
-                 on_connect: Callable[[Any], Awaitable[None]] | None = None, replicas: int = 1) -> None:
+                 on_connect: Callable[[Any], Awaitable[None]] | None = None, replicas: int = 1,
+                 shared: bool = False) -> None:
         self.nats_url = nats_url
+        self.shared = shared  # the process's shared connection (combined layout), not one of its own
         self.replicas = replicas  # of the USAGE stream (Settings.jetstream_replicas)
         self.on_connect = on_connect  # also given the connection (the proxy serves calls on it)
         self.connect_timeout = connect_timeout
@@ -87,6 +89,8 @@ class UsageMeter:
         servers = (self.nats_url or "").split(",")
 
         async def connect() -> Any:
+            if self.shared:
+                return await natsutil.connect(self.nats_url or "", "mnemo-llm-proxy", shared=True)
             return await nats.connect(servers=servers, name="mnemo-llm-proxy",
                                       connect_timeout=self.connect_timeout, max_reconnect_attempts=-1,
                                       reconnect_time_wait=0.5, allow_reconnect=True,
