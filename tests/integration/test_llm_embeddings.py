@@ -34,14 +34,34 @@ async def test_many_texts_keep_their_order_and_vectors(llm_stub) -> None:
     assert all(np.array(resp.embeddings[i].values) @ alone < together @ alone for i in (0, 76, 78, 149))
 
 
-def test_runs_group_texts_by_length_within_their_bounds() -> None:
-    texts = ["short"] * 40 + ["word " * 400] * 5 + ["a medium sized sentence about nothing much"] * 3
-    runs = embeddings.runs_of(texts, max_run=16, tokens_per_run=1024)
-    assert sorted(t for r in runs for t in r) == sorted(texts)
-    assert all(len(r) <= 16 for r in runs)
-    assert all(len(r) * min(embeddings.MAX_TOKENS, max(len(t) for t in r) // 4 + 2) <= 1024 or len(r) == 1
-               for r in runs)
-    assert [len(r) for r in embeddings.runs_of(["a"] * 20)] == [16, 4]
+def test_runs_put_together_only_short_texts_of_almost_the_same_length() -> None:
+    lengths = [12, 24, 13, 14, 200, 40, 41, 60, 60] + [5] * 20
+    runs = embeddings.runs_by_tokens(lengths, max_run=16, tokens_per_run=512, pad_budget=8)
+    assert sorted(i for r in runs for i in r) == list(range(len(lengths)))
+    for run in runs:
+        longest = max(lengths[i] for i in run)
+        assert len(run) <= 16 and len(run) * longest <= 512
+        if len(run) > 1:  # batched: short, and padding within the budget
+            assert longest <= embeddings.BATCHED_MAX_TOKENS
+            assert sum(longest - lengths[i] for i in run) <= 8
+    assert sorted(len(r) for r in runs if lengths[r[0]] == 5) == [4, 16]
+    assert [0, 2, 3] in runs              # 12, 13, 14 tokens: one run
+    assert [1] in runs and [4] in runs    # 24 would pad 12-14 by 10 each; 200 runs alone
+    assert [7] in runs and [8] in runs    # 60 > BATCHED_MAX_TOKENS: alone, even beside its twin
+
+
+def test_grouping_leaves_each_text_its_own_vector_and_token_count() -> None:
+    model = embeddings.EmbeddingModel("int8")
+    texts = ["hi", "a medium sized sentence about nothing much at all", "hi there"]
+    _, counts = model.run(texts)
+    assert counts == [len(t) for t in model.tokenize(texts)] and counts[0] < counts[1]
+    embedder = embeddings.LocalEmbedder(model, cache_size=0)
+    grouped, tokens = embedder.embed(texts)
+    assert tokens == sum(counts)
+    alone = np.array([model.run([text])[0][0] for text in texts])
+    similarity = grouped @ alone.T   # the int8 model quantizes per run: run-mates move a vector a little
+    for i in range(len(texts)):
+        assert similarity[i, i] > 0.95 and similarity[i, i] == similarity[i].max()
 
 
 async def test_background_priority_gives_the_same_vectors_on_the_same_model(llm_stub) -> None:

@@ -59,7 +59,7 @@ class EmbeddingModel:
             path = runtime_model(self.precision)
             tok = Tokenizer.from_file(str(tokenizer_file()))
             tok.enable_truncation(max_length=MAX_TOKENS)
-            tok.enable_padding(pad_id=0, pad_token="[PAD]")
+            tok.no_padding()  # texts are grouped by their token counts first, then padded per run
             opts = ort.SessionOptions()
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             opts.log_severity_level = 3
@@ -77,12 +77,24 @@ class EmbeddingModel:
         self.load()
         return sum(len(e.ids) for e in self._tokenizer.encode_batch(texts, add_special_tokens=True))
 
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        """The token ids of each text (truncated to MAX_TOKENS, not padded)."""
+        self.load()
+        return [e.ids for e in self._tokenizer.encode_batch(texts)]
+
     def run(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
         """Vectors of `texts` (one session run) and each text's token count."""
+        return self.run_ids(self.tokenize(texts))
+
+    def run_ids(self, token_ids: list[list[int]]) -> tuple[np.ndarray, list[int]]:
+        """Vectors of tokenized texts (one session run, padded to the longest) and their token counts."""
         self.load()
-        encodings = self._tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        longest = max(len(t) for t in token_ids)
+        ids = np.zeros((len(token_ids), longest), dtype=np.int64)
+        mask = np.zeros((len(token_ids), longest), dtype=np.int64)
+        for row, tokens in enumerate(token_ids):
+            ids[row, :len(tokens)] = tokens
+            mask[row, :len(tokens)] = 1
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
@@ -90,24 +102,35 @@ class EmbeddingModel:
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32), mask.sum(axis=1).tolist()
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32), [len(t) for t in token_ids]
 
 
 MAX_RUN = 16            # texts per session run
-TOKENS_PER_RUN = 2048   # padded tokens per run: activations grow with batch x length (x length in attention)
+TOKENS_PER_RUN = 512    # padded tokens per run
+# A run costs about 0.8 ms whatever its size, plus ~0.07 ms per padded token (int8 model, one core),
+# and more per token as runs grow (attention, cache): two texts of 8-16 tokens cost ~30 % less
+# together than apart, two of 32 ~10 %, two of 64 or more nothing or extra. So only short texts run
+# together, and only with texts of almost their length: padding a 12-token text to 24 costs more than
+# the run it saves.
+BATCHED_MAX_TOKENS = 48  # longer texts run alone
+PAD_BUDGET = 8           # padded tokens a text may add to a run (its length over the run's longest, per text)
 
 
-def runs_of(texts: list[str], max_run: int = MAX_RUN, tokens_per_run: int = TOKENS_PER_RUN) -> list[list[str]]:
-    """`texts` by length (a run pads to its longest) in runs of at most `max_run` texts and about
-    `tokens_per_run` padded tokens (4 characters a token, as an estimate)."""
-    runs: list[list[str]] = []
-    current: list[str] = []
-    for text in sorted(texts, key=len):
-        longest = min(MAX_TOKENS, len(text) // 4 + 2)
-        if current and (len(current) >= max_run or (len(current) + 1) * longest > tokens_per_run):
+def runs_by_tokens(lengths: list[int], max_run: int = MAX_RUN, tokens_per_run: int = TOKENS_PER_RUN,
+                   pad_budget: int = PAD_BUDGET) -> list[list[int]]:
+    """Positions of texts with these token counts, grouped into session runs (shortest first)."""
+    runs: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        n = lengths[i]
+        fits = (current and n <= BATCHED_MAX_TOKENS and len(current) < max_run
+                and (len(current) + 1) * n <= tokens_per_run and len(current) * (n - longest) <= pad_budget)
+        if current and not fits:
             runs.append(current)
             current = []
-        current.append(text)
+        current.append(i)
+        longest = n
     if current:
         runs.append(current)
     return runs
@@ -130,9 +153,9 @@ class LocalEmbedder:
     `embed_async` runs it on this embedder's own threads (at background priority when asked); vectors
     of recent texts are cached.
 
-    Texts of similar length run together (`runs_of`): a run's fixed cost (some 400 graph nodes)
-    dominates for short texts, so two texts of a turn cost about 30 % less together and eight about
-    half. The int8 model quantizes activations per run, so a text's vector varies slightly with its
+    Short texts of almost the same token count run together (`runs_by_tokens`): a run's fixed cost
+    (some 450 graph nodes) dominates for them; longer texts, and texts that would pad a run, run
+    alone. The int8 model quantizes activations per run, so a text's vector varies slightly with its
     run-mates (cosine >= 0.98 to the text run alone, as close as the int8 model is to the shipped one).
     """
 
@@ -169,8 +192,11 @@ class LocalEmbedder:
                     self._cache.move_to_end(text)
                     out[i] = hit[0]
                     tokens += hit[1]
-        for run in runs_of(list(missing)):
-            vecs, counts = self.model.run(run)
+        distinct = list(missing)
+        token_ids = self.model.tokenize(distinct)
+        for positions in runs_by_tokens([len(t) for t in token_ids]):
+            run = [distinct[i] for i in positions]
+            vecs, counts = self.model.run_ids([token_ids[i] for i in positions])
             with self._cache_lock:
                 for text, vec, n in zip(run, vecs, counts, strict=True):
                     positions = missing[text]
