@@ -119,3 +119,11 @@ def test_a_tampered_int8_copy_is_derived_again(tmp_path, monkeypatch) -> None:
     first.write_bytes(good[:1000])
     again = embedding_model.runtime_model("int8")
     assert again == embedding_model.derived_path(onnxruntime.__version__) and again.read_bytes() == good
+
+
+def test_token_counts_of_texts_of_different_lengths_count_no_padding() -> None:
+    """Regression: the tokenizer padded a batch to its longest text, and the padding was counted."""
+    model = embeddings.EmbeddingModel("int8")
+    short, long = "hi", "a medium sized sentence about nothing much at all"
+    assert model.count_tokens([short, long]) == model.count_tokens([short]) + model.count_tokens([long])
+    assert model.count_tokens([short]) < model.count_tokens([long])
