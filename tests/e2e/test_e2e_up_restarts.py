@@ -81,6 +81,8 @@ async def test_a_killed_service_comes_back_and_turns_still_work(tmp_path: Path, 
         assert code == 0, out
         assert set(rows) == processes, out
         assert all(r[2] == "0" and r[3] == "yes" for r in rows.values()), out
+        # The embedded nats-server runs with one Go scheduler thread (cli/up.py nats_env).
+        assert psutil.Process(int(rows["nats"][0])).environ().get("GOMAXPROCS") == "1"
         old = int(rows[victim][0])
         os.kill(old, signal.SIGKILL)
 

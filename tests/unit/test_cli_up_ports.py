@@ -39,3 +39,13 @@ def test_a_metrics_port_range_that_overlaps_a_service_port_is_refused(tmp_path: 
     settings = Settings(home=tmp_path, layout="split", metrics_port=8282, http_port=8283)
     with pytest.raises(StartupError, match="collide"):
         _validate_ports(settings)
+
+
+def test_the_embedded_nats_server_gets_one_go_scheduler_thread_unless_told_otherwise(tmp_path: Path) -> None:
+    from mnemo.cli.up import nats_spec
+
+    settings = Settings(home=tmp_path)
+    env = {"MNEMO_HOME": str(tmp_path), "PATH": "/usr/bin"}
+    spec = nats_spec(settings, tmp_path, env)
+    assert spec.env is not None and spec.env["GOMAXPROCS"] == "1" and spec.env["PATH"] == "/usr/bin"
+    assert nats_spec(settings, tmp_path, {**env, "GOMAXPROCS": "4"}).env["GOMAXPROCS"] == "4"  # type: ignore[index]
