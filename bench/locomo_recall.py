@@ -13,8 +13,13 @@ Modes:
   indexer makes them (each turn embedded once alone by the product's local model, mixed with its
   neighbours'; cached on disk, see vector_cache.py) and contexts derived by the backend: the same
   ranking as the default mode, without the services, in a fraction of the time after the first run.
+  `--backend elasticsearch` runs on `--es-url`, else on a noida-db (the emulator the tests use) started
+  here; `--es-hybrid linear|boosts|client` picks the way it fuses words and meaning
+  (MNEMO_ELASTICSEARCH_HYBRID); noida-db has no `linear` retriever, so `linear` there goes through
+  tests/es_proxy.py, which answers it as Elasticsearch does.
 
-Usage: .venv/bin/python bench/locomo_recall.py [--direct] [--data DIR] [--limit-convs N]
+Usage: .venv/bin/python bench/locomo_recall.py [--direct [--backend elasticsearch [--es-url URL]
+       [--es-hybrid MODE]]] [--data DIR] [--limit-convs N]
 """
 
 from __future__ import annotations
@@ -109,15 +114,29 @@ def dia_id_of(message_id: str) -> str:
     return message_id.split("|", 1)[-1]
 
 
-async def run_direct(convs, backend_name: str, es_url: str | None) -> Scores:
+async def run_direct(convs, backend_name: str, es_url: str | None, es_hybrid: str | None = None) -> Scores:
     from vector_cache import CachedEmbedder
 
     from mnemo.common.config import Settings
     from mnemo.memory.search import RecallDoc, create_backend
+    from tests.es_proxy import EsProxy
+    from tests.fixtures_search import NoidaElasticsearch
 
     home = tempfile.mkdtemp(prefix="locomo-")
-    settings = Settings(home=home, search_backend=backend_name,
-                        **({"elasticsearch_url": es_url} if es_url else {}))
+    noida = proxy = None
+    extra: dict[str, object] = {}
+    if backend_name == "elasticsearch":
+        if not es_url:
+            noida = NoidaElasticsearch(Path(home) / "noida").start()
+            es_url = noida.url
+            if (es_hybrid or Settings().elasticsearch_hybrid) == "linear":
+                proxy = await EsProxy(es_url, linear=True).start()  # noida-db has no linear retriever
+                es_url = proxy.url
+                print("  (linear retriever emulated in front of noida-db: tests/es_proxy.py)")
+        extra["elasticsearch_url"] = es_url
+        if es_hybrid:
+            extra["elasticsearch_hybrid"] = es_hybrid
+    settings = Settings(home=home, search_backend=backend_name, **extra)
     backend = create_backend(settings)
     await backend.start()
     embedder = CachedEmbedder()
@@ -136,10 +155,16 @@ async def run_direct(convs, backend_name: str, es_url: str | None) -> Scores:
                 page = await backend.search_messages("bench", sample_id, query=q.text, vector=qv.tolist(),
                                                      limit=max(KS))
                 scores.add(q.category, [dia_id_of(h.doc.id) for h in page.hits], q.evidence)
+            hybrid = getattr(backend, "hybrid", None)
             print(f"  {sample_id}: {len(turns)} turns, {len(questions)} questions,"
-                  f" {time.perf_counter() - t0:.1f}s", flush=True)
+                  f" {time.perf_counter() - t0:.1f}s" + (f" (answered {hybrid.last_mode})" if hybrid else ""),
+                  flush=True)
     finally:
         await backend.close()
+        if proxy is not None:
+            await proxy.stop()
+        if noida is not None:
+            noida.stop()
     return scores
 
 
@@ -196,6 +221,8 @@ def main() -> None:
     parser.add_argument("--direct", action="store_true", help="measure the search backend alone")
     parser.add_argument("--backend", default="embedded", choices=["embedded", "elasticsearch"])
     parser.add_argument("--es-url", default=None)
+    parser.add_argument("--es-hybrid", default=None, choices=["linear", "boosts", "client"],
+                        help="how Elasticsearch fuses words and meaning (default: the configured way)")
     parser.add_argument("--limit-convs", type=int, default=0)
     args = parser.parse_args()
     convs = load_conversations(args.data)
@@ -205,7 +232,7 @@ def main() -> None:
     print(f"LoCoMo evidence recall ({mode}): {len(convs)} conversations")
     t0 = time.perf_counter()
     if args.direct:
-        scores = asyncio.run(run_direct(convs, args.backend, args.es_url))
+        scores = asyncio.run(run_direct(convs, args.backend, args.es_url, args.es_hybrid))
     else:
         scores = asyncio.run(run_service(convs))
     print(scores.table())

@@ -1,19 +1,27 @@
 """Search-backend fixtures: an Elasticsearch endpoint (noida-db, or MNEMO_TEST_ES_URL), a fresh backend
 of each kind per test, and real all-MiniLM-L6-v2 embeddings.
 
-Import explicitly: `from tests.fixtures_search import es_url, search_backend, minilm  # noqa: F401`
+Elasticsearch runs once per way of fusing words and meaning (MNEMO_ELASTICSEARCH_HYBRID): `linear`
+(the default), `boosts` and `client`. noida-db has no `linear` retriever: there the linear backend talks
+to tests/es_proxy.py, which answers that retriever as Elasticsearch does from plain searches on noida-db;
+a real cluster (MNEMO_TEST_ES_URL) answers it itself, or refuses it and the backend fuses client-side.
+
+Import explicitly: `from tests.fixtures_search import es_url, es_linear_url, search_backend, minilm  # noqa: F401`
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.es_proxy import EsProxy
 from tests.helpers import free_port, stop_process, wait_port
 
 
@@ -65,26 +73,57 @@ def es_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.stop()
 
 
+def real_cluster() -> bool:
+    return bool(os.environ.get("MNEMO_TEST_ES_URL"))
+
+
+@pytest.fixture(scope="session")
+def es_linear_url(es_url: str) -> Iterator[str]:
+    """Where the `linear` way searches: a real cluster itself; noida-db behind tests/es_proxy.py."""
+    if real_cluster():
+        yield es_url
+        return
+    proxy = EsProxy(es_url, linear=True).start_in_thread()
+    yield proxy.url
+    proxy.stop_thread()
+
+
+# Elasticsearch backends by the way they fuse words and meaning: the default way everywhere, every way in
+# the contract suite (EVERY_WAY).
+ES_MODES = {"elasticsearch": "linear", "elasticsearch-boosts": "boosts", "elasticsearch-client": "client"}
 BACKENDS = ["embedded", pytest.param("elasticsearch", marks=pytest.mark.es)]
+EVERY_WAY = [*BACKENDS, *(pytest.param(name, marks=pytest.mark.es) for name in ES_MODES if name != "elasticsearch")]
+
+
+@contextlib.asynccontextmanager
+async def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[object]:
+    """A started, empty backend of the kind `request.param` names (Elasticsearch: a fresh index prefix)."""
+    if request.param == "embedded":
+        from mnemo.memory.search.embedded import EmbeddedBackend
+
+        backend: Any = EmbeddedBackend(tmp_path / "index")
+    else:
+        from mnemo.memory.search.elastic import ElasticsearchBackend
+
+        mode = ES_MODES[request.param]
+        url = request.getfixturevalue("es_linear_url" if mode == "linear" else "es_url")
+        backend = ElasticsearchBackend(url, f"mnemo-test-{uuid.uuid4().hex[:10]}", hybrid=mode)  # type: ignore[arg-type]
+    await backend.start()
+    try:
+        yield backend
+        if request.param != "embedded" and not real_cluster():  # noida-db (and the proxy) answer every way
+            assert not backend.hybrid.refused, f"{request.param}: fell back to client-side fusion"
+    finally:
+        if request.param != "embedded":
+            await drop_indices(backend)
+        await backend.close()
 
 
 @pytest.fixture(params=BACKENDS)
 async def search_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[object]:
-    """A started, empty backend of each kind (Elasticsearch: a fresh index prefix per test)."""
-    if request.param == "embedded":
-        from mnemo.memory.search.embedded import EmbeddedBackend
-
-        backend = EmbeddedBackend(tmp_path / "index")
-    else:
-        from mnemo.memory.search.elastic import ElasticsearchBackend
-
-        url = request.getfixturevalue("es_url")
-        backend = ElasticsearchBackend(url, f"mnemo-test-{uuid.uuid4().hex[:10]}")
-    await backend.start()
-    yield backend
-    if request.param == "elasticsearch":
-        await drop_indices(backend)
-    await backend.close()
+    """A started, empty backend of each kind (Elasticsearch: its default way of fusing)."""
+    async with open_backend(request, tmp_path) as backend:
+        yield backend
 
 
 async def drop_indices(backend: object) -> None:

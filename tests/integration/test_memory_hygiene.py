@@ -18,7 +18,7 @@ from mnemo.memory.search.elastic import ElasticsearchBackend
 from mnemo.memory.server import MemoryService
 from mnemo.v1 import common_pb2, memory_pb2, memory_pb2_grpc
 from tests.fixtures_memory import llm_service, llm_target_of, memory_settings  # noqa: F401
-from tests.fixtures_search import es_url, search_backend  # noqa: F401
+from tests.fixtures_search import es_linear_url, es_url, search_backend  # noqa: F401
 
 
 @pytest.fixture

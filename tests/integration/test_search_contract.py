@@ -1,18 +1,27 @@
 """One contract for every search backend: embedded always; Elasticsearch through noida-db (or a real
-cluster when MNEMO_TEST_ES_URL is set)."""
+cluster when MNEMO_TEST_ES_URL is set), in each of its ways of fusing words and meaning (linear
+retriever, query + knn with boosts, client-side; see tests/fixtures_search.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from mnemo.memory.search import DimensionMismatch, PassageDoc, PassageFilter, RecallDoc, SearchBackend
-from tests.fixtures_search import es_url, minilm, search_backend  # noqa: F401
+from tests.fixtures_search import EVERY_WAY, es_linear_url, es_url, minilm, open_backend  # noqa: F401
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=EVERY_WAY, name="search_backend")
+async def contract_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[object]:
+    async with open_backend(request, tmp_path) as backend:
+        yield backend
+
 Embed = Callable[[list[str]], list[list[float]]]
 
 

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     search_backend: Literal["embedded", "elasticsearch"] = "embedded"
     elasticsearch_url: str = "http://127.0.0.1:9200"
     elasticsearch_index_prefix: str = "mnemo"
+    elasticsearch_hybrid: Literal["linear", "boosts", "client"] = Field(
+        default="linear",
+        description="how Elasticsearch fuses words and meaning: `linear` (one request, linear retriever, 8.18+), "
+                    "`boosts` (one request, query + knn with boosts), `client` (two or three requests fused "
+                    "here); a way the cluster refuses falls back to `client` (docs/search.md)")
     search_meaning_weight: float = Field(
         default=0.6, ge=0.0, le=1.0,
         description="hybrid search score = w x cosine + (1 - w) x scaled BM25: the weight of meaning against "

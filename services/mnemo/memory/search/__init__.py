@@ -24,7 +24,8 @@ def create_backend(settings: Settings) -> SearchBackend:
         from mnemo.memory.search.elastic import ElasticsearchBackend
 
         return ElasticsearchBackend(settings.elasticsearch_url, settings.elasticsearch_index_prefix,
-                                    meaning_weight=settings.search_meaning_weight)
+                                    meaning_weight=settings.search_meaning_weight,
+                                    hybrid=settings.elasticsearch_hybrid)
     from mnemo.memory.search.embedded import EmbeddedBackend
 
     return EmbeddedBackend(settings.home_dir / "index", meaning_weight=settings.search_meaning_weight)

@@ -7,8 +7,9 @@ dimension of each agent's recall and archival vectors is recorded in `<prefix>-m
 (elastic_dims.py); a write or query with another dimension raises DimensionMismatch before reaching
 the index.
 
-Every query carries term filters on tenant_id AND agent_id. Hybrid search runs a BM25 query and a
-filtered kNN query and fuses them client-side (elastic_hybrid.py). Writes are bulk
+Every query carries term filters on tenant_id AND agent_id. Hybrid search fuses a BM25 query and a
+filtered kNN query in one request with a `linear` retriever where the cluster has it, else client-side
+(elastic_hybrid.py, `MNEMO_ELASTICSEARCH_HYBRID`). Writes are bulk
 (helpers.async_bulk) with refresh=wait_for, so a write is searchable when the call returns.
 Transient errors are retried by the client (retry_on_timeout, retry_on_status) and, for start-up,
 by tenacity.
@@ -39,7 +40,7 @@ from mnemo.memory.search.elastic_docs import (
     recall_doc,
     recall_source,
 )
-from mnemo.memory.search.elastic_hybrid import hybrid_search
+from mnemo.memory.search.elastic_hybrid import HybridSearch, Mode, Request
 from mnemo.memory.search.text import DEFAULT_MIN_SIMILARITY, MEANING_WEIGHT, MESSAGE_WEIGHTS, neighbour_context
 from mnemo.memory.search.vectors import normalize
 
@@ -62,7 +63,8 @@ class ElasticsearchBackend:
     """SearchBackend on an Elasticsearch cluster (or an ES-API compatible server)."""
 
     def __init__(self, url: str, prefix: str = "mnemo", *, min_similarity: float = DEFAULT_MIN_SIMILARITY,
-                 client: AsyncElasticsearch | None = None, meaning_weight: float = MEANING_WEIGHT) -> None:
+                 client: AsyncElasticsearch | None = None, meaning_weight: float = MEANING_WEIGHT,
+                 hybrid: Mode = "linear") -> None:
         self.url = url
         self.prefix = prefix
         self.min_similarity = min_similarity
@@ -71,6 +73,7 @@ class ElasticsearchBackend:
             url, node_class=HttpxAsyncHttpNode, request_timeout=30, retry_on_timeout=True, max_retries=3,
             retry_on_status=(429, 502, 503, 504))
         self.dims = AgentDims(self.es, self.meta_index)
+        self.hybrid = HybridSearch(self.es, hybrid)
         self._indices: set[str] = set()
 
     # -- set-up -----------------------------------------------------------------------------------
@@ -161,10 +164,12 @@ class ElasticsearchBackend:
         if not query.strip():
             return await self._newest(kind, filters, offset, limit)
         dim = await self.dims.get(tenant_id, agent_id, kind)
-        return await hybrid_search(
-            self.es, words_index=self._pattern(kind), vectors_index=self._index(kind, dim), dim=dim,
+        # The agent's documents are in the index of its dimension and in that of documents without vectors.
+        native = f"{self._index(kind, None)},{self._index(kind, dim)}" if dim else self._pattern(kind)
+        return await self.hybrid.search(Request(
+            words_index=self._pattern(kind), vectors_index=self._index(kind, dim), native_index=native, dim=dim,
             filters=filters, query=query, fields=fields, vector=vector, min_similarity=self.min_similarity,
-            offset=offset, limit=limit, meaning_weight=self.meaning_weight)
+            offset=offset, limit=limit, meaning_weight=self.meaning_weight))
 
     async def _newest(self, kind: str, filters: list[dict[str, Any]], offset: int, limit: int) -> Found:
         res = await self.es.search(
