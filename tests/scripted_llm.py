@@ -292,7 +292,7 @@ class ScriptedLLM:
         if fault is not None and fault.active:
             self.faulted += 1
             return await self._faulty(fault, body)
-        step = self._next_step(body)
+        step = self._next_step({**body, "_authorization": request.headers.get("authorization", "")})
         if self.latency:
             await asyncio.sleep(self.latency)
         if step.get("delay"):

@@ -201,3 +201,39 @@ async def test_stream_retried_before_first_delta_and_errors_mapped(llm_stub, scr
         async for _ in llm_stub.ChatStream(req(tools=())):
             pass
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_chat_sends_the_providers_key_and_maps_what_the_endpoint_answers(scripted_llm, nats_url) -> None:
+    """The chat hot path posts through aiohttp, not the SDK: the credentials the SDK resolved go with
+    it, and refusals, non-JSON error pages and an endpoint nobody answers map as the SDK's errors do."""
+    service = await start_llm_service(scripted_llm.base_url, nats_url, max_retries=1)
+    try:
+        async with client_channel(service.address) as ch:
+            stub = llm_pb2_grpc.LLMServiceStub(ch)
+            await stub.Chat(req())
+            assert scripted_llm.chat_requests()[-1]["_authorization"] == "Bearer test"
+
+            scripted_llm.push(error(401, message="bad key"))
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.Chat(req())
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "credentials (401)" in err.value.details()
+
+            scripted_llm.push({"raw": "<html>bad gateway</html>", "status": 502},
+                              {"raw": "<html>bad gateway</html>", "status": 502})
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.Chat(req())
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "502" in err.value.details() and "bad gateway" in err.value.details()
+    finally:
+        await service.stop()
+
+    from tests.helpers import free_port
+
+    nobody = await start_llm_service(f"http://127.0.0.1:{free_port()}/v1", nats_url, max_retries=0)
+    try:
+        async with client_channel(nobody.address) as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await llm_pb2_grpc.LLMServiceStub(ch).Chat(req())
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "unreachable" in err.value.details()
+    finally:
+        await nobody.stop()

@@ -165,3 +165,18 @@ def test_body_joined_from_cached_message_json_is_the_same_request() -> None:
                                            legacy_functions=True))
     kw = legacy._kwargs(call)
     assert orjson.loads(json_body(kw, call))["messages"][1]["function_call"]["name"] == "send_message"
+
+
+def test_the_chat_path_takes_its_proxy_from_the_environment_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from mnemo.llm_proxy.providers.openai_provider import _env_proxy
+
+    monkeypatch.setenv("HTTP_PROXY", "http://user:pw@proxy.internal:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    proxy, auth = _env_proxy("http://llm.example:8000/v1/chat/completions")
+    assert proxy == "http://proxy.internal:3128" and auth is not None and auth.login == "user"
+    monkeypatch.setenv("NO_PROXY", "llm.example")
+    assert _env_proxy("http://llm.example:8000/v1/chat/completions") == (None, None)
+    provider = OpenAIProvider(ProviderConfig(name="p", base_url="http://other.example/v1", api_key="k"))
+    assert provider._proxy == "http://proxy.internal:3128"
+    assert provider._headers["Authorization"] == "Bearer k"
