@@ -74,8 +74,7 @@ class EmbeddingModel:
             self._session = session
 
     def count_tokens(self, texts: list[str]) -> int:
-        self.load()
-        return sum(len(e.ids) for e in self._tokenizer.encode_batch(texts, add_special_tokens=True))
+        return sum(len(t) for t in self.tokenize(texts))
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """The token ids of each text (truncated to MAX_TOKENS, not padded)."""
@@ -194,9 +193,9 @@ class LocalEmbedder:
                     tokens += hit[1]
         distinct = list(missing)
         token_ids = self.model.tokenize(distinct)
-        for positions in runs_by_tokens([len(t) for t in token_ids]):
-            run = [distinct[i] for i in positions]
-            vecs, counts = self.model.run_ids([token_ids[i] for i in positions])
+        for run_positions in runs_by_tokens([len(t) for t in token_ids]):
+            run = [distinct[i] for i in run_positions]
+            vecs, counts = self.model.run_ids([token_ids[i] for i in run_positions])
             with self._cache_lock:
                 for text, vec, n in zip(run, vecs, counts, strict=True):
                     positions = missing[text]

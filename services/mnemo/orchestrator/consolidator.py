@@ -93,10 +93,7 @@ class Consolidator:
                 await asyncio.sleep(RETRY.delay(failures))
                 continue
             failures = 0
-            if not msgs:
-                self.puller.release(1)
-            for msg in msgs:
-                self.puller.run(msg)
+            await self.puller.start(msgs, 1)
 
     async def _handle(self, msg: Msg) -> None:
         try:

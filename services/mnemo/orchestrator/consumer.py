@@ -125,7 +125,7 @@ class TurnConsumer:
             else:
                 failures = 0
                 queued = 1 + _backlog(msgs[-1]) if msgs else 1
-            await self._start_turns(msgs, free)
+            await self.puller.start(msgs, free)
 
     async def _check_consumer(self, failures: int) -> int:
         """Make sure the consumer exists; the count of consecutive failures after the check."""
@@ -135,20 +135,6 @@ class TurnConsumer:
             log.warning("turn consumer not reachable yet: %s", exc)
             return failures + 1
         return 0
-
-    async def _start_turns(self, msgs: list[Msg], reserved: int) -> None:
-        """One task per turn, each holding one of the `reserved` slots (the rest are freed)."""
-        for msg in msgs:
-            if reserved == 0:
-                # A delivery beyond the batch (to a pull request sent before a reconnect): run it
-                # if a slot is free, else hand it back at once for a replica that has one.
-                if not await self.puller.try_take():
-                    self.puller.spawn(quietly(msg.nak()))
-                    continue
-                reserved = 1
-            reserved -= 1
-            self.puller.run(msg)
-        self.puller.release(reserved)
 
     # ---- one turn -------------------------------------------------------------------------------
     async def _handle(self, msg: Msg) -> None:

@@ -66,13 +66,6 @@ class SlotPuller:
         for _ in range(n):
             self._slots.release()
 
-    async def try_take(self) -> bool:
-        """Take a free slot if there is one (never waits)."""
-        if self._slots.locked():
-            return False
-        await self._slots.acquire()  # does not block: a slot is free
-        return True
-
     # ---- pulls and handlers ----
     async def fetch(self, n: int) -> list[Msg]:
         """Up to `n` deliveries (TimeoutError when none came within `expires`). Shielded: a stop lets
@@ -89,13 +82,24 @@ class SlotPuller:
         self._fetch = None
         return msgs
 
-    def run(self, msg: Msg) -> None:
-        """Handle `msg` in its own task, holding a slot taken before (released when it ends)."""
-        task = asyncio.create_task(self.handle(msg))
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
+    async def start(self, msgs: list[Msg], reserved: int) -> None:
+        """Handle each of `msgs` in its own task, holding one of the `reserved` slots (the rest are
+        freed). A delivery beyond them (to a pull request sent before a reconnect) runs if a slot is
+        free, else is handed back at once for a replica that has one."""
+        for msg in msgs:
+            if reserved == 0:
+                if self._slots.locked():
+                    self._spawn(quietly(msg.nak()))
+                    continue
+                await self._slots.acquire()  # does not block: a slot is free
+                reserved = 1
+            reserved -= 1
+            task = asyncio.create_task(self.handle(msg))
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+        self.release(reserved)
 
-    def spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Awaitable[None]) -> None:
         """A side task (a hand-back) that holds no slot; stop() waits for it too."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)

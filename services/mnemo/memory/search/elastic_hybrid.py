@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -82,15 +83,18 @@ class Request:
         """Candidates taken from each side: 50, or twice the end of the page when deeper."""
         return max(50, 2 * (self.offset + self.limit))
 
-    @property
+    @cached_property
     def terms(self) -> list[str]:
+        """The query's content terms (parsed once per search, read by every request it makes)."""
         return query_terms(self.query)
 
-    def text_query(self, boost: float | None = None) -> dict[str, Any]:
-        """The BM25 query under the filters: any content term of the query in any of `fields`."""
+    def text_query(self, boost: float | None = None, ids: list[str] | None = None) -> dict[str, Any]:
+        """The BM25 query under the filters (and among `ids` when given): any content term of the
+        query in any of `fields`."""
         match: dict[str, Any] = {"query": " ".join(self.terms), "fields": self.fields, "operator": "or",
                                  "type": "most_fields"}
-        body: dict[str, Any] = {"must": [{"multi_match": match}], "filter": self.filters}
+        filters = self.filters if ids is None else [*self.filters, {"ids": {"values": ids}}]
+        body: dict[str, Any] = {"must": [{"multi_match": match}], "filter": filters}
         if boost is not None:
             body["boost"] = boost
         return {"bool": body}
@@ -224,10 +228,8 @@ async def client_side(es: AsyncElasticsearch, req: Request) -> Found:
         if only_vec and not chosen:
             total += len(only_vec)
         elif only_vec:
-            text_query = req.text_query()
-            text_query["bool"]["filter"] = [*req.filters, {"ids": {"values": only_vec}}]
             both = await es.count(index=req.words_index, ignore_unavailable=True, allow_no_indices=True,
-                                  query=text_query)
+                                  query=req.text_query(ids=only_vec))
             total += len(only_vec) - int(both["count"])
     fused = ranking.fuse(word_hits, vec_hits, cosines, VECTOR_WEIGHT, alpha=req.meaning_weight)
     return [(sources[i], s) for i, s in fused[req.offset: req.offset + req.limit]], total
