@@ -122,6 +122,37 @@ async def test_embedded_shard_from_before_expiry_gets_the_column(tmp_path: Path)
     await again.close()
 
 
+
+async def test_embedded_shard_schema_is_applied_once_then_marked(tmp_path: Path) -> None:
+    """A shard (new from the template, or migrated) is marked with the schema's version, so that
+    opening it again runs no DDL; a shard marked otherwise is migrated again."""
+    import sqlite3
+
+    from mnemo.memory.search.shard import SCHEMA_VERSION
+
+    backend = EmbeddedBackend(tmp_path / "index", max_open_shards=1)
+    await backend.start()
+    for agent in ("a", "b"):  # the second evicts (closes) the first
+        await backend.insert_passages([PassageDoc(id=f"p-{agent}", tenant_id="t", agent_id=agent,
+                                                  text="a passage", created_at=T0)])
+    await backend.close()
+    path = backend._path("t", "a")
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        db.execute("DROP INDEX passages_source")
+        db.execute("PRAGMA user_version=1")  # as written by another version of the schema
+    db.close()
+    again = EmbeddedBackend(tmp_path / "index")
+    await again.start()
+    assert [h.doc.id for h in (await again.search_passages("t", "a")).hits] == ["p-a"]
+    await again.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    db.close()
+    assert "passages_source" in indexes  # the DDL ran again
+
+
 # -- Elasticsearch: ways of fusing words and meaning --------------------------------------------------
 
 KAYAKS = ["we rented two kayaks at the lake", "the kayak trip was cancelled by rain", "a canoe is not a kayak",

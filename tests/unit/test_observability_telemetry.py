@@ -81,3 +81,28 @@ def test_llm_span_follows_the_genai_conventions(span_exporter: InMemorySpanExpor
     assert span.attributes["gen_ai.request.model"] == "gpt-4o-mini"
     assert (span.attributes["gen_ai.usage.input_tokens"], span.attributes["gen_ai.usage.output_tokens"]) == (120, 30)
     assert tuple(span.attributes["gen_ai.response.finish_reasons"]) == ("tool_calls",)
+
+
+def test_without_a_provider_spans_cost_nothing_but_context_still_flows_downstream(
+        span_exporter: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that records no spans builds none, yet a caller's trace and the turn scope reach
+    the headers it sends on (as the API's no-op tracer would pass them)."""
+    with telemetry.span("caller", tracer="mnemo.gateway"):
+        caller = telemetry.inject()
+    caller_trace = caller["traceparent"].split("-")[1]
+    span_exporter.clear()
+    monkeypatch.setattr(telemetry, "_provider", None)
+
+    with telemetry.span("untraced", parent=caller, attributes={"mnemo.turn_id": "turn-1"}) as s:
+        s.set_attribute("ignored", 1)  # a non-recording span takes attributes and drops them
+        assert not s.is_recording()
+        downstream = telemetry.inject()
+        assert telemetry.current_trace_id() == caller_trace
+    assert downstream["traceparent"] == caller["traceparent"]  # the caller's span stays the parent
+    assert "mnemo.turn_id=turn-1" in downstream["baggage"]
+    with pytest.raises(ValueError):
+        with telemetry.span("fails"):
+            raise ValueError("still raised")
+    with telemetry.span("no parent") as s:
+        assert telemetry.inject() == {} and not s.get_span_context().is_valid
+    assert span_exporter.get_finished_spans() == ()
