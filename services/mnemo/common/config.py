@@ -112,6 +112,9 @@ class Settings(BaseSettings):
 
     # Logging
     log_level: str = "INFO"
+    gc_gen0_threshold: int = Field(
+        default=10_000, ge=0,
+        description="allocations between young garbage collections of a service process (0: Python's 700)")
     log_format: Literal["json", "text"] = "json"
 
     @property

@@ -7,6 +7,7 @@ process (the combined layout of `mnemo up`), started wave by wave and stopped in
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable, Sequence
@@ -28,6 +29,18 @@ class Service(Protocol):
 
 
 Factory = Callable[[Settings], Service]
+
+
+def settle_heap(gen0_threshold: int) -> None:
+    """Once the services are up: what start-up built (modules, schemas, clients) lives as long as the
+    process, so it leaves the collector's generations (`gc.freeze`): a full collection walked all of
+    it (~250,000 objects, a 150 ms pause of the event loop, twice in 50 agents x 10 turns at once)
+    and freed none of it. Young collections run every `gen0_threshold` allocations (Python's 700
+    made ~240 of them in those 500 turns, 100 ms in all; 10,000: a handful, ~20 ms)."""
+    gc.collect()
+    gc.freeze()
+    if gen0_threshold > 0:
+        gc.set_threshold(gen0_threshold, *gc.get_threshold()[1:])
 
 
 def run_service(name: str, factory: Factory, metrics_port: int | None = None) -> None:
@@ -67,6 +80,7 @@ def run_services(process_name: str, waves: Sequence[Sequence[tuple[str, Factory]
                 if observer is not None:
                     queues.append(observer)
                 log.info("%s started", name)
+        settle_heap(settings.gc_gen0_threshold)
         await stop.wait()
         log.info("%s stopping", process_name)
         for observer in queues:
