@@ -12,10 +12,11 @@ at once, allows only 80 calls/s at 200 ms).
 (a) Per replica count: --agents agents, each sending --turns turns one after another (the next when
     the last has ended, and not before its slot in an open-loop schedule of --rate turns/s over all
     agents). Sustained turns/s (turns ended per second from 10 % of the schedule to its end; the
-    whole run's rate, whose wall time ends one turn latency after the schedule, beside it), p50 / p95 / p99 turn latency, errors, the TURNS consumer's pending
-    and unacknowledged turns (max during the run), RSS and CPU ms per turn of every process, the
-    turns each orchestrator replica ran (its `mnemo_turns_total` on its own metrics port), and
-    whether every agent's recall holds its turns once each, in the order sent.
+    whole run's rate, whose wall time ends one turn latency after the schedule, beside it), p50 /
+    p95 / p99 turn latency, errors, the TURNS consumer's pending and unacknowledged turns (max
+    during the run), RSS and CPU ms per turn of every process, the turns each orchestrator replica
+    ran (its `mnemo_turns_total` on its own metrics port), and whether every agent's recall holds its
+    turns once each, in the order sent.
 (b) Idle RSS of the stack once --idle-agents agents exist (1 replica).
 (c) Turn latency for agents whose recall holds each of --recall-sizes messages, imported through
     the public bulk path `POST /v1/agents/{id}/recall` (10,000 messages a request), after the
