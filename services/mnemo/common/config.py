@@ -115,10 +115,12 @@ class Settings(BaseSettings):
 
     # Logging
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    # Process
     gc_gen0_threshold: int = Field(
         default=10_000, ge=0,
         description="allocations between young garbage collections of a service process (0: Python's 700)")
-    log_format: Literal["json", "text"] = "json"
 
     @property
     def home_dir(self) -> Path:
