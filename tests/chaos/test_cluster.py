@@ -4,7 +4,8 @@ with the same Idempotency-Key), one node SIGKILLed and brought back, then the Je
 
 After each fault: every turn a client saw done (or retried until done) is in its agent's history
 exactly once, none twice; no call lacks its return; recall catches up; throughput recovers. A table
-row per fault is printed (`-s` shows it) and written to $MNEMO_CHAOS_REPORT when set.
+row per fault is printed (`-s` shows it) and written to cluster-table.txt in the report folder
+($MNEMO_CHAOS_REPORT when set, as `make test-chaos` sets it).
 MNEMO_CHAOS_SIZE=full runs more agents and longer faults.
 """
 
@@ -14,7 +15,6 @@ import asyncio
 import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -32,6 +32,7 @@ from tests.chaos.cluster import (
     table,
     wait_for,
 )
+from tests.chaos.conftest import ChaosReport
 from tests.e2e.stack import Stack
 from tests.scripted_llm import ScriptedLLM
 
@@ -111,7 +112,8 @@ async def _fault(name: str, cluster: NatsCluster, stack: Stack, agents: list[str
                     cluster_back, recovered_s, caught_up, baseline, rate_after), result
 
 
-async def test_turns_survive_a_node_and_the_meta_leader_killed(cluster: NatsCluster, cluster_stack: Stack) -> None:
+async def test_turns_survive_a_node_and_the_meta_leader_killed(cluster: NatsCluster, cluster_stack: Stack,
+                                                                chaos_report: ChaosReport) -> None:
     async with httpx.AsyncClient(base_url=cluster_stack.base_url,
                                  headers={"Authorization": f"Bearer {cluster_stack.api_key}"}) as client:
         agents = [(await client.post("/v1/agents", json={"name": f"chaos-{i}"})).json()["id"] for i in range(AGENTS)]
@@ -129,9 +131,6 @@ async def test_turns_survive_a_node_and_the_meta_leader_killed(cluster: NatsClus
         assert result.duplicated == [], f"{name}: turns run twice {result.duplicated[:5]}"
         assert result.orphaned_calls == 0
         assert row.completed == row.sent, f"{name}: {row.sent - row.completed} turns never completed"
-    _record(rows)
+    # Beside the single-node table, in the report folder (MNEMO_CHAOS_REPORT, or the run's tmp folder).
+    (chaos_report.dir / "cluster-table.txt").write_text(table(rows) + "\n")
 
-
-def _record(rows: list[FaultRow]) -> None:
-    if report := os.environ.get("MNEMO_CHAOS_REPORT"):
-        Path(report).write_text(table(rows) + "\n")
