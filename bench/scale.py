@@ -65,10 +65,9 @@ def nats_url(stack: Stack) -> str:
 def metrics_base(count: int, stack: Stack) -> int:
     """A first port with `count` free ports after it (one /metrics port per process), clear of the
     ports the stack will take."""
-    taken = {p + i for p in stack.ports.values() for i in range(ORCHESTRATOR_PORTS)}
     while True:
         base = free_port_run(count)
-        if not taken & set(range(base, base + count)):
+        if stack.reserved_ports.isdisjoint(range(base, base + count)):
             return base
 
 

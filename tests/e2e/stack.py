@@ -17,6 +17,11 @@ from tests.helpers import ENV_BASE, free_port, free_port_run, venv_bin
 ORCHESTRATOR_PORTS = 8  # replicas a stack of the tests may run
 
 
+def _span(name: str, port: int) -> range:
+    """The ports a stack's `name` port stands for (the orchestrator's: one per replica)."""
+    return range(port, port + (ORCHESTRATOR_PORTS if name == "orchestrator" else 1))
+
+
 class Stack:
     """One `mnemo up` process tree. `start()` returns once /healthz answers and the key file exists."""
 
@@ -27,8 +32,7 @@ class Stack:
             # Orchestrator replicas 2..N take the ports after the first one: keep a run of them free.
             pick = (lambda: free_port_run(ORCHESTRATOR_PORTS)) if name == "orchestrator" else free_port
             port = pick()
-            while any(port <= p < port + ORCHESTRATOR_PORTS if n == "orchestrator" else p == port
-                      for n, p in self.ports.items()):  # two free ports in a row may be the same one
+            while not self.reserved_ports.isdisjoint(_span(name, port)):  # chosen ports are not bound yet
                 port = pick()
             self.ports[name] = port
         env = dict(ENV_BASE)
@@ -52,6 +56,11 @@ class Stack:
         self.proc: subprocess.Popen[bytes] | None = None
         self.startup_seconds = 0.0
         self.child_pids: list[int] = []
+
+    @property
+    def reserved_ports(self) -> set[int]:
+        """Every port the stack takes when it starts (each orchestrator replica's included)."""
+        return {p for name, port in self.ports.items() for p in _span(name, port)}
 
     @property
     def base_url(self) -> str:

@@ -12,6 +12,7 @@ from mnemo.common.grpcutil import client_channel
 from mnemo.llm_proxy.config import ProviderConfig, ProxyConfig
 from mnemo.v1 import llm_pb2_grpc
 from tests.fixtures_llm import llm_service, llm_stub, scripted_config, start_llm_service  # noqa: F401
+from tests.helpers import free_port
 from tests.integration.test_llm_chat import req
 
 
@@ -226,8 +227,6 @@ async def test_chat_sends_the_providers_key_and_maps_what_the_endpoint_answers(s
             assert "502" in err.value.details() and "bad gateway" in err.value.details()
     finally:
         await service.stop()
-
-    from tests.helpers import free_port
 
     nobody = await start_llm_service(f"http://127.0.0.1:{free_port()}/v1", nats_url, max_retries=0)
     try:

@@ -122,7 +122,6 @@ async def test_embedded_shard_from_before_expiry_gets_the_column(tmp_path: Path)
     await again.close()
 
 
-
 async def test_embedded_shard_schema_is_applied_once_then_marked(tmp_path: Path) -> None:
     """A shard (new from the template, or migrated) is marked with the schema's version, so that
     opening it again runs no DDL; a shard marked otherwise is migrated again."""
