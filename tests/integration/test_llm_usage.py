@@ -3,12 +3,10 @@ survive a restart of the proxy, and chats served when NATS is unreachable."""
 
 from __future__ import annotations
 
-import json
-
 import grpc
 import pytest
 
-from mnemo.common import subjects
+from mnemo.common import subjects, usage_wire
 from mnemo.common.grpcutil import client_channel
 from mnemo.v1 import llm_pb2, llm_pb2_grpc
 from tests.fixtures_llm import start_llm_service
@@ -30,7 +28,7 @@ async def test_usage_published_and_totals_survive_restart(scripted_llm, nats_url
     seen: list[dict] = []
 
     async def on_msg(msg) -> None:  # type: ignore[no-untyped-def]
-        seen.append(json.loads(msg.data))
+        seen.extend(usage_wire.decode(msg.data))
 
     sub = await nc.subscribe(subjects.usage_subject(tenant, "a1"), cb=on_msg)
     await nc.flush()   # the server has our interest before the proxy publishes

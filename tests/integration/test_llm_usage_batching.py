@@ -1,10 +1,13 @@
 """Usage records are published in batches without waiting for each ack: a burst loses nothing and is
-counted once, and stop() publishes what is still buffered."""
+counted once, the records of a short window share one message per agent, messages written one record
+at a time (before batching) are still counted, and stop() publishes what is still buffered."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
+from mnemo.common import subjects, usage_wire
 from mnemo.common.ids import new_id
 from mnemo.llm_proxy.usage import UsageMeter, UsageRecord
 from tests.helpers import eventually
@@ -36,19 +39,63 @@ async def test_a_burst_of_records_is_published_exactly_once(nats_url, nc) -> Non
     finally:
         await meter.stop()
 
-    # The stream holds each record once.
+    # The stream holds each record once, in far fewer messages than records.
+    messages = await _stream_messages(nc, f"mnemo.usage.{tenant}.>")
+    records = [r for m in messages for r in usage_wire.decode(m)]
+    assert sorted(r["prompt_tokens"] for r in records) == [10 + i for i in range(300)]
+    assert len(messages) < 30
+
+
+async def _stream_messages(nc, subject: str) -> list[bytes]:  # type: ignore[no-untyped-def]
+    """The payloads of the USAGE stream's messages on `subject`, oldest first."""
     js = nc.jetstream()
-    sub = await js.subscribe(f"mnemo.usage.{tenant}.>", ordered_consumer=True)
-    got = 0
+    info = await js.stream_info(subjects.USAGE_STREAM, subjects_filter=subject)
+    stored = sum((info.state.subjects or {}).values())
+    sub = await js.subscribe(subject, ordered_consumer=True)
     try:
-        while True:
-            await sub.next_msg(timeout=1)
-            got += 1
-    except Exception:
-        pass
+        return [(await sub.next_msg(timeout=5)).data for _ in range(stored)]
     finally:
         await sub.unsubscribe()
-    assert got == 300
+
+
+async def test_a_window_of_records_is_one_message_per_agent(nats_url, nc) -> None:
+    tenant = new_id("ten").replace("-", "_")
+    meter = UsageMeter(nats_url)
+    await meter.start()
+    try:
+        await eventually(lambda: meter.sub is not None, message="usage meter connected")
+        for i in range(6):
+            meter.record(_rec(tenant, "a1" if i % 2 else "a2", i))
+        await meter.flush()
+    finally:
+        await meter.stop()
+    a1 = await _stream_messages(nc, subjects.usage_subject(tenant, "a1"))
+    a2 = await _stream_messages(nc, subjects.usage_subject(tenant, "a2"))
+    assert [[r["prompt_tokens"] for r in usage_wire.decode(m)] for m in a1] == [[11, 13, 15]]
+    assert [[r["prompt_tokens"] for r in usage_wire.decode(m)] for m in a2] == [[10, 12, 14]]
+    assert {r["agent"] for r in usage_wire.decode(a1[0])} == {"a1"}
+
+
+async def test_records_written_one_per_message_are_still_counted(nats_url, nc) -> None:
+    """A stream written before batching holds one JSON object per message: totals read both forms."""
+    tenant = new_id("ten").replace("-", "_")
+    js = nc.jetstream()
+    meter = UsageMeter(nats_url)
+    await meter.start()
+    try:
+        await eventually(lambda: meter.sub is not None, message="usage meter connected")
+        old = {"tenant": tenant, "agent": "a3", "model": "gpt-4o-mini", "prompt_tokens": 40, "completion_tokens": 2}
+        await js.publish(subjects.usage_subject(tenant, "a3"), json.dumps(old).encode())
+        await js.publish(subjects.usage_subject(tenant, "a3"), usage_wire.encode([{**old, "prompt_tokens": 2}]))
+        await js.publish(subjects.usage_subject(tenant, "a3"), b"not json")
+
+        def counted() -> bool:
+            rows = meter.query(tenant)
+            return len(rows) == 1 and rows[0][3].calls == 2
+        await eventually(counted, message="both records counted, the bad message skipped")
+        assert meter.query(tenant)[0][3].prompt_tokens == 42
+    finally:
+        await meter.stop()
 
 
 async def test_stop_publishes_what_is_buffered(nats_url) -> None:

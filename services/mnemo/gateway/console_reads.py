@@ -3,7 +3,6 @@ EVENTS and its usage records on USAGE, tenant-scoped; turned into read models by
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -12,7 +11,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from mnemo.common import ids, subjects
+from mnemo.common import ids, subjects, usage_wire
 from mnemo.common.natsutil import quietly
 from mnemo.gateway import console
 from mnemo.gateway.core import Core
@@ -113,7 +112,8 @@ class ConsoleReads:
             return
         if last.data:
             try:
-                if ids.parse_time(json.loads(last.data).get("ts", "")) < window.since:
+                newest = usage_wire.decode(last.data)
+                if newest and ids.parse_time(newest[-1].get("ts", "")) < window.since:
                     return  # nothing in the period: no consumer needed
             except (ValueError, TypeError, AttributeError):
                 pass
@@ -127,10 +127,10 @@ class ConsoleReads:
                 except TimeoutError:
                     return
                 try:
-                    record = json.loads(msg.data)
+                    records = usage_wire.decode(msg.data)
                 except ValueError:
-                    record = None
-                if isinstance(record, dict):
+                    records = []
+                for record in records:
                     yield record
                 if msg.metadata.sequence.stream >= (last.seq or 0) or msg.metadata.num_pending == 0:
                     return

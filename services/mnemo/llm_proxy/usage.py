@@ -1,19 +1,20 @@
-"""Usage metering: one JSON record per model call on `mnemo.usage.<tenant>.<agent>` (stream USAGE),
-and totals per tenant / agent / model aggregated from a consumer of that stream (so they survive
-restarts of the proxy). Best effort: without NATS, calls are still served and the loss is logged."""
+"""Usage metering: one JSON record per model call, published on `mnemo.usage.<tenant>.<agent>`
+(stream USAGE) in batches (`common.usage_wire`: the records of up to LINGER seconds, one message per
+tenant and agent), and totals per tenant / agent / model aggregated from a consumer of that stream (so
+they survive restarts of the proxy). Best effort: without NATS, calls are still served and the loss is
+logged; a process killed outright loses the records of its last LINGER seconds."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from mnemo.common import ids, natsutil, subjects, telemetry
+from mnemo.common import ids, natsutil, subjects, telemetry, usage_wire
 from mnemo.common.natsutil import STREAMS, ensure_stream, replicated_stream
 from mnemo.common.retry import Backoff, retry_forever
 
@@ -43,6 +44,11 @@ class Totals:
 
 
 ACK_TIMEOUT = 5.0
+# A record waits up to LINGER seconds to share its message with the records after it: one message
+# (published, acknowledged, read back by every proxy's totals) per agent and window, instead of
+# four NATS messages per model call.
+LINGER = 0.25
+MAX_RECORDS = 500  # records in one message (~250 bytes each, well under NATS's default 1 MB payload)
 CONNECT_BACKOFF = Backoff(base=0.5, cap=10.0)   # NATS unreachable at start-up: retried until it is
 
 
@@ -50,8 +56,23 @@ def _subject(rec: UsageRecord) -> str:
     return subjects.usage_subject(rec.tenant or "_", rec.agent)
 
 
-def _payload(rec: UsageRecord) -> bytes:
-    return json.dumps(asdict(rec)).encode()
+Pending = tuple[UsageRecord, dict[str, str]]  # a record and the trace headers captured with it
+
+
+def messages_of(batch: list[Pending], max_records: int = MAX_RECORDS) -> list[tuple[str, bytes, dict[str, str]]]:
+    """(subject, payload, headers) of the messages carrying `batch`: its records grouped by subject in
+    arrival order, at most `max_records` a message, each message with the trace headers of its first
+    record and a Nats-Msg-Id of its own (so that the one retry of an unacknowledged message is safe)."""
+    groups: dict[str, list[Pending]] = {}
+    for pending in batch:
+        groups.setdefault(_subject(pending[0]), []).append(pending)
+    out = []
+    for subject, group in groups.items():
+        for i in range(0, len(group), max_records):
+            chunk = group[i:i + max_records]
+            headers = {**chunk[0][1], "Nats-Msg-Id": ids.new_id("usage")}
+            out.append((subject, usage_wire.encode([asdict(rec) for rec, _ in chunk]), headers))
+    return out
 
 
 class UsageMeter:
@@ -70,8 +91,9 @@ class UsageMeter:
         self.sub: Any = None
         self.totals: dict[tuple[str, str, str], Totals] = defaultdict(Totals)
         # Records waiting for the flusher: (record, trace headers captured at record time).
-        self._buffer: list[tuple[UsageRecord, dict[str, str]]] = []
+        self._buffer: list[Pending] = []
         self._wake = asyncio.Event()
+        self._now = asyncio.Event()  # flush(): publish without waiting out the linger
         self._idle = asyncio.Event()
         self._idle.set()
         self._subscribed = asyncio.Event()  # set once totals are being rebuilt from the stream
@@ -127,25 +149,31 @@ class UsageMeter:
 
     async def _on_record(self, msg: Any) -> None:
         try:
-            rec = json.loads(msg.data)
+            records = usage_wire.decode(msg.data)
+        except ValueError as exc:
+            log.warning("usage metering: bad message skipped: %s", exc)
+            return
+        for rec in records:
+            try:
+                prompt, completion = int(rec.get("prompt_tokens", 0)), int(rec.get("completion_tokens", 0))
+            except (ValueError, TypeError) as exc:
+                log.warning("usage metering: bad record skipped: %s", exc)
+                continue
             t = self.totals[(rec.get("tenant", ""), rec.get("agent", ""), rec.get("model", ""))]
-            t.prompt_tokens += int(rec.get("prompt_tokens", 0))
-            t.completion_tokens += int(rec.get("completion_tokens", 0))
+            t.prompt_tokens += prompt
+            t.completion_tokens += completion
             t.calls += 1
-        except (ValueError, TypeError) as exc:
-            log.warning("usage metering: bad record skipped: %s", exc)
 
     def record(self, rec: UsageRecord) -> None:
-        """Publish without making the caller wait: records are batched by a background flusher that
-        publishes them without waiting for each ack (publish_async), then checks every ack."""
+        """Publish without making the caller wait: a background flusher gathers the records of LINGER
+        seconds, publishes one message per tenant and agent without waiting for each ack
+        (publish_async), then checks every ack."""
         rec.ts = rec.ts or ids.now_iso()
         if self.js is None:
             log.warning("usage metering: NATS not connected; record lost: tenant=%s model=%s tokens=%d/%d",
                         rec.tenant, rec.model, rec.prompt_tokens, rec.completion_tokens)
             return
-        # A Nats-Msg-Id makes the one retry of an unacknowledged record safe (the stream dedupes it).
-        headers = {**telemetry.inject(), "Nats-Msg-Id": ids.new_id("usage")}
-        self._buffer.append((rec, headers))
+        self._buffer.append((rec, telemetry.inject()))
         self._idle.clear()
         self._wake.set()
         if self._flusher is None or self._flusher.done():
@@ -155,39 +183,45 @@ class UsageMeter:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if not self._now.is_set():  # let the records of the next LINGER seconds join this one
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._now.wait(), LINGER)
+            self._now.clear()
             while self._buffer:
                 batch, self._buffer = self._buffer, []
                 await self._publish_batch(batch)
             self._idle.set()
 
-    async def _publish_batch(self, batch: list[tuple[UsageRecord, dict[str, str]]],
-                             ack_timeout: float = ACK_TIMEOUT) -> None:
-        sent: list[tuple[UsageRecord, dict[str, str], asyncio.Future[Any]]] = []
-        failed: list[tuple[UsageRecord, dict[str, str]]] = []
-        for rec, headers in batch:
+    async def _publish_batch(self, batch: list[Pending], ack_timeout: float = ACK_TIMEOUT) -> None:
+        messages = messages_of(batch)
+        sent: list[tuple[str, bytes, dict[str, str], asyncio.Future[Any]]] = []
+        failed: list[tuple[str, bytes, dict[str, str]]] = []
+        for subject, payload, headers in messages:
             try:
-                fut = await self.js.publish_async(_subject(rec), _payload(rec), wait_stall=ack_timeout,
-                                                  headers=headers)
-                sent.append((rec, headers, fut))
+                fut = await self.js.publish_async(subject, payload, wait_stall=ack_timeout, headers=headers)
+                sent.append((subject, payload, headers, fut))
             except Exception:
-                failed.append((rec, headers))
+                failed.append((subject, payload, headers))
         if sent:
-            await asyncio.wait([f for _, _, f in sent], timeout=ack_timeout)
-        for rec, headers, fut in sent:
+            await asyncio.wait([f for *_, f in sent], timeout=ack_timeout)
+        for subject, payload, headers, fut in sent:
             if not fut.done():
                 fut.cancel()   # frees its slot in the client's pending-publish window
-                failed.append((rec, headers))
+                failed.append((subject, payload, headers))
             elif fut.cancelled() or fut.exception() is not None:
-                failed.append((rec, headers))
-        for rec, headers in failed:   # one blocking retry each, same Nats-Msg-Id
+                failed.append((subject, payload, headers))
+        for subject, payload, headers in failed:   # one blocking retry each, same Nats-Msg-Id
             try:
-                await self.js.publish(_subject(rec), _payload(rec), headers=headers, timeout=ack_timeout)
+                await self.js.publish(subject, payload, headers=headers, timeout=ack_timeout)
             except Exception as exc:
-                log.warning("usage metering: publish failed (%s); record lost: tenant=%s model=%s",
-                            exc, rec.tenant, rec.model)
+                log.warning("usage metering: publish failed (%s); %d records lost on %s",
+                            exc, len(usage_wire.decode(payload)), subject)
 
     async def flush(self, timeout: float = 10.0) -> None:
-        """Wait until every record given so far has been published (or given up on)."""
+        """Wait until every record given so far has been published (or given up on), without waiting
+        out the linger."""
+        if not self._idle.is_set():
+            self._now.set()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout)
 
