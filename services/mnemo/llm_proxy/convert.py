@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import orjson
 
+from mnemo.common.growing_field import GrowingFieldMemo
 from mnemo.llm_proxy import errors
 from mnemo.llm_proxy.providers.base import ChatCall
 from mnemo.v1 import llm_pb2
 
 ROLES = {"system", "user", "assistant", "tool", "function", "developer"}
+MESSAGES_FIELD = llm_pb2.ChatRequest.DESCRIPTOR.fields_by_name["messages"].number
+_DICT, _JSON = itemgetter(0), itemgetter(1)
 
 
 def message_dict(m: llm_pb2.ChatMessage) -> dict[str, Any]:
@@ -43,14 +47,31 @@ class MessageDicts:
     and encoded again at every step (the proxy's largest cost on long queues). The key is the
     message's serialized form, so an edited message is a new entry. Entries are shared between
     calls: treat the dicts as read-only. Least recently used entries go first when the cache is full.
+    The messages after the first (the system message, new at every step) are also kept per agent and
+    purpose (`of_request`), so that a step looks up only the messages added since the agent's last one.
     """
 
-    def __init__(self, size: int = 50_000) -> None:
+    def __init__(self, size: int = 50_000, request_items: int = 50_000) -> None:
         self._encoded = lru_cache(maxsize=size)(_encoded)
+        self._requests: GrowingFieldMemo[llm_pb2.ChatMessage, tuple[dict[str, Any], bytes]] = GrowingFieldMemo(
+            MESSAGES_FIELD, skip=1, max_items=request_items)
 
     def get(self, m: llm_pb2.ChatMessage) -> tuple[dict[str, Any], bytes]:
         """(the message's dict, that dict as compact JSON)."""
         return self._encoded(m.SerializeToString())
+
+    def of_request(self, req: llm_pb2.ChatRequest) -> list[tuple[dict[str, Any], bytes]]:
+        """`get` of each of the request's messages, in order."""
+        if not req.agent_id or len(req.messages) < 2:
+            return [self.get(m) for m in req.messages]
+        rest = self._requests.renders((req.tenant_id, req.agent_id, req.purpose), req.SerializeToString(),
+                                      req.messages, self.get)
+        return [self.get(req.messages[0]), *rest]
+
+    @property
+    def reused(self) -> int:
+        """Messages taken from an agent's last request rather than looked up (figures, tests)."""
+        return self._requests.reused
 
 
 _dicts = MessageDicts()
@@ -85,8 +106,8 @@ def chat_call(req: llm_pb2.ChatRequest) -> ChatCall:
         raise errors.InvalidRequest("max_tokens must not be negative")
     if req.prompt_tokens < 0:
         raise errors.InvalidRequest("prompt_tokens must not be negative")
-    entries = [_dicts.get(m) for m in req.messages]
-    return ChatCall(model=req.model, messages=[d for d, _ in entries], messages_json=[j for _, j in entries],
+    entries = _dicts.of_request(req)
+    return ChatCall(model=req.model, messages=list(map(_DICT, entries)), messages_json=list(map(_JSON, entries)),
                     tools=[tool_dict(t) for t in req.tools], tool_choice=req.tool_choice or "auto",
                     max_tokens=req.max_tokens or None,
                     temperature=req.temperature or None, prompt_tokens=req.prompt_tokens)

@@ -3,16 +3,20 @@ then the message queue, converted to chat messages and counted part by part."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
+from mnemo.common.growing_field import GrowingFieldMemo
 from mnemo.orchestrator import packing
 from mnemo.orchestrator.tokens import SECTION_SLACK, TokenCounter
 from mnemo.orchestrator.tools import BUILTIN_ONLY, ToolSet
 from mnemo.v1 import common_pb2, llm_pb2
 
 DEFAULT_BLOCK_LIMIT = 2000
+_STORED_TOKENS = attrgetter("tokens")
 
 
 def metadata_section(state: common_pb2.AgentState, now_iso: str) -> str:
@@ -89,6 +93,9 @@ def _wire_entry(wire: bytes) -> bytes:
     return llm_pb2.ChatRequest(messages=[to_chat_message(chat_dict(m), m)]).SerializeToString()
 
 
+QUEUE_FIELD = common_pb2.AgentState.DESCRIPTOR.fields_by_name["queue"].number
+
+
 class RenderCache:
     """Queue messages rendered for the model, kept as wire bytes by the message's own wire bytes.
 
@@ -96,14 +103,26 @@ class RenderCache:
     wire), so a queue message is packed and encoded once, not at every step, and a step's request is
     parsed from the joined entries in one call instead of copying every message object. Keyed by the
     whole message, so an edited message (a rewritten reply) is rendered again. Least recently used
-    entries go first when the cache is full.
+    entries go first when the cache is full. An agent's whole queue is also kept per agent
+    (`queue_entries`), so that a step looks up only the messages added since the agent's last step.
     """
 
-    def __init__(self, size: int = 100_000) -> None:
+    def __init__(self, size: int = 100_000, queue_items: int = 50_000) -> None:
         self._entry = lru_cache(maxsize=size)(_wire_entry)
+        self._queues: GrowingFieldMemo[common_pb2.Message, bytes] = GrowingFieldMemo(QUEUE_FIELD, max_items=queue_items)
 
     def entry(self, m: common_pb2.Message) -> bytes:
         return self._entry(m.SerializeToString())
+
+    def queue_entries(self, state: common_pb2.AgentState) -> list[bytes]:
+        """The entry of each message of `state.queue`, in order."""
+        key = (state.config.tenant_id, state.config.id)
+        return self._queues.renders(key, state.SerializeToString(), state.queue, self.entry)
+
+    @property
+    def reused(self) -> int:
+        """Queue entries taken from an agent's last step rather than looked up (figures, tests)."""
+        return self._queues.reused
 
 
 @dataclass
@@ -128,11 +147,15 @@ class Assembled:
         return (self.base_tokens + self.system_tokens + self.tools_tokens
                 + sum(self.queue_tokens) + sum(self.input_tokens))
 
-    def chat_request(self, cache: RenderCache, **fields: Any) -> llm_pb2.ChatRequest:
-        """The step's ChatRequest: the system message, then the queue and the step's inputs."""
+    def chat_request(self, cache: RenderCache, queue_entries: Sequence[bytes] | None = None,
+                     **fields: Any) -> llm_pb2.ChatRequest:
+        """The step's ChatRequest: the system message, then the queue and the step's inputs.
+        `queue_entries`: the queue's entries when the caller has them (`RenderCache.queue_entries`)."""
         req = llm_pb2.ChatRequest(messages=[llm_pb2.ChatMessage(role="system", content=self.system_text)],
                                   **fields)
-        req.MergeFromString(b"".join([cache.entry(m) for m in (*self.queue, *self.inputs)]))
+        if queue_entries is None or len(queue_entries) != len(self.queue):
+            queue_entries = [cache.entry(m) for m in self.queue]
+        req.MergeFromString(b"".join([*queue_entries, *(cache.entry(m) for m in self.inputs)]))
         return req
 
     def openai_messages(self) -> list[dict[str, Any]]:
@@ -153,6 +176,14 @@ class ContextAssembler:
         m.tokens = n
         return n
 
+    def messages_tokens(self, model: str, messages: Sequence[common_pb2.Message]) -> list[int]:
+        """`message_tokens` of each message; the stored counts are read without a Python-level loop
+        (a long queue is read at every step), and only the messages without one are counted."""
+        counts = list(map(_STORED_TOKENS, messages))
+        if counts and min(counts) <= 0:
+            counts = [n if n > 0 else self.message_tokens(model, m) for n, m in zip(counts, messages, strict=True)]
+        return counts
+
     def assemble(self, model: str, preset: str, state: common_pb2.AgentState,
                  blocks: list[common_pb2.MemoryBlock], summary: str, queue: list[common_pb2.Message],
                  inputs: list[common_pb2.Message], now_iso: str, tools: ToolSet = BUILTIN_ONLY) -> Assembled:
@@ -169,8 +200,8 @@ class ContextAssembler:
             system_parts=(framing, preset_t, meta_t, core_t, summary_t),
             tools_tokens=self.counter.tools(model, tools.openai_tools, tools.key),
             queue=queue,
-            queue_tokens=[self.message_tokens(model, m) for m in queue],
+            queue_tokens=self.messages_tokens(model, queue),
             inputs=inputs,
-            input_tokens=[self.message_tokens(model, m) for m in inputs],
+            input_tokens=self.messages_tokens(model, inputs),
             base_tokens=self.counter.base(model),
         )

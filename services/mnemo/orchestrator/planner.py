@@ -287,8 +287,10 @@ class StepPlanner:
         asm = self.assembled
         t = self.totals
         t.context_tokens, t.context_window, t.model = asm.prompt_tokens, self.window, self.model
+        # self.queue is the state's queue less the messages evicted from its front during this step.
+        entries = self.render_cache.queue_entries(self.state)[len(self.evicted_ids):]
         request = asm.chat_request(
-            self.render_cache, model=self.model, tools=self.tools.llm_tools,
+            self.render_cache, entries, model=self.model, tools=self.tools.llm_tools,
             tool_choice=self.tools.tool_choice(first_call=not self.progress.called_tools),
             max_tokens=self.limits.reserved_completion_tokens, purpose="agent",
             prompt_tokens=asm.prompt_tokens if self.assembler.counter.same_as_proxy else 0, **self.meta)
