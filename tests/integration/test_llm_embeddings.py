@@ -127,3 +127,54 @@ def test_token_counts_of_texts_of_different_lengths_count_no_padding() -> None:
     short, long = "hi", "a medium sized sentence about nothing much at all"
     assert model.count_tokens([short, long]) == model.count_tokens([short]) + model.count_tokens([long])
     assert model.count_tokens([short]) < model.count_tokens([long])
+
+
+def test_the_derived_model_runs_each_attention_and_gelu_as_one_operator() -> None:
+    import collections
+
+    import onnx
+    import onnxruntime
+
+    embedding_model.runtime_model("int8")
+    ops = collections.Counter(n.op_type for n in onnx.load(
+        str(embedding_model.derived_path(onnxruntime.__version__))).graph.node)
+    assert ops["MultiHeadAttention"] == 6 and ops["Gelu"] == 6
+    assert ops["Softmax"] == ops["Erf"] == ops["Transpose"] == 0
+
+
+def test_a_rewritten_graph_whose_vectors_differ_is_not_kept(tmp_path, monkeypatch) -> None:
+    """If the fused graph's vectors are not the unfused graph's, the unfused copy is what is derived."""
+    import collections
+
+    import onnx
+
+    from mnemo.llm_proxy import embedding_graph
+
+    real_fuse = embedding_graph.fuse
+
+    def wrong_fuse(model):  # type: ignore[no-untyped-def]
+        fused = real_fuse(model)
+        for node in model.graph.node:
+            if node.op_type == "MultiHeadAttention":
+                node.attribute[0].i = 6   # num_heads: a loadable graph with other vectors
+        return fused
+
+    monkeypatch.setattr(embedding_graph, "fuse", wrong_fuse)
+    target = tmp_path / "model.onnx"
+    embedding_model.derive(embedding_model.checked_source(), target)
+    ops = collections.Counter(n.op_type for n in onnx.load(str(target)).graph.node)
+    assert ops["MultiHeadAttention"] == 0 and ops["MatMulInteger"] == 36
+    assert (tmp_path / "model.onnx.sha256").read_text().strip() == embedding_model.sha256_of(target)
+
+
+def test_fusing_a_fused_graph_changes_nothing() -> None:
+    import onnx
+    import onnxruntime
+
+    from mnemo.llm_proxy import embedding_graph
+
+    embedding_model.runtime_model("int8")
+    model = onnx.load(str(embedding_model.derived_path(onnxruntime.__version__)))
+    before = model.SerializeToString()
+    assert embedding_graph.fuse(model) == (0, 0)
+    assert model.SerializeToString() == before

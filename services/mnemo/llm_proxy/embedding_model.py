@@ -5,8 +5,10 @@ The shipped file stores its weights as int8 but multiplies in float32 (each weig
 small on disk, no faster than float32. `int8` precision runs a dynamically quantized copy instead
 (weights int8 per output channel, activations quantized per call: `MatMulInteger`, which uses the
 CPU's int8 dot-product instructions), about 2.5 to 3 times less CPU per token, with vectors within
-cosine 0.99 of the shipped model's. The copy is derived once per machine, in a child process (the
-`onnx` package it needs never loads into a service), and cached under the cache directory.
+cosine 0.99 of the shipped model's; its attentions and GELUs are then fused into single operators
+(`embedding_graph`), kept only if its vectors match the unfused copy's. The copy is derived once per
+machine, in a child process (the `onnx` package it needs never loads into a service), and cached under
+the cache directory.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
 Precision = Literal["int8", "shipped"]
 SOURCE_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 DERIVE_TIMEOUT = 600.0
+DERIVATION = "fused1"     # what `derive` does; a new value derives the copy again
+FUSED_MIN_COSINE = 0.9999  # the fused copy's vectors against the unfused copy's, or it is not kept
 
 
 def _package_dir(name: str) -> Path:
@@ -64,7 +68,8 @@ def cache_dir() -> Path:
 
 def derived_path(runtime_version: str) -> Path:
     """Where the int8 copy of the checked source lives (it depends on the source and the runtime)."""
-    return cache_dir() / "models" / f"all-minilm-l6-v2.{SOURCE_SHA256[:16]}.ort{runtime_version}.qint8.onnx"
+    return (cache_dir() / "models"
+            / f"all-minilm-l6-v2.{SOURCE_SHA256[:16]}.ort{runtime_version}.qint8.{DERIVATION}.onnx")
 
 
 def checked_source() -> Path:
@@ -108,11 +113,15 @@ def _derive_in_child(source: Path, target: Path, sidecar: Path) -> None:
 def derive(source: Path, target: Path) -> None:
     """Write the dynamically quantized copy of `source` to `target` (atomically, with its sha256 beside).
 
-    Two steps: onnxruntime's basic graph optimizations fold the shipped model's cast-back of its int8
-    weights into float32 constants, then `quantize_dynamic` quantizes every MatMul per channel.
+    Three steps: onnxruntime's basic graph optimizations fold the shipped model's cast-back of its int8
+    weights into float32 constants, `quantize_dynamic` quantizes every MatMul per channel, and
+    `embedding_graph.fuse` fuses attentions and GELUs (kept when `_same_vectors`).
     """
+    import onnx
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from mnemo.llm_proxy.embedding_graph import fuse
 
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         folded = Path(tmp) / "folded.onnx"
@@ -123,12 +132,61 @@ def derive(source: Path, target: Path) -> None:
         ort.InferenceSession(str(source), sess_options=opts, providers=["CPUExecutionProvider"])
         quantized = Path(tmp) / "quantized.onnx"
         quantize_dynamic(str(folded), str(quantized), weight_type=QuantType.QInt8, per_channel=True)
-        digest = sha256_of(quantized)
+        chosen = quantized
+        model = onnx.load(str(quantized))
+        if any(fuse(model)):
+            fused = Path(tmp) / "fused.onnx"
+            onnx.save(model, str(fused))
+            if _same_vectors(quantized, fused):
+                chosen = fused
+            else:
+                log.warning("fused embedding model differs from the unfused one: keeping the unfused one")
+        digest = sha256_of(chosen)
         sidecar = target.with_name(target.name + ".sha256")
         sidecar_tmp = Path(tmp) / "sha256"
         sidecar_tmp.write_text(digest + "\n")
         os.replace(sidecar_tmp, sidecar)
-        os.replace(quantized, target)
+        os.replace(chosen, target)
+
+
+CHECK_TEXTS = ("hi", "sequential message 17: hello, how are you?",
+               "The quick brown fox jumps over the lazy dog near the riverbank while the sun sets slowly.",
+               'Stub reply 1a2b3c4d to: {"type": "user_message", "message": "what did I say about Rufus?"}')
+
+
+def _same_vectors(reference: Path, candidate: Path) -> bool:
+    """Whether both models give the same mean-pooled vectors (a padded batch of CHECK_TEXTS)."""
+    import numpy as np
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tokenizer_file()))
+    tok.no_padding()
+    token_ids = [e.ids for e in tok.encode_batch(list(CHECK_TEXTS))]
+    ids = np.zeros((len(token_ids), max(map(len, token_ids))), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, tokens in enumerate(token_ids):
+        ids[row, :len(tokens)] = tokens
+        mask[row, :len(tokens)] = 1
+
+    def vectors(path: Path) -> Any:
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in {i.name for i in session.get_inputs()}:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = session.run(None, feeds)[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / weights.sum(axis=1)
+        return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+
+    try:
+        cosines = (vectors(reference) * vectors(candidate)).sum(axis=1)
+    except Exception as exc:  # onnxruntime refused the rewritten graph
+        log.warning("fused embedding model not loadable: %s", exc)
+        return False
+    return bool(cosines.min() >= FUSED_MIN_COSINE)
 
 
 if __name__ == "__main__":  # python -m mnemo.llm_proxy.embedding_model SOURCE TARGET
