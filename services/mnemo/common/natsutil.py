@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import replace
@@ -11,6 +12,7 @@ from typing import ClassVar
 
 import nats
 from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError
 from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
@@ -19,7 +21,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NoKeysError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NoKeysError, NotFoundError, ServiceUnavailableError
 from nats.js.kv import KeyValue
 
 from mnemo.common import subjects
@@ -176,6 +178,25 @@ class SharedConnection:
             if self._by_url.get(self._url) is self:
                 del self._by_url[self._url]
             await end()  # type: ignore[operator]
+
+
+async def first_sequence(js: JetStreamContext, stream: str, subject: str, timeout: float = 5.0) -> int | None:
+    """Stream sequence of the oldest message on `subject` in `stream` (None when there is none).
+
+    `js.get_msg(..., next=True)` with only the sequence read: the message itself is not decoded (its
+    headers go through the email parser, a tenth of a millisecond on every turn's order check)."""
+    request = json.dumps({"seq": 1, "next_by_subj": subject}).encode()
+    try:
+        reply = await js._nc.request(f"{js._prefix}.STREAM.MSG.GET.{stream}", request, timeout=timeout)
+    except NoRespondersError:
+        raise ServiceUnavailableError from None
+    answer = json.loads(reply.data)
+    if "error" in answer:
+        try:
+            APIError.from_error(answer["error"])
+        except NotFoundError:
+            return None
+    return int(answer["message"]["seq"])
 
 
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:

@@ -16,12 +16,12 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NoStreamResponseError, NotFoundError
+from nats.js.errors import NoStreamResponseError
 from opentelemetry.trace import Status, StatusCode
 
 from mnemo.common import metrics, subjects, telemetry
 from mnemo.common.errors import MnemoError
-from mnemo.common.natsutil import ensure_jetstream, quietly
+from mnemo.common.natsutil import ensure_jetstream, first_sequence, quietly
 from mnemo.common.telemetry import span
 from mnemo.orchestrator.leases import Lease, LeaseManager
 from mnemo.orchestrator.pauses import TurnWaits
@@ -256,11 +256,7 @@ class TurnConsumer:
 
     async def _first_pending(self, subject: str) -> int | None:
         """Stream sequence of the oldest turn still queued for this agent."""
-        try:
-            first = await self.js.get_msg(subjects.TURNS_STREAM, seq=1, subject=subject, next=True)
-        except NotFoundError:
-            return None
-        return first.seq
+        return await first_sequence(self.js, subjects.TURNS_STREAM, subject)
 
     async def _hand_back(self, msg: Msg, lease: Lease) -> None:
         await asyncio.gather(msg.nak(), self.leases.release(lease), return_exceptions=True)
