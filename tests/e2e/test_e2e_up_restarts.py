@@ -110,18 +110,22 @@ async def test_a_killed_service_comes_back_and_turns_still_work(tmp_path: Path, 
     assert code == 1 and "not running" in out
 
 
+@pytest.mark.parametrize("layout", ["auto", "combined"])
 async def test_two_orchestrator_replicas(tmp_path: Path, scripted_llm_server: ScriptedLLM,
-                                         scripted_llm: ScriptedLLM) -> None:
+                                         scripted_llm: ScriptedLLM, layout: str) -> None:
     stack = Stack(tmp_path / "home", llm_base_url=scripted_llm_server.base_url)
     stack.ports["orchestrator"] = port_pair()
     stack.env["MNEMO_ORCHESTRATOR_PORT"] = str(stack.ports["orchestrator"])
-    start_up(stack, "--orchestrators", "2")
+    start_up(stack, "--orchestrators", "2", *(["--layout", layout] if layout != "auto" else []))
     try:
         code, rows, out = status(stack)
         assert code == 0, out
-        # The combined layout: gateway, memory and llm-proxy in one process, each replica in its own.
-        assert set(rows) == {"nats", "services", "orchestrator-1", "orchestrator-2"}, out
-        assert psutil.Process(int(rows["services"][0])).cmdline()[-2:] == ["mnemo.cli.combined", "--no-orchestrator"]
+        if layout == "auto":  # the default with more than one replica: a process per service
+            assert set(rows) == {"nats", "gateway", "memory", "llm-proxy", "orchestrator-1", "orchestrator-2"}, out
+        else:  # gateway, memory and llm-proxy in one process, each replica in its own
+            assert set(rows) == {"nats", "services", "orchestrator-1", "orchestrator-2"}, out
+            assert psutil.Process(int(rows["services"][0])).cmdline()[-2:] == ["mnemo.cli.combined",
+                                                                               "--no-orchestrator"]
         pids = [int(rows[f"orchestrator-{i}"][0]) for i in (1, 2)]
         assert pids[0] != pids[1]
         for pid in pids:

@@ -34,9 +34,11 @@ def test_each_process_gets_its_own_metrics_port(tmp_path: object) -> None:
     from mnemo.common.config import Settings
 
     home = Path(str(tmp_path))
-    three = Settings(metrics_port=9500, orchestrators=3)
+    three = Settings(metrics_port=9500, orchestrators=3, layout="combined")
     assert metrics_ports(three, home) == {"services": 9500, "orchestrator-1": 9501, "orchestrator-2": 9502,
                                           "orchestrator-3": 9503}
     split = Settings(metrics_port=9500, layout="split")
     assert sorted(metrics_ports(split, home).values()) == [9500, 9501, 9502, 9503]
+    auto = Settings(metrics_port=9500, orchestrators=2)   # split: one port per process all the same
+    assert sorted(metrics_ports(auto, home).values()) == [9500, 9501, 9502, 9503, 9504]
     assert metrics_ports(Settings(orchestrators=3), home) == {}

@@ -49,3 +49,19 @@ def test_the_embedded_nats_server_gets_one_go_scheduler_thread_unless_told_other
     spec = nats_spec(settings, tmp_path, env)
     assert spec.env is not None and spec.env["GOMAXPROCS"] == "1" and spec.env["PATH"] == "/usr/bin"
     assert nats_spec(settings, tmp_path, {**env, "GOMAXPROCS": "4"}).env["GOMAXPROCS"] == "4"  # type: ignore[index]
+
+
+def test_auto_layout_is_combined_with_one_replica_and_split_with_more(tmp_path: Path) -> None:
+    from mnemo.cli.up import service_waves, stack_layout
+
+    def names(settings: Settings) -> list[str]:
+        return [spec.name for wave in service_waves(settings, tmp_path, {}) for spec in wave]
+
+    assert Settings(home=tmp_path).layout == "auto"
+    assert stack_layout(Settings(home=tmp_path)) == "combined" and names(Settings(home=tmp_path)) == ["services"]
+    three = Settings(home=tmp_path, orchestrators=3)
+    assert stack_layout(three) == "split"
+    assert sorted(names(three)) == ["gateway", "llm-proxy", "memory", "orchestrator-1", "orchestrator-2",
+                                    "orchestrator-3"]
+    assert stack_layout(Settings(home=tmp_path, orchestrators=3, layout="combined")) == "combined"
+    assert stack_layout(Settings(home=tmp_path, layout="split")) == "split"

@@ -133,9 +133,20 @@ def combined_waves(settings: Settings, home: Path, env: dict[str, str]) -> list[
             orchestrator_specs(settings, home, env)]
 
 
+def stack_layout(settings: Settings) -> str:
+    """The layout `mnemo up` runs. "auto" is combined with one orchestrator replica and split with
+    more: the replicas are processes of their own either way, so the combined process no longer saves
+    their calls a transport, and its one event loop (gateway, memory and llm-proxy for every replica)
+    became the bottleneck (bench/scale.py, 1,000 agents at 250 turns/s: p99 331 against 431 ms with 2
+    replicas, 402 against 697-723 ms with 3, the same CPU per turn, ~200 MB more RSS)."""
+    if settings.layout != "auto":
+        return settings.layout
+    return "combined" if settings.orchestrators == 1 else "split"
+
+
 def service_waves(settings: Settings, home: Path, env: dict[str, str]) -> list[list[ProcessSpec]]:
     """The processes of the stack, wave by wave, for the configured layout."""
-    if settings.layout == "combined":
+    if stack_layout(settings) == "combined":
         waves = combined_waves(settings, home, env)
     else:
         waves = [wave_specs(wave, settings, home, env) for wave in SERVICE_WAVES]

@@ -85,8 +85,9 @@ class Settings(BaseSettings):
                                        "(the console links each step to it)")
 
     # `mnemo up`: the services in one process ("combined": in-process calls, one interpreter) or one
-    # process each ("split": a crash or restart touches one service).
-    layout: Literal["combined", "split"] = "combined"
+    # process each ("split": a crash or restart touches one service); "auto": combined with one
+    # orchestrator, split with more (`stack_layout`).
+    layout: Literal["auto", "combined", "split"] = "auto"
 
     # Orchestrator
     orchestrators: int = Field(default=1, ge=1, le=32, description="orchestrator replicas `mnemo up` runs")
