@@ -25,11 +25,10 @@ from mnemo.orchestrator.planner import (
     RunCalls,
     StepPlanner,
     TurnTotals,
-    start_turn,
-    step_inputs,
     stop_reason,
 )
 from mnemo.orchestrator.tokens import TokenCounter
+from mnemo.orchestrator.turn_start import start_turn, step_inputs
 from mnemo.v1 import common_pb2, llm_pb2, steps_pb2
 
 NOW = "2026-03-02T09:00:00.000Z"

@@ -37,12 +37,12 @@ from mnemo.orchestrator.planner import (
     RunCalls,
     StepPlanner,
     TurnTotals,
-    start_turn,
 )
 from mnemo.orchestrator.resolution import Resolution, RunApproved
 from mnemo.orchestrator.steplog import elapsed_ms
 from mnemo.orchestrator.tokens import TokenCounter
 from mnemo.orchestrator.tools import tool_set
+from mnemo.orchestrator.turn_start import start_turn
 from mnemo.v1 import common_pb2, llm_pb2
 
 log = logging.getLogger(__name__)
