@@ -12,7 +12,6 @@ from typing import ClassVar
 
 import nats
 from nats.aio.client import Client as NATS
-from nats.errors import NoRespondersError
 from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
@@ -21,7 +20,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import APIError, BadRequestError, NoKeysError, NotFoundError, ServiceUnavailableError
+from nats.js.errors import BadRequestError, NoKeysError, NotFoundError
 from nats.js.kv import KeyValue
 
 from mnemo.common import subjects
@@ -186,16 +185,10 @@ async def first_sequence(js: JetStreamContext, stream: str, subject: str, timeou
     `js.get_msg(..., next=True)` with only the sequence read: the message itself is not decoded (its
     headers go through the email parser, a tenth of a millisecond on every turn's order check)."""
     request = json.dumps({"seq": 1, "next_by_subj": subject}).encode()
-    try:
-        reply = await js._nc.request(f"{js._prefix}.STREAM.MSG.GET.{stream}", request, timeout=timeout)
-    except NoRespondersError:
-        raise ServiceUnavailableError from None
-    answer = json.loads(reply.data)
-    if "error" in answer:
-        try:
-            APIError.from_error(answer["error"])
-        except NotFoundError:
-            return None
+    try:  # nats-py's own API call (its errors, as get_msg raises them), without decoding the message
+        answer = await js._api_request(f"{js._prefix}.STREAM.MSG.GET.{stream}", request, timeout=timeout)
+    except NotFoundError:
+        return None
     return int(answer["message"]["seq"])
 
 
