@@ -104,11 +104,10 @@ class GrowingFieldMemo(Generic[M, R]):
         if known is not None and len(known[1]) <= count and data.startswith(known[0], start):
             reused, pos = known[1], start + len(known[0])
         end = _entries_end(data, pos, self.field, count - len(reused))
-        fresh = [render(m) for m in items[self.skip + len(reused):]]
-        out = reused + fresh if reused else fresh
-        if end is None:  # not laid out as expected: nothing kept
+        if end is None:  # not laid out as expected: render everything, keep nothing
             self._forget(key)
-            return out if not reused else [render(m) for m in items[self.skip:]]
+            return [render(m) for m in items[self.skip:]]
+        out = reused + [render(m) for m in items[self.skip + len(reused):]]
         self.reused += len(reused)
         self._keep(key, data[start:end], out)
         return out
