@@ -155,31 +155,21 @@ CHECK_TEXTS = ("hi", "sequential message 17: hello, how are you?",
 
 
 def _same_vectors(reference: Path, candidate: Path) -> bool:
-    """Whether both models give the same mean-pooled vectors (a padded batch of CHECK_TEXTS)."""
-    import numpy as np
+    """Whether both models give the same vectors (a padded batch of CHECK_TEXTS)."""
     import onnxruntime as ort
     from tokenizers import Tokenizer
+
+    from mnemo.llm_proxy.embeddings import session_vectors
 
     tok = Tokenizer.from_file(str(tokenizer_file()))
     tok.no_padding()
     token_ids = [e.ids for e in tok.encode_batch(list(CHECK_TEXTS))]
-    ids = np.zeros((len(token_ids), max(map(len, token_ids))), dtype=np.int64)
-    mask = np.zeros_like(ids)
-    for row, tokens in enumerate(token_ids):
-        ids[row, :len(tokens)] = tokens
-        mask[row, :len(tokens)] = 1
 
     def vectors(path: Path) -> Any:
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-        feeds = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in {i.name for i in session.get_inputs()}:
-            feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = session.run(None, feeds)[0]
-        weights = mask[..., None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / weights.sum(axis=1)
-        return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+        return session_vectors(session, {i.name for i in session.get_inputs()}, token_ids)
 
     try:
         cosines = (vectors(reference) * vectors(candidate)).sum(axis=1)

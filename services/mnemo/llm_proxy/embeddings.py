@@ -12,6 +12,7 @@ import asyncio
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -89,20 +90,26 @@ class EmbeddingModel:
     def run_ids(self, token_ids: list[list[int]]) -> tuple[np.ndarray, list[int]]:
         """Vectors of tokenized texts (one session run, padded to the longest) and their token counts."""
         self.load()
-        longest = max(len(t) for t in token_ids)
-        ids = np.zeros((len(token_ids), longest), dtype=np.int64)
-        mask = np.zeros((len(token_ids), longest), dtype=np.int64)
-        for row, tokens in enumerate(token_ids):
-            ids[row, :len(tokens)] = tokens
-            mask[row, :len(tokens)] = 1
-        feeds = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self._inputs:
-            feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = self._session.run(None, feeds)[0]
-        weights = mask[..., None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32), [len(t) for t in token_ids]
+        return session_vectors(self._session, self._inputs, token_ids), [len(t) for t in token_ids]
+
+
+def session_vectors(session: Any, inputs: Collection[str], token_ids: list[list[int]]) -> np.ndarray:
+    """Vectors of tokenized texts from one run of an ONNX `session` (whose input names are `inputs`):
+    padded to the longest, mean-pooled over the attention mask, L2-normalised."""
+    longest = max(len(t) for t in token_ids)
+    ids = np.zeros((len(token_ids), longest), dtype=np.int64)
+    mask = np.zeros((len(token_ids), longest), dtype=np.int64)
+    for row, tokens in enumerate(token_ids):
+        ids[row, :len(tokens)] = tokens
+        mask[row, :len(tokens)] = 1
+    feeds = {"input_ids": ids, "attention_mask": mask}
+    if "token_type_ids" in inputs:
+        feeds["token_type_ids"] = np.zeros_like(ids)
+    hidden = session.run(None, feeds)[0]
+    weights = mask[..., None].astype(np.float32)
+    pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 
 
 # onnxruntime's fused SkipLayerNormalization kernel is slower on the CPU than the Add + LayerNormalization
