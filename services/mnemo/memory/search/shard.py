@@ -229,7 +229,8 @@ class AgentShard:
             ).fetchone()[0]
 
         def contexts(keys: list[int]) -> None:
-            derive_contexts(self.db, [k for k, d in zip(keys, docs, strict=True) if not d.context])
+            # Every new row, its own context or not: either way its neighbours' derived contexts change.
+            derive_contexts(self.db, keys)
 
         self._write("messages", docs, upsert, lambda d: self.vectors.role_code(d.role), contexts)
 
