@@ -78,7 +78,10 @@ class LocalRpcCaller:
                                         "rpc.method": name}) as s:
             code = grpc.StatusCode.OK
             try:
-                result = await asyncio.wait_for(method(copy, LocalContext(timeout)), timeout)
+                # asyncio.timeout, not wait_for: the servicer runs in the caller's task (no task, future
+                # and callback made per call), and a deadline still cancels it with TimeoutError.
+                async with asyncio.timeout(timeout):
+                    result = await method(copy, LocalContext(timeout))
             except TimeoutError:
                 code = grpc.StatusCode.DEADLINE_EXCEEDED
                 raise DeadlineExceeded(f"{rpc_name}: no reply in {timeout:.1f}s") from None
