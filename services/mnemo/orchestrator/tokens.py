@@ -74,6 +74,8 @@ class TokenCounter:
 
     def message(self, model: str, message: dict[str, Any]) -> int:
         """Tokens one message adds to a request."""
+        if self.same_as_proxy:  # the library's own per-message count (cached by content), no JSON key
+            return tokens.count_message(model, message)
         return self._message_cached(model, json.dumps(message, sort_keys=True, separators=(",", ":")))
 
     def text(self, model: str, text: str) -> int:
