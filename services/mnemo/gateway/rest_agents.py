@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from opentelemetry import trace
@@ -17,6 +18,14 @@ from mnemo.gateway.submit import submit_turn
 from mnemo.gateway.turns import SubmittedTurn
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
+
+
+class TurnResultResponse(JSONResponse):
+    """A turn's result, encoded by orjson (the reply to every message sent and waited for; the same
+    compact UTF-8 JSON as JSONResponse, several times faster)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 @router.post("", status_code=201, summary="Create an agent")
@@ -75,8 +84,8 @@ async def wait_result(ctx: GatewayContext, turn: SubmittedTurn) -> JSONResponse:
         ctx.turns.close(turn)
     result = turn_result(turn)
     if not turn.events or not ends_wait(turn.events[-1]):
-        return JSONResponse({**result, "status": "running"}, status_code=202)
-    return JSONResponse(result)
+        return TurnResultResponse({**result, "status": "running"}, status_code=202)
+    return TurnResultResponse(result)
 
 
 @router.post("/{agent_id}/messages", summary="Send a message and wait for the turn (to end or pause)",
