@@ -242,3 +242,46 @@ async def test_restart_mid_indexing_loses_nothing_and_indexes_nothing_twice(priv
 
 async def _count_is(backend, ref: Ref, n: int) -> bool:  # type: ignore[no-untyped-def]
     return await backend.count_messages(ref.tenant_id, ref.agent_id) == n
+
+
+async def _in_hand(nc, n: int) -> bool:  # type: ignore[no-untyped-def]
+    info = await nc.jetstream().consumer_info(subjects.MESSAGES_STREAM, subjects.RECALL_INDEXER_CONSUMER)
+    return info.num_ack_pending == n and info.num_pending == 0
+
+
+@pytest.mark.parametrize(("linger", "batches"), [(0.0, 2), (5.0, 1)])
+async def test_a_step_committed_within_the_linger_joins_the_batch_in_hand(private_nats: NatsServer, llm_service,
+                                                                         tmp_path: Path, linger: float,
+                                                                         batches: int):
+    """MNEMO_RECALL_INDEX_LINGER: a small batch waits for the next steps before it is indexed (one
+    embedding run, one index write); with 0 it is indexed at once."""
+    settings = memory_settings(private_nats.url, tmp_path / "home", recall_index_linger=linger)
+    service = MemoryService(settings, llm_target=llm_target_of(llm_service))
+    await service.start()
+    channel = client_channel(service.address)
+    nc = await connect(private_nats.url, "check")
+    try:
+        stub = memory_pb2_grpc.MemoryServiceStub(channel)
+        ref, state = await new_agent(stub, "lg")
+        first = await stub.CommitStep(memory_pb2.CommitStepRequest(
+            ref=ref, expected_revision=state.revision, step_id="t1:1",
+            messages=[common_pb2.Message(role="user", text="the first step")]))
+        if linger:  # the first step's record is delivered to the indexer, which waits for more
+            await eventually(lambda: _in_hand(nc, 1), timeout=10, message="first record in hand")
+        else:
+            await eventually(lambda: _total_is(stub, ref, 1), timeout=30, message="first step indexed")
+        await stub.CommitStep(memory_pb2.CommitStepRequest(
+            ref=ref, expected_revision=first.revision, step_id="t2:1",
+            messages=[common_pb2.Message(role="user", text="the second step")]))
+        if linger:  # nothing is indexed before the linger ends: stop ends it early, the batch in hand is indexed
+            assert await recall_total(stub, ref) == 0
+            assert service.indexer is not None
+            await service.indexer.stop()
+            assert await recall_total(stub, ref) == 2
+        else:
+            await eventually(lambda: _total_is(stub, ref, 2), timeout=30, message="second step indexed")
+        assert service.indexer is not None and service.indexer.batches == batches
+    finally:
+        await nc.close()
+        await channel.close()
+        await service.stop()

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
                                                description="... and word overlap (Jaccard) at least this")
     archival_expiry_sweep: float = Field(default=60.0, gt=0.0,
                                          description="seconds between deletions of expired passages")
+    recall_index_linger: float = Field(default=0.05, ge=0.0, le=5.0,
+                                       description="seconds a small batch of committed messages waits for "
+                                                   "more before recall indexing (0: index at once)")
 
     # Gateway
     admin_key: str | None = None

@@ -1,11 +1,11 @@
 """Recall memory: the indexer (commit log → search backend) and search / import over it.
 
 The indexer is a durable pull consumer on the MESSAGES stream shared by every memory replica: it
-fetches batches, embeds the user and assistant texts through the llm-proxy (one call per model, at
-background priority: turns go first; each text once, alone, its vector then mixed with its
-neighbours'; function returns and system events are indexed by words only), upserts them by message
-id, then acks. A crash before the ack means redelivery, and the upsert by id means
-a redelivered message is never indexed twice. Steps never wait for it.
+fetches batches (a small one waits a moment for more: `linger`), embeds the user and assistant texts
+through the llm-proxy (one call per model, at background priority: turns go first; each text once,
+alone, its vector then mixed with its neighbours'; function returns and system events are indexed by
+words only), upserts them by message id, then acks. A crash before the ack means redelivery, and the
+upsert by id means a redelivered message is never indexed twice. Steps never wait for it.
 """
 
 from __future__ import annotations
@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 
 BATCH = 32  # commit-log records per fetch (a step's messages each, up to 32 messages)
 FETCH_TIMEOUT = 0.5
+# A batch of fewer than FILL records waits up to `linger` seconds (MNEMO_RECALL_INDEX_LINGER) for
+# more before it is indexed: a conversation's steps arrive a few milliseconds apart, and texts
+# embedded together cost less (one session run for several short texts; one index transaction, one
+# fetch). Recent messages are in the agent's context anyway; recall search sees them that much later.
+FILL = 8
 FETCH_BACKOFF = Backoff(base=0.5, cap=5.0)
 PB_KEY = "pb"  # RecallDoc.extra key holding the whole Message (base64 protobuf)
 
@@ -142,8 +147,9 @@ class RecallIndexer:
     """Indexes the commit log into the search backend (one task per memory replica)."""
 
     def __init__(self, js: JetStreamContext, backend: SearchBackend, llm: LLMClient, models: AgentModels,
-                 ack_wait: float = 30.0) -> None:
+                 ack_wait: float = 30.0, linger: float = 0.05) -> None:
         self.js = js
+        self.linger = linger
         self.backend = backend
         self.llm = llm
         self.models = models
@@ -151,6 +157,7 @@ class RecallIndexer:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.indexed = 0  # messages indexed by this replica (figures, tests)
+        self.batches = 0  # batches indexed by this replica
         self._last_vector: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()  # per agent, for context
 
     async def start(self) -> None:
@@ -194,12 +201,26 @@ class RecallIndexer:
                     await asyncio.wait_for(self._stopping.wait(), delay)
                 continue
             failures = 0
+            if len(msgs) < FILL and self.linger > 0:
+                msgs += await self._more(BATCH - len(msgs))
             try:
                 await self.index_batch(msgs)
             except Exception as exc:
                 log.warning("recall indexing of %d messages failed, will retry: %s", len(msgs), exc)
                 for m in msgs:
                     await quietly(m.nak(delay=2.0))
+
+    async def _more(self, most: int) -> list[Msg]:
+        """The records that arrived within the linger (a stop ends it early)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), self.linger)
+        try:
+            return await self._sub.fetch(batch=most, timeout=0.01)
+        except (TimeoutError, nats.errors.TimeoutError):
+            return []
+        except Exception as exc:  # the batch in hand is indexed; the next fetch sees the failure
+            log.debug("recall indexer: no more records in the linger: %s", exc)
+            return []
 
     def _conversations(self, docs: list[RecallDoc]) -> dict[tuple[str, str], list[int]]:
         """Positions of the messages that get a vector (`needs_meaning`), per agent, in time order."""
@@ -275,6 +296,7 @@ class RecallIndexer:
             for m in msgs:
                 await m.ack()
             self.indexed += len(docs)
+            self.batches += 1
             s.set_attribute("mnemo.result_count", len(docs))
             s.set_attribute("mnemo.skipped", skip)
 

@@ -318,7 +318,8 @@ class MemoryService:
             self._sweeper = asyncio.create_task(sweep_expired(self.backend, self.settings.archival_expiry_sweep),
                                                 name="archival-expiry")
         if self.backend is not None and self.run_indexer:
-            self.indexer = RecallIndexer(js, self.backend, self.llm, self.models, ack_wait=self.recall_ack_wait)
+            self.indexer = RecallIndexer(js, self.backend, self.llm, self.models, ack_wait=self.recall_ack_wait,
+                                         linger=self.settings.recall_index_linger)
             await self.indexer.start()
 
         servicer = MemoryServicer(self)
