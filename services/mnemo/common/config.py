@@ -77,7 +77,7 @@ class Settings(BaseSettings):
                                                description="... and word overlap (Jaccard) at least this")
     archival_expiry_sweep: float = Field(default=60.0, gt=0.0,
                                          description="seconds between deletions of expired passages")
-    recall_index_linger: float = Field(default=0.05, ge=0.0, le=5.0,
+    recall_index_linger: float = Field(default=0.25, ge=0.0, le=5.0,
                                        description="seconds a small batch of committed messages waits for "
                                                    "more before recall indexing (0: index at once)")
 

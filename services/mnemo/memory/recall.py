@@ -147,7 +147,7 @@ class RecallIndexer:
     """Indexes the commit log into the search backend (one task per memory replica)."""
 
     def __init__(self, js: JetStreamContext, backend: SearchBackend, llm: LLMClient, models: AgentModels,
-                 ack_wait: float = 30.0, linger: float = 0.05) -> None:
+                 ack_wait: float = 30.0, linger: float = 0.25) -> None:
         self.js = js
         self.linger = linger
         self.backend = backend
