@@ -113,3 +113,20 @@ def test_packing_shapes():
     assert json.loads(packing.login("2026-01-01T10:00:00Z"))["type"] == "login"
     m = common_pb2.Message(role="system", text=packing.heartbeat("r"))
     assert chat_dict(m)["role"] == "user"
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "gpt-4", "claude-3-5-sonnet-latest"])
+def test_counter_with_the_proxy_library_counts_parts_as_the_general_path(model: str) -> None:
+    """TokenCounter() counts messages and text with the library's per-part counts; a counter given
+    any count function derives the same numbers from whole-request counts."""
+    from mnemo import tokens
+
+    fast, general = TokenCounter(), TokenCounter(count=tokens.count_chat_tokens)
+    assert fast.same_as_proxy and not general.same_as_proxy
+    texts = ["", "hello", "### Memory\nnow 2026-12-06 06:00 AM, 4 messages in recall", "x" * 500, "émoji 🎉 ü"]
+    messages = [{"role": "user", "content": t} for t in texts] + [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "send_message", "arguments": '{"message": "hi"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "name": "send_message", "content": '{"status": "OK"}'}]
+    assert [fast.text(model, t) for t in texts] == [general.text(model, t) for t in texts]
+    assert [fast.message(model, m) for m in messages] == [general.message(model, m) for m in messages]

@@ -80,6 +80,8 @@ class TokenCounter:
 
     def text(self, model: str, text: str) -> int:
         """Tokens of a piece of text inside a message (a system-prompt section)."""
+        if self.same_as_proxy:  # the library's own text count (cached), not two message counts
+            return tokens.count_text(model, text)
         return self._text_cached(model, text)
 
     def tools(self, model: str, tools: Sequence[dict[str, Any]], key: str) -> int:
