@@ -331,3 +331,19 @@ async def test_commit_step_publishes_the_steps_events_once_durable(memory_stub, 
     ctx = await memory_stub.GetContext(ref)
     assert [m.text for m in ctx.queue] == ["hello"] and ctx.revision == first.revision
     await sub.unsubscribe()
+
+
+async def test_each_get_context_is_a_new_state_of_its_caller(memory_service, memory_stub):
+    """MemoryServicer.LOCAL_FRESH_RESPONSES hands GetContext's state to in-process callers uncopied:
+    that holds only while every read makes its own state object."""
+    from mnemo.common.localrpc import LocalContext
+    from mnemo.memory.server import MemoryServicer
+
+    state = await create(memory_stub)
+    servicer, ref = MemoryServicer(memory_service), common_pb2.AgentRef(tenant_id="t1", agent_id=state.config.id)
+    assert "GetContext" in servicer.LOCAL_FRESH_RESPONSES
+    first = await servicer.GetContext(ref, LocalContext(5))
+    first.summary = "changed by a caller"
+    first.queue.add(role="user", text="not committed")
+    second = await servicer.GetContext(ref, LocalContext(5))
+    assert second is not first and second.summary == state.summary and len(second.queue) == len(state.queue)

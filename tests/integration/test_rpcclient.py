@@ -135,6 +135,36 @@ async def test_in_process_calls_skip_the_wire_and_keep_its_semantics(nc, group) 
         await local_client(nc, group).CountTokens(count(), timeout=5)
 
 
+async def test_declared_methods_hand_their_request_and_response_over_uncopied(nc, group) -> None:
+    """LOCAL_READONLY_REQUESTS / LOCAL_FRESH_RESPONSES: the objects pass as they are (a step's state
+    and model request hold the whole queue); every other method still copies both ways."""
+    seen: list[llm_pb2.CountTokensRequest] = []
+    made: list[llm_pb2.CountTokensResponse] = []
+
+    class Declaring(Servicer):
+        LOCAL_READONLY_REQUESTS = frozenset({"CountTokens"})
+        LOCAL_FRESH_RESPONSES = frozenset({"CountTokens"})
+
+        async def CountTokens(self, request, context):  # type: ignore[no-untyped-def]
+            seen.append(request)
+            reply = await super().CountTokens(request, context)
+            made.append(reply)
+            return reply
+
+    servicer = Declaring("local")
+    server = natsrpc.NatsRpcServer(nc, group, natsrpc.LLM, SERVICE, servicer)
+    await server.start()
+    try:
+        request = count("", "abc")
+        reply = await local_client(nc, group).CountTokens(request, timeout=5)
+        assert seen[-1] is request and reply is made[-1] and reply.total == 3
+        Declaring.LOCAL_READONLY_REQUESTS = Declaring.LOCAL_FRESH_RESPONSES = frozenset()
+        reply = await local_client(nc, group).CountTokens(request, timeout=5)
+        assert seen[-1] is not request and reply is not made[-1] and reply == made[-1]
+    finally:
+        await server.stop()
+
+
 async def test_a_service_served_elsewhere_is_called_over_nats(nc, servers, group) -> None:
     localrpc.withdraw(group, natsrpc.LLM, servers[0].servicer)
     assert (await local_client(nc, group).CountTokens(count("", "ab"), timeout=5)).total == 2

@@ -9,6 +9,11 @@ registered; otherwise NATS, then gRPC, as before. The call keeps the semantics o
 transports: the request and the response are copies (neither side can change the other's
 objects), the deadline holds, and failures are the same domain errors, mapped by
 `mnemo.common.status`. Spans: the servicer's span is a child of the caller's, as over NATS.
+
+A servicer may declare methods for which a copy would only duplicate an object nobody else holds
+(`LOCAL_FRESH_RESPONSES`: each response is made for the call and not kept; `LOCAL_READONLY_REQUESTS`:
+the request is neither changed nor kept). Those objects are handed over as they are: a step's
+state and its model request hold the agent's whole queue, and copying them grew with it.
 """
 
 from __future__ import annotations
@@ -70,8 +75,11 @@ class LocalRpcCaller:
         if servicer is None:
             raise NotServedHere
         method: Callable[[Message, Any], Awaitable[Message]] = getattr(servicer, name)
-        copy = type(request)()
-        copy.CopyFrom(request)
+        if name in getattr(servicer, "LOCAL_READONLY_REQUESTS", ()):
+            copy = request
+        else:
+            copy = type(request)()
+            copy.CopyFrom(request)
         rpc_name = f"{self.full_name}/{name}"
         with telemetry.span(rpc_name, tracer=self.tracer, kind=SpanKind.SERVER,
                             attributes={"rpc.system": "inprocess", "rpc.service": self.full_name,
@@ -100,6 +108,8 @@ class LocalRpcCaller:
                 s.set_attribute("rpc.grpc.status_code", code.value[0])
                 if code in SERVER_ERROR_CODES:
                     s.set_status(Status(StatusCode.ERROR, code.name))
+            if name in getattr(servicer, "LOCAL_FRESH_RESPONSES", ()) and type(result) is response_cls:
+                return result
             out = response_cls()
             out.CopyFrom(result)
             return out

@@ -59,6 +59,11 @@ def _usage(outcome: ChatOutcome) -> common_pb2.TokenUsage:
 class LLMServicer(llm_pb2_grpc.LLMServiceServicer):
     """mnemo.v1.LLMService on an LLMEngine."""
 
+    # In-process calls (common/localrpc.py): these requests are only read, and these responses are
+    # built for each call, so neither is copied on the way.
+    LOCAL_READONLY_REQUESTS = frozenset({"Chat", "Embed"})
+    LOCAL_FRESH_RESPONSES = frozenset({"Chat", "Embed"})
+
     def __init__(self, engine: LLMEngine, meter: UsageMeter) -> None:
         self.engine = engine
         self.meter = meter

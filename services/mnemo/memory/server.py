@@ -40,6 +40,10 @@ RECOVERY_BACKOFF = Backoff(base=0.5, cap=30.0)
 
 
 class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
+    # In-process calls (common/localrpc.py): these responses are made for each call (a read parses the
+    # stored state anew, store.read_cached), so they are not copied on the way back.
+    LOCAL_FRESH_RESPONSES = frozenset({"GetContext", "CommitStep"})
+
     def __init__(self, service: MemoryService) -> None:
         self.svc = service
 
