@@ -106,3 +106,20 @@ def test_without_a_provider_spans_cost_nothing_but_context_still_flows_downstrea
     with telemetry.span("no parent") as s:
         assert telemetry.inject() == {} and not s.get_span_context().is_valid
     assert span_exporter.get_finished_spans() == ()
+
+
+def test_inject_follows_the_current_context_and_hands_out_its_own_dict(span_exporter: InMemorySpanExporter) -> None:
+    """inject() keeps the headers of recent contexts: each context still gets its own headers, and a
+    caller changing what it got changes nothing for the next caller."""
+    with telemetry.turn_scope("t1", "a1", "turn-1"):
+        first = telemetry.inject()
+        first["baggage"] = "changed by a caller"
+        again = telemetry.inject({"Nats-Msg-Id": "m1"})
+        with telemetry.span("step", tracer="mnemo.orchestrator") as s:
+            inner = telemetry.inject()
+    with telemetry.turn_scope("t1", "a1", "turn-2"):
+        other = telemetry.inject()
+    assert again["Nats-Msg-Id"] == "m1" and "turn-1" in again["baggage"] and "changed" not in again["baggage"]
+    assert "traceparent" not in again
+    assert inner["traceparent"].split("-")[2] == format(s.get_span_context().span_id, "016x")
+    assert "turn-2" in other["baggage"] and "turn-1" not in other["baggage"]
