@@ -168,8 +168,10 @@ def create_app(ctx: GatewayContext, nats: Any = None) -> FastAPI:
     app.include_router(rest_admin.health)
     app.include_router(rest_admin.admin)
     app.include_router(rest_tools.admin)
-    app.include_router(rest_memory.router)  # before agents: POST /v1/agents/import
+    # Routes are matched in order: the agents' (a sent message is most requests) come first. Memory's
+    # POST /v1/agents/import after them is still found: no agents route takes that method and path.
     app.include_router(rest_agents.router)
+    app.include_router(rest_memory.router)
     app.include_router(rest_tools.agents)
     app.include_router(rest_tools.servers)
     app.include_router(rest_blocks.router)
