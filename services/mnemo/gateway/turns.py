@@ -151,8 +151,13 @@ async def _follow(turn: SubmittedTurn, timeout: float | None,
             if remaining <= 0:
                 return
             wait = remaining if wait is None else min(wait, remaining)
+        queue = turn.waiter.queue
         try:
-            event = await asyncio.wait_for(turn.waiter.queue.get(), wait)
+            if queue.empty():
+                async with asyncio.timeout(wait):  # no task per wait, as wait_for would make
+                    event = await queue.get()
+            else:
+                event = queue.get_nowait()
         except TimeoutError:
             if keepalive is None or (deadline is not None and time.monotonic() >= deadline):
                 return
