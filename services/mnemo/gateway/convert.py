@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import functools
+from collections.abc import Callable
 from typing import Any
 
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message as PbMessage
 
 from mnemo.v1 import agent_pb2, common_pb2, memory_pb2
@@ -16,28 +18,47 @@ HIDDEN = "***"
 def to_json(msg: PbMessage) -> dict[str, Any]:
     """Every field by its proto name (defaults included; unset oneof members left out; int64 as numbers)."""
     out: dict[str, Any] = {}
-    for field in msg.DESCRIPTOR.fields:
-        if field.containing_oneof is not None and not msg.HasField(field.name):
+    for name, in_oneof, convert in _plan(msg.DESCRIPTOR):
+        if in_oneof and not msg.HasField(name):
             continue
-        out[field.name] = _field_value(field, getattr(msg, field.name))  # type: ignore[arg-type]  # upb's twin
+        out[name] = convert(getattr(msg, name))
     return out
 
 
-def _scalar(field: FieldDescriptor, value: Any) -> Any:
-    if field.type == FieldDescriptor.TYPE_MESSAGE:
-        return to_json(value)
-    if field.type == FieldDescriptor.TYPE_BYTES:
-        return base64.b64encode(value).decode()
+Convert = Callable[[Any], Any]
+
+
+@functools.cache
+def _plan(desc: Descriptor) -> tuple[tuple[str, bool, Convert], ...]:
+    """How each field of a message type becomes JSON, worked out once per type (every event of every
+    turn goes through `to_json`)."""
+    return tuple((f.name, f.containing_oneof is not None, _converter(f)) for f in desc.fields)
+
+
+def _same(value: Any) -> Any:
     return value
 
 
-def _field_value(field: FieldDescriptor, value: Any) -> Any:
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()
+
+
+def _scalar(field: FieldDescriptor) -> Convert:
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        return to_json
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return _b64
+    return _same
+
+
+def _converter(field: FieldDescriptor) -> Convert:
     if field.message_type is not None and field.message_type.GetOptions().map_entry:
-        value_field = field.message_type.fields_by_name["value"]
-        return {k: _scalar(value_field, v) for k, v in value.items()}
+        value = _scalar(field.message_type.fields_by_name["value"])
+        return lambda m: {k: value(v) for k, v in m.items()}
+    one = _scalar(field)
     if field.is_repeated:
-        return [_scalar(field, v) for v in value]
-    return _scalar(field, value)
+        return list if one is _same else (lambda items: [one(v) for v in items])
+    return one
 
 
 def public_agent(state: common_pb2.AgentState) -> agent_pb2.Agent:
