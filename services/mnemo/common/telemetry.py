@@ -117,23 +117,24 @@ def get_tracer(name: str) -> trace.Tracer:
     return trace.get_tracer(name)
 
 
-# The headers of the last few contexts injected: a context is immutable, and a turn injects the same
-# one into every message it publishes (URL-encoding its baggage each time was ~2 % of a turn's CPU).
-# Entries hold their context, so an id is never reused while its entry lives.
-_INJECTED: OrderedDict[int, tuple[otel_context.Context, dict[str, str]]] = OrderedDict()
-_INJECTED_MAX = 64
+# The headers injected for recent (span context, baggage) pairs: what the propagators write depends on
+# nothing else, and a turn's messages carry the same turn scope (URL-encoding its baggage anew for
+# each message was ~2 % of a turn's CPU).
+_INJECTED: OrderedDict[tuple[Any, ...], dict[str, str]] = OrderedDict()
+_INJECTED_MAX = 256
 
 
 def inject(carrier: MutableMapping[str, str] | None = None) -> dict[str, str]:
     """The current trace context (and turn-scope baggage) as W3C headers: traceparent, tracestate, baggage."""
     ctx = otel_context.get_current()
-    hit = _INJECTED.get(id(ctx))
-    if hit is not None and hit[0] is ctx:
-        headers = hit[1]
-    else:
+    sc = trace.get_current_span(ctx).get_span_context()
+    key = (sc.trace_id, sc.span_id, sc.trace_flags, tuple(sc.trace_state.items()) if sc.trace_state else (),
+           tuple(baggage.get_all(ctx).items()))
+    headers = _INJECTED.get(key)
+    if headers is None:
         headers = {}
         propagate.inject(headers, context=ctx)
-        _INJECTED[id(ctx)] = (ctx, headers)
+        _INJECTED[key] = headers
         while len(_INJECTED) > _INJECTED_MAX:
             _INJECTED.popitem(last=False)
     out: dict[str, str] = dict(carrier or {})
@@ -186,9 +187,13 @@ def span(name: str, *, tracer: str = "mnemo", parent: Mapping[str, str] | None =
     ctx = extract(parent) if has_parent else None
     scope = {k: str(v) for k, v in (attributes or {}).items() if k in SCOPE_KEYS and v}
     if scope:
-        ctx = ctx if ctx is not None else otel_context.get_current()
-        for key, value in scope.items():
-            ctx = baggage.set_baggage(key, value, ctx)
+        base = ctx if ctx is not None else otel_context.get_current()
+        held = baggage.get_all(base)
+        changed = {k: v for k, v in scope.items() if held.get(k) != v}
+        if changed:  # a span inside its own turn's scope (most of them) adds nothing
+            ctx = base
+            for key, value in changed.items():
+                ctx = baggage.set_baggage(key, value, ctx)
     token = otel_context.attach(ctx) if ctx is not None else None
     try:
         if _provider is None:
