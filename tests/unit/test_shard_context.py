@@ -72,3 +72,39 @@ def test_a_message_with_its_own_context_still_changes_its_neighbours(tmp_path) -
     finally:
         shard.close()
     assert got == {"m1": "text 3", "m2": "text 3", "m3": "imported with its own context"}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_batches_indexed_through_the_shard_hold_their_neighbours_contexts(tmp_path, seed: int) -> None:
+    """AgentShard.index_messages writes an appended batch with its contexts worked out beforehand and
+    any other batch (older messages, re-indexed ids) by deriving them after: either way every
+    auto-context message ends up holding its neighbours' text."""
+    from datetime import UTC, datetime, timedelta
+
+    from mnemo.memory.search.base import RecallDoc
+    from mnemo.memory.search.shard import AgentShard
+
+    rng = random.Random(seed)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    shard = AgentShard(tmp_path / "a.sqlite", "t", "a")
+    n = 0
+    sent: list[RecallDoc] = []
+    try:
+        for _ in range(30):
+            batch = []
+            for _ in range(rng.randint(1, 8)):
+                if sent and rng.random() < 0.1:  # a message indexed again as it was (a redelivery)
+                    batch.append(rng.choice(sent))
+                    continue
+                n += 1
+                # Mostly appended, as a conversation grows (ties included); sometimes older (an import).
+                minute = n + rng.choice([0, 0, 1]) if rng.random() < 0.8 else rng.uniform(0, n)
+                own = f"own context {n}" if rng.random() < 0.15 else ""
+                batch.append(RecallDoc(id=f"m{n}", tenant_id="t", agent_id="a", role="user", text=f"text {n}",
+                                       created_at=t0 + timedelta(minutes=minute), context=own))
+            sent.extend(batch)
+            shard.index_messages(batch)
+            stored = dict(shard.db.execute("SELECT rid, context FROM messages WHERE auto_context = 1").fetchall())
+            assert stored == _expected(shard.db)
+    finally:
+        shard.close()

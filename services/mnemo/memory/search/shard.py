@@ -26,7 +26,7 @@ import numpy as np
 from mnemo.memory.search import text as ranking
 from mnemo.memory.search.base import PassageDoc, RecallDoc
 from mnemo.memory.search.schema import PASSAGE_EXPIRY_COLUMN, PASSAGE_INDEXES, SCHEMA
-from mnemo.memory.search.shard_context import CONTEXT_AFTER, CONTEXT_BEFORE, derive_contexts
+from mnemo.memory.search.shard_context import CONTEXT_AFTER, CONTEXT_BEFORE, appended_contexts, derive_contexts
 from mnemo.memory.search.shard_vectors import ShardVectors, blob
 from mnemo.memory.search.shard_words import bm25_ceiling, count_vector_only, word_search
 from mnemo.memory.search.text import (
@@ -216,7 +216,16 @@ class AgentShard:
     # -- recall -----------------------------------------------------------------------------------
 
     def index_messages(self, docs: list[RecallDoc]) -> None:
+        derived: list[str] | None = None
+        position = {id(d): i for i, d in enumerate(docs)}
+
         def upsert(d: RecallDoc, vec: bytes | None) -> int:
+            nonlocal derived
+            i = position[id(d)]
+            if i == 0:  # inside the write's transaction: nothing changes the stored rows meanwhile
+                derived = appended_contexts(self.db, [(x.id, utc_epoch(x.created_at), x.text, not x.context)
+                                                      for x in docs])
+            context = d.context or (derived[i] if derived is not None else "")
             return self.db.execute(
                 "INSERT INTO messages(id, role, text, context, auto_context, dates, created_at,"
                 " created_iso, turn_id, extra, vec) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
@@ -224,11 +233,17 @@ class AgentShard:
                 " context=excluded.context, auto_context=excluded.auto_context, dates=excluded.dates,"
                 " created_at=excluded.created_at, created_iso=excluded.created_iso,"
                 " turn_id=excluded.turn_id, extra=excluded.extra, vec=excluded.vec RETURNING rid",
-                (d.id, d.role, d.text, d.context, 0 if d.context else 1, date_words(d.created_at),
+                (d.id, d.role, d.text, context, 0 if d.context else 1, date_words(d.created_at),
                  utc_epoch(d.created_at), _iso(d.created_at), d.turn_id, json.dumps(d.extra), vec),
             ).fetchone()[0]
 
         def contexts(keys: list[int]) -> None:
+            if derived is not None:
+                # Written with their contexts: only the stored message before the first new one gained
+                # a neighbour (and deriving around the first new row finds the rest unchanged).
+                first = min(range(len(docs)), key=lambda i: (utc_epoch(docs[i].created_at), i))
+                derive_contexts(self.db, [keys[first]])
+                return
             # Every new row, its own context or not: either way its neighbours' derived contexts change.
             derive_contexts(self.db, keys)
 

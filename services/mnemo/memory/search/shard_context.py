@@ -55,3 +55,31 @@ def derive_contexts(db: sqlite3.Connection, rids: list[int]) -> None:
     for row_id, (context, stored) in contexts.items():
         if context != stored:
             db.execute("UPDATE messages SET context = ? WHERE rid = ?", (context, row_id))
+
+
+def appended_contexts(db: sqlite3.Connection, docs: list[tuple[str, float, str, bool]]) -> list[str] | None:
+    """The derived contexts of new messages `(id, created_at, text, auto_context)` about to be written,
+    when they all come after every stored message and none is stored yet (a conversation growing, the
+    usual case): each is then written once with its context, instead of written and rewritten (a
+    second full-text indexing). "" for a message with a context of its own. None otherwise: write them,
+    then `derive_contexts`. Call inside the write's transaction; afterwards the stored message before
+    the first new one still needs `derive_contexts` (it gained a neighbour after)."""
+    if not docs or CONTEXT_BEFORE != 1 or CONTEXT_AFTER != 1:
+        return None
+    ids = [d[0] for d in docs]
+    if len(set(ids)) != len(ids):
+        return None
+    if db.execute(f"SELECT 1 FROM messages WHERE id IN ({','.join('?' * len(ids))}) LIMIT 1", ids).fetchone():
+        return None
+    last = db.execute("SELECT created_at, text FROM messages ORDER BY created_at DESC, rid DESC LIMIT 1").fetchone()
+    if last is not None and min(d[1] for d in docs) < last[0]:
+        return None
+    order = sorted(range(len(docs)), key=lambda i: (docs[i][1], i))   # new rows' rids follow `docs`
+    texts = ([last[1]] if last is not None else []) + [docs[i][2] for i in order]
+    first = len(texts) - len(order)
+    out = [""] * len(docs)
+    for j, i in enumerate(order):
+        if docs[i][3]:
+            at = first + j
+            out[i] = "\n".join(texts[max(0, at - 1): at] + texts[at + 1: at + 2])
+    return out
