@@ -8,20 +8,21 @@ before batching hold one record as a JSON object; readers accept both.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
+
+import orjson
 
 
 def encode(records: Sequence[dict[str, Any]]) -> bytes:
     """One message holding `records` (all of one tenant and agent)."""
-    return json.dumps(list(records), separators=(",", ":")).encode()
+    return orjson.dumps(list(records))
 
 
 def decode(data: bytes) -> list[dict[str, Any]]:
     """The records of one message (an array, or a single object as written before batching); the
     entries that are not objects are left out. ValueError when `data` is not JSON."""
-    value = json.loads(data)
+    value = orjson.loads(data)
     if isinstance(value, dict):
         return [value]
     if isinstance(value, list):

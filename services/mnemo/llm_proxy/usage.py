@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from mnemo.common import ids, natsutil, subjects, telemetry, usage_wire
@@ -71,7 +71,8 @@ def messages_of(batch: list[Pending], max_records: int = MAX_RECORDS) -> list[tu
         for i in range(0, len(group), max_records):
             chunk = group[i:i + max_records]
             headers = {**chunk[0][1], "Nats-Msg-Id": ids.new_id("usage")}
-            out.append((subject, usage_wire.encode([asdict(rec) for rec, _ in chunk]), headers))
+            # The records are flat: a shallow dict of each, not dataclasses.asdict's deep copy.
+            out.append((subject, usage_wire.encode([dict(vars(rec)) for rec, _ in chunk]), headers))
     return out
 
 
