@@ -285,3 +285,47 @@ async def test_a_step_committed_within_the_linger_joins_the_batch_in_hand(privat
         await nc.close()
         await channel.close()
         await service.stop()
+
+
+async def test_indexing_waits_while_turns_are_backed_up_then_catches_up(private_nats: NatsServer, llm_service,
+                                                                      tmp_path: Path):
+    """MNEMO_RECALL_INDEX_DEFER: with 8 or more turns waiting for the orchestrators, a batch waits
+    (the turns get the cores), up to that many seconds from its oldest record, and is indexed as soon
+    as the backlog is gone."""
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    settings = memory_settings(private_nats.url, tmp_path / "home", recall_index_linger=0.0,
+                               recall_index_defer=30.0)
+    service = MemoryService(settings, llm_target=llm_target_of(llm_service))
+    await service.start()
+    channel = client_channel(service.address)
+    nc = await connect(private_nats.url, "check")
+    js = nc.jetstream()
+    try:
+        await js.add_consumer(subjects.TURNS_STREAM, ConsumerConfig(
+            durable_name=subjects.ORCHESTRATOR_CONSUMER, ack_policy=AckPolicy.EXPLICIT,
+            filter_subject="mnemo.turns.>"))
+        for i in range(8):  # turns nobody has taken yet
+            await js.publish(subjects.turns_subject("bk", f"a{i}"), b"turn")
+        stub = memory_pb2_grpc.MemoryServiceStub(channel)
+        ref, state = await new_agent(stub, "bk")
+        await stub.CommitStep(memory_pb2.CommitStepRequest(
+            ref=ref, expected_revision=state.revision, step_id="t1:1",
+            messages=[common_pb2.Message(role="user", text="said during a burst")]))
+        assert service.indexer is not None
+        indexer = service.indexer
+        await eventually(lambda: _true(indexer.deferred >= 3), timeout=10, message="indexing waits")
+        assert await recall_total(stub, ref) == 0
+        pull = await js.pull_subscribe("mnemo.turns.>", durable=subjects.ORCHESTRATOR_CONSUMER,
+                                       stream=subjects.TURNS_STREAM)
+        for msg in await pull.fetch(8, timeout=5):  # the orchestrators catch up
+            await msg.ack_sync()
+        await eventually(lambda: _total_is(stub, ref, 1), timeout=10, message="indexed once the turns ran")
+    finally:
+        await nc.close()
+        await channel.close()
+        await service.stop()
+
+
+async def _true(value: bool) -> bool:
+    return value

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     recall_index_linger: float = Field(default=0.25, ge=0.0, le=5.0,
                                        description="seconds a small batch of committed messages waits for "
                                                    "more before recall indexing (0: index at once)")
+    recall_index_defer: float = Field(default=2.0, ge=0.0, le=30.0,
+                                      description="seconds recall indexing may wait while turns are backed up "
+                                                  "(8 or more waiting or running), so that a burst gets the "
+                                                  "cores (0: never wait)")
 
     # Gateway
     admin_key: str | None = None

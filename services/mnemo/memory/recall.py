@@ -15,6 +15,7 @@ import base64
 import contextlib
 import json
 import logging
+import time
 from collections import OrderedDict
 from datetime import datetime, timedelta
 
@@ -29,6 +30,7 @@ from mnemo.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from mnemo.common.natsutil import quietly
 from mnemo.common.retry import Backoff
 from mnemo.common.telemetry import span
+from mnemo.memory.backlog import TurnBacklog
 from mnemo.memory.commitlog import read_record
 from mnemo.memory.llm_client import LLMClient
 from mnemo.memory.search.base import RecallDoc, SearchBackend
@@ -44,6 +46,7 @@ FETCH_TIMEOUT = 0.5
 # embedded together cost less (one session run for several short texts; one index transaction, one
 # fetch). Recent messages are in the agent's context anyway; recall search sees them that much later.
 FILL = 8
+DEFER_STEP = 0.05  # how often a deferred batch looks at the turn backlog again
 FETCH_BACKOFF = Backoff(base=0.5, cap=5.0)
 PB_KEY = "pb"  # RecallDoc.extra key holding the whole Message (base64 protobuf)
 
@@ -147,9 +150,16 @@ class RecallIndexer:
     """Indexes the commit log into the search backend (one task per memory replica)."""
 
     def __init__(self, js: JetStreamContext, backend: SearchBackend, llm: LLMClient, models: AgentModels,
-                 ack_wait: float = 30.0, linger: float = 0.25) -> None:
+                 ack_wait: float = 30.0, linger: float = 0.25, backlog: TurnBacklog | None = None,
+                 max_defer: float = 0.0) -> None:
         self.js = js
         self.linger = linger
+        # While turns are backed up (a burst), a batch waits until its oldest record is `max_defer`
+        # seconds old (MNEMO_RECALL_INDEX_DEFER): the turns get the cores, and the records that pile
+        # up meanwhile are indexed in bigger batches after. Under a sustained load the wait is spent
+        # once and indexing keeps up from then on, `max_defer` behind.
+        self.backlog = backlog
+        self.max_defer = max_defer
         self.backend = backend
         self.llm = llm
         self.models = models
@@ -158,6 +168,7 @@ class RecallIndexer:
         self._stopping = asyncio.Event()
         self.indexed = 0  # messages indexed by this replica (figures, tests)
         self.batches = 0  # batches indexed by this replica
+        self.deferred = 0  # waits for turns backed up (figures, tests)
         self._last_vector: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()  # per agent, for context
 
     async def start(self) -> None:
@@ -203,12 +214,28 @@ class RecallIndexer:
             failures = 0
             if len(msgs) < FILL and self.linger > 0:
                 msgs += await self._more(BATCH - len(msgs))
+            if self.backlog is not None and self.max_defer > 0:
+                await self._yield_to_turns(msgs)
             try:
                 await self.index_batch(msgs)
             except Exception as exc:
                 log.warning("recall indexing of %d messages failed, will retry: %s", len(msgs), exc)
                 for m in msgs:
                     await quietly(m.nak(delay=2.0))
+
+    async def _yield_to_turns(self, msgs: list[Msg]) -> None:
+        """Wait while turns are backed up, until the oldest record in hand is `max_defer` old (a stop
+        ends the wait)."""
+        assert self.backlog is not None
+        try:
+            oldest = min(m.metadata.timestamp.timestamp() for m in msgs)
+        except (AttributeError, ValueError, TypeError):  # not a JetStream delivery: no age to go by
+            return
+        while (not self._stopping.is_set() and time.time() - oldest < self.max_defer
+               and await self.backlog.busy()):
+            self.deferred += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), DEFER_STEP)
 
     async def _more(self, most: int) -> list[Msg]:
         """The records that arrived within the linger (a stop ends it early)."""

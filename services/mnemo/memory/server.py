@@ -17,6 +17,7 @@ from mnemo.common.retry import Backoff, retry_forever
 from mnemo.common.telemetry import span
 from mnemo.memory.agents import Agents
 from mnemo.memory.archival import sweep_expired
+from mnemo.memory.backlog import TurnBacklog
 from mnemo.memory.checkpoints import Checkpoints
 from mnemo.memory.commitlog import CommitLog
 from mnemo.memory.dedup import ClaimBook
@@ -323,7 +324,8 @@ class MemoryService:
                                                 name="archival-expiry")
         if self.backend is not None and self.run_indexer:
             self.indexer = RecallIndexer(js, self.backend, self.llm, self.models, ack_wait=self.recall_ack_wait,
-                                         linger=self.settings.recall_index_linger)
+                                         linger=self.settings.recall_index_linger, backlog=TurnBacklog(js),
+                                         max_defer=self.settings.recall_index_defer)
             await self.indexer.start()
 
         servicer = MemoryServicer(self)
