@@ -208,8 +208,7 @@ class RecallIndexer:
                 failures += 1
                 delay = FETCH_BACKOFF.delay(failures)
                 log.warning("recall indexer fetch failed, retrying in %.1fs: %s", delay, exc)
-                with contextlib.suppress(TimeoutError):   # a stop ends the wait
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+                await self._pause(delay)
                 continue
             failures = 0
             if len(msgs) < FILL and self.linger > 0:
@@ -223,10 +222,17 @@ class RecallIndexer:
                 for m in msgs:
                     await quietly(m.nak(delay=2.0))
 
+    async def _pause(self, seconds: float) -> None:
+        """Wait `seconds`, or less when the indexer is stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
     async def _yield_to_turns(self, msgs: list[Msg]) -> None:
         """Wait while turns are backed up, until the oldest record in hand is `max_defer` old (a stop
         ends the wait)."""
         assert self.backlog is not None
+        if not await self.backlog.busy():  # the usual case: no record's age to work out
+            return
         try:
             oldest = min(m.metadata.timestamp.timestamp() for m in msgs)
         except (AttributeError, ValueError, TypeError):  # not a JetStream delivery: no age to go by
@@ -234,13 +240,11 @@ class RecallIndexer:
         while (not self._stopping.is_set() and time.time() - oldest < self.max_defer
                and await self.backlog.busy()):
             self.deferred += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), DEFER_STEP)
+            await self._pause(DEFER_STEP)
 
     async def _more(self, most: int) -> list[Msg]:
         """The records that arrived within the linger (a stop ends it early)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), self.linger)
+        await self._pause(self.linger)
         try:
             return await self._sub.fetch(batch=most, timeout=0.01)
         except (TimeoutError, nats.errors.TimeoutError):
