@@ -139,13 +139,17 @@ class AgentShard:
     # -- shared by recall and archival ------------------------------------------------------------
 
     def _write(self, kind: str, docs: list[Doc], upsert: Callable[[Doc, bytes | None], int],
-               label: Callable[[Doc], int], then: Callable[[list[int]], None] | None = None) -> None:
-        """Upsert `docs` into table `kind` in one transaction (`upsert` writes a row and returns its rid;
-        `then` runs on the rids before commit), then bring its vector index in step."""
+               label: Callable[[Doc], int], then: Callable[[list[int]], None] | None = None,
+               prepare: Callable[[], None] | None = None) -> None:
+        """Upsert `docs` into table `kind` in one transaction (`prepare` runs first in it; `upsert`
+        writes a row and returns its rid; `then` runs on the rids before commit), then bring its vector
+        index in step."""
         vecs = [None if d.vector is None else normalize(d.vector) for d in docs]
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
+            if prepare is not None:
+                prepare()
             dim = self.vectors.claim_dim(kind, {len(v) for v in vecs if v is not None})
             keys = [upsert(d, blob(v)) for d, v in zip(docs, vecs, strict=True)]
             if then is not None:
@@ -216,16 +220,16 @@ class AgentShard:
     # -- recall -----------------------------------------------------------------------------------
 
     def index_messages(self, docs: list[RecallDoc]) -> None:
-        derived: list[str] | None = None
-        position = {id(d): i for i, d in enumerate(docs)}
+        derived: dict[str, str] | None = None  # message id -> context, when the batch is appended
+
+        def prepare() -> None:  # inside the write's transaction: nothing changes the stored rows meanwhile
+            nonlocal derived
+            found = appended_contexts(self.db, [(d.id, utc_epoch(d.created_at), d.text, not d.context)
+                                                for d in docs])
+            derived = None if found is None else dict(zip([d.id for d in docs], found, strict=True))
 
         def upsert(d: RecallDoc, vec: bytes | None) -> int:
-            nonlocal derived
-            i = position[id(d)]
-            if i == 0:  # inside the write's transaction: nothing changes the stored rows meanwhile
-                derived = appended_contexts(self.db, [(x.id, utc_epoch(x.created_at), x.text, not x.context)
-                                                      for x in docs])
-            context = d.context or (derived[i] if derived is not None else "")
+            context = d.context or (derived[d.id] if derived is not None else "")
             return self.db.execute(
                 "INSERT INTO messages(id, role, text, context, auto_context, dates, created_at,"
                 " created_iso, turn_id, extra, vec) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
@@ -247,7 +251,7 @@ class AgentShard:
             # Every new row, its own context or not: either way its neighbours' derived contexts change.
             derive_contexts(self.db, keys)
 
-        self._write("messages", docs, upsert, lambda d: self.vectors.role_code(d.role), contexts)
+        self._write("messages", docs, upsert, lambda d: self.vectors.role_code(d.role), contexts, prepare)
 
     @staticmethod
     def _message_filters(start: float | None, end: float | None, role: str | None,
