@@ -200,3 +200,32 @@ async def test_queue_editing_over_grpc(module_stack: Stack, scripted_llm: Any) -
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.PopMessages(agent_pb2.PublicPopMessagesRequest(agent_id=agent.id, count=0), metadata=auth)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_rejected_upload_reports_its_reason_while_the_client_is_still_writing(module_stack: Stack) -> None:
+    """The server drains a rejected client stream before it ends the call: grpcio's asyncio client
+    loses the status to "Internal error from Core" when a write races the end (grpc/grpc#36066)."""
+    stub = module_stack.agent_stub()
+    chunk = b"x" * (64 << 10)
+
+    def without_header() -> Any:
+        return iter([agent_pb2.PublicDocumentChunk(data=chunk) for _ in range(32)])
+
+    def unknown_agent() -> Any:
+        yield agent_pb2.PublicDocumentChunk(header=agent_pb2.PublicDocumentHeader(agent_id="agent-nowhere"))
+        yield from (agent_pb2.PublicDocumentChunk(data=chunk) for _ in range(32))
+
+    cases = [(without_header, module_stack.grpc_auth(), grpc.StatusCode.INVALID_ARGUMENT, "header"),
+             (unknown_agent, module_stack.grpc_auth(), grpc.StatusCode.NOT_FOUND, "agent-nowhere"),
+             (without_header, module_stack.grpc_auth("mk-wrong"), grpc.StatusCode.UNAUTHENTICATED, "key")]
+    for requests, auth, code, reason in cases:
+        for _ in range(10):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                async for _ in stub.UploadDocument(requests(), metadata=auth, timeout=30.0):
+                    pass
+            assert (err.value.code(), reason in (err.value.details() or "").lower()) == (code, True), \
+                err.value.details()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ImportAgent(iter([memory_pb2.DataChunk(data=b"not a bundle " * 5000) for _ in range(32)]),
+                               metadata=module_stack.grpc_auth(), timeout=30.0)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()

@@ -308,21 +308,24 @@ async def test_healthz_names_the_failing_parts(module_stack: Stack, nats_url: st
     from mnemo.common.config import Settings
     from mnemo.gateway.options import GatewayOptions
     from mnemo.gateway.server import GatewayService
-    from tests.helpers import free_port
+    from tests.helpers import refused_port
 
-    gateway = GatewayService(Settings(nats_url=nats_url, home=tmp_path, http_port=0, grpc_port=0),
-                             memory_target=module_stack.memory.address, llm_target=module_stack.llm.address,
-                             orchestrator_target=f"127.0.0.1:{free_port()}",
-                             options=GatewayOptions(local_bootstrap=False))
-    await gateway.start()
-    try:
-        async with httpx.AsyncClient(base_url=gateway.base_url) as http:
-            r = await http.get("/healthz")
-            assert r.status_code == 503
-            assert r.json()["failing"] == ["orchestrator"]
-            assert (await http.get("/readyz")).status_code == 200
-    finally:
-        await gateway.stop()
+    # The orchestrator's port stays bound: a bare free port could be handed to this gateway's own
+    # gRPC server, whose health service would then answer for the orchestrator.
+    with refused_port() as nobody:
+        gateway = GatewayService(Settings(nats_url=nats_url, home=tmp_path, http_port=0, grpc_port=0),
+                                 memory_target=module_stack.memory.address, llm_target=module_stack.llm.address,
+                                 orchestrator_target=f"127.0.0.1:{nobody}",
+                                 options=GatewayOptions(local_bootstrap=False))
+        await gateway.start()
+        try:
+            async with httpx.AsyncClient(base_url=gateway.base_url) as http:
+                r = await http.get("/healthz")
+                assert r.status_code == 503
+                assert r.json()["failing"] == ["orchestrator"]
+                assert (await http.get("/readyz")).status_code == 200
+        finally:
+            await gateway.stop()
 
 
 async def test_queue_pop_and_rewrite(module_stack: Stack, scripted_llm: Any) -> None:

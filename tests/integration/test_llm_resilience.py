@@ -12,7 +12,7 @@ from mnemo.common.grpcutil import client_channel
 from mnemo.llm_proxy.config import ProviderConfig, ProxyConfig
 from mnemo.v1 import llm_pb2_grpc
 from tests.fixtures_llm import llm_service, llm_stub, scripted_config, start_llm_service  # noqa: F401
-from tests.helpers import free_port
+from tests.helpers import refused_port
 from tests.integration.test_llm_chat import req
 
 
@@ -228,11 +228,12 @@ async def test_chat_sends_the_providers_key_and_maps_what_the_endpoint_answers(s
     finally:
         await service.stop()
 
-    nobody = await start_llm_service(f"http://127.0.0.1:{free_port()}/v1", nats_url, max_retries=0)
-    try:
-        async with client_channel(nobody.address) as ch:
-            with pytest.raises(grpc.aio.AioRpcError) as err:
-                await llm_pb2_grpc.LLMServiceStub(ch).Chat(req())
-        assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "unreachable" in err.value.details()
-    finally:
-        await nobody.stop()
+    with refused_port() as port:
+        nobody = await start_llm_service(f"http://127.0.0.1:{port}/v1", nats_url, max_retries=0)
+        try:
+            async with client_channel(nobody.address) as ch:
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await llm_pb2_grpc.LLMServiceStub(ch).Chat(req())
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "unreachable" in err.value.details()
+        finally:
+            await nobody.stop()

@@ -81,15 +81,16 @@ async def test_usage_published_and_totals_survive_restart(scripted_llm, nats_url
 
 
 async def test_chat_served_without_nats(scripted_llm) -> None:
-    from tests.helpers import free_port
+    from tests.helpers import refused_port
 
-    service = await start_llm_service(scripted_llm.base_url, f"nats://127.0.0.1:{free_port()}")
-    try:
-        async with client_channel(service.address) as ch:
-            stub = llm_pb2_grpc.LLMServiceStub(ch)
-            assert (await stub.Chat(req())).message.tool_calls
-            with pytest.raises(grpc.aio.AioRpcError) as err:
-                await stub.GetUsage(llm_pb2.GetUsageRequest(tenant_id="t1"))
-            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
-    finally:
-        await service.stop()
+    with refused_port() as nats_port:
+        service = await start_llm_service(scripted_llm.base_url, f"nats://127.0.0.1:{nats_port}")
+        try:
+            async with client_channel(service.address) as ch:
+                stub = llm_pb2_grpc.LLMServiceStub(ch)
+                assert (await stub.Chat(req())).message.tool_calls
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await stub.GetUsage(llm_pb2.GetUsageRequest(tenant_id="t1"))
+                assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        finally:
+            await service.stop()

@@ -16,7 +16,7 @@ import pytest
 
 from tests.fixtures_observability import ancestors, span_exporter  # noqa: F401
 from tests.fixtures_stack import ADMIN_KEY, Stack, module_stack  # noqa: F401
-from tests.helpers import ENV_BASE, free_port, stop_process, wait_port
+from tests.helpers import ENV_BASE, free_port, refused_port, stop_process, wait_port
 from tests.integration.test_tools_client import call, of, reply
 
 SERVER_SCRIPT = str(Path(__file__).resolve().parents[1] / "mcp_tool_server.py")
@@ -133,11 +133,12 @@ async def test_an_http_server_with_a_secret_header(module_stack: Stack, scripted
 
 
 async def test_a_server_that_is_down_fails_clearly(module_stack: Stack, scripted_llm: Any) -> None:
-    async with module_stack.http() as http:
-        r = await http.post("/v1/mcp-servers", json={"name": "nowhere", "transport": "http",
-                                                     "url": f"http://127.0.0.1:{free_port()}/mcp"})
-        r = await http.get(f"/v1/mcp-servers/{r.json()['id']}/tools")
-        assert r.status_code == 503 and "nowhere" in r.text
+    with refused_port() as nowhere:
+        async with module_stack.http() as http:
+            r = await http.post("/v1/mcp-servers", json={"name": "nowhere", "transport": "http",
+                                                         "url": f"http://127.0.0.1:{nowhere}/mcp"})
+            r = await http.get(f"/v1/mcp-servers/{r.json()['id']}/tools")
+            assert r.status_code == 503 and "nowhere" in r.text
     port = free_port()
     proc = start_http_server(port)
     try:

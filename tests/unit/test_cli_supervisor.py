@@ -23,7 +23,7 @@ from mnemo.cli.supervisor import (
     tcp_health,
 )
 from mnemo.common.retry import Backoff
-from tests.helpers import eventually, free_port
+from tests.helpers import eventually, free_port, refused_port
 
 LISTENER = """
 import socket, sys, time
@@ -82,10 +82,11 @@ async def test_failed_start_reports_the_log_tail(tmp_path: Path) -> None:
 
 async def test_unhealthy_times_out_and_busy_port_is_refused(tmp_path: Path) -> None:
     sup = Supervisor(env={"PATH": "/usr/bin:/bin"})
-    never = ProcessSpec("llm-proxy", [sys.executable, "-c", "import time; time.sleep(60)"],
-                        tmp_path / "llm.log", tcp_health("127.0.0.1", free_port()))
-    with pytest.raises(StartupError, match="not healthy after"):
-        await sup.start_wave([never], timeout=0.5)
+    with refused_port() as nobody:
+        never = ProcessSpec("llm-proxy", [sys.executable, "-c", "import time; time.sleep(60)"],
+                            tmp_path / "llm.log", tcp_health("127.0.0.1", nobody))
+        with pytest.raises(StartupError, match="not healthy after"):
+            await sup.start_wave([never], timeout=0.5)
     pid = sup.pids()["llm-proxy"]
     await sup.stop_all()
     assert gone(pid)

@@ -15,7 +15,16 @@ from mnemo.gateway.console_reads import console_reads
 from mnemo.gateway.deps import GatewayContext
 from mnemo.gateway.errors import ApiError
 from mnemo.gateway.events import events_of_turn, replay
-from mnemo.gateway.grpc_edge import FAILURES, abort, malformed_error, principal, register, streaming, unary
+from mnemo.gateway.grpc_edge import (
+    FAILURES,
+    RequestStream,
+    abort_stream,
+    malformed_error,
+    principal,
+    register,
+    streaming,
+    unary,
+)
 from mnemo.gateway.submit import submit_turn
 from mnemo.gateway.turns import SubmittedTurn
 from mnemo.v1 import agent_pb2, agent_pb2_grpc, console_pb2, memory_pb2
@@ -139,19 +148,21 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return empty_pb2.Empty()
 
     async def UploadDocument(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        who = await principal(self.ctx, context)
+        limit = self.ctx.options.max_document_bytes
+        requests = RequestStream(request_iterator, limit)
+        who = await principal(self.ctx, context, requests)
         try:
-            first = await anext(aiter(request_iterator), None)
+            first = await anext(requests, None)
             if first is None or not first.HasField("header"):
                 raise ApiError(400, "the first message must carry the header")
             header = first.header
 
             async def data() -> AsyncIterator[bytes]:
                 total = 0
-                async for chunk in request_iterator:
+                async for chunk in requests:
                     total += len(chunk.data)
-                    if total > self.ctx.options.max_document_bytes:
-                        raise ApiError(413, f"document larger than {self.ctx.options.max_document_bytes} bytes")
+                    if total > limit:
+                        raise ApiError(413, f"document larger than {limit} bytes")
                     yield chunk.data
 
             async for progress in self.core.ingest_document_progress(
@@ -159,9 +170,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                     list(header.tags), data()):
                 yield progress
         except FAILURES as exc:
-            await abort(context, exc)
+            await abort_stream(context, exc, requests)
         except DecodeError as exc:  # a chunk that does not parse
-            await abort(context, malformed_error(exc))
+            await abort_stream(context, malformed_error(exc), requests)
 
     # ---- checkpoints, export / import ----
     @unary
@@ -184,17 +195,18 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             yield memory_pb2.DataChunk(data=piece)
 
     async def ImportAgent(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
-        who = await principal(self.ctx, context)
+        requests = RequestStream(request_iterator, self.ctx.options.max_document_bytes)
+        who = await principal(self.ctx, context, requests)
 
         async def data() -> AsyncIterator[bytes]:
-            async for chunk in request_iterator:
+            async for chunk in requests:
                 yield chunk.data
         try:
             return await self.core.import_agent(who.tenant_id, data())
         except FAILURES as exc:
-            await abort(context, exc)
+            await abort_stream(context, exc, requests)
         except DecodeError as exc:  # a chunk that does not parse
-            await abort(context, malformed_error(exc))
+            await abort_stream(context, malformed_error(exc), requests)
 
     # ---- templates ----
     @unary

@@ -4,6 +4,8 @@ lets a request that does not parse reach its handler."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable
 from typing import Any, NoReturn, Protocol
@@ -59,7 +61,56 @@ async def abort(context: grpc.aio.ServicerContext, exc: ApiError | MnemoError) -
     raise AssertionError("unreachable: abort raises")
 
 
-async def principal(ctx: GatewayContext, context: grpc.aio.ServicerContext) -> Principal:
+class RequestStream:
+    """The requests of a client-streaming call, read once, with what the handler left unread
+    drainable before the call ends with an error.
+
+    A server that ends a call while the client is still writing makes grpcio's asyncio client drop
+    the status for "Internal error from Core" (grpc/grpc#36066): draining first (up to `limit_bytes`
+    in all and DRAIN_SECONDS) lets the client finish writing and read the real reason. A stream
+    past its limit is not drained: its status is the one about its size."""
+
+    DRAIN_SECONDS = 5.0
+
+    def __init__(self, requests: AsyncIterator[Any], limit_bytes: int) -> None:
+        self._requests = aiter(requests)
+        self.limit_bytes = limit_bytes
+        self.seen_bytes = 0
+        self.ended = False
+
+    def __aiter__(self) -> RequestStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            request = await anext(self._requests)
+        except StopAsyncIteration:
+            self.ended = True
+            raise
+        self.seen_bytes += request.ByteSize()
+        return request
+
+    async def drain(self) -> None:
+        """Read and drop the rest of the stream, within the limits; never raises."""
+        if self.ended:
+            return
+        # Whatever stops the drain (the client's garbage, a reset, the deadline) ends it quietly:
+        # the call's status is about to be set by the caller.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self.DRAIN_SECONDS):
+                while self.seen_bytes <= self.limit_bytes:
+                    await anext(self)
+
+
+async def abort_stream(context: grpc.aio.ServicerContext, exc: ApiError | MnemoError,
+                       requests: RequestStream) -> NoReturn:
+    """`abort` for a client-streaming call: the rest of its requests are drained first."""
+    await requests.drain()
+    await abort(context, exc)
+
+
+async def principal(ctx: GatewayContext, context: grpc.aio.ServicerContext,
+                    requests: RequestStream | None = None) -> Principal:
     metadata = dict(context.invocation_metadata() or ())
     authorization = metadata.get("authorization")
     if isinstance(authorization, bytes):
@@ -67,6 +118,8 @@ async def principal(ctx: GatewayContext, context: grpc.aio.ServicerContext) -> P
     try:
         return await authenticate(ctx, authorization)
     except ApiError as exc:
+        if requests is not None:
+            await requests.drain()
         await abort(context, exc)
 
 
