@@ -111,6 +111,8 @@ async def abort_stream(context: grpc.aio.ServicerContext, exc: ApiError | MnemoE
 
 async def principal(ctx: GatewayContext, context: grpc.aio.ServicerContext,
                     requests: RequestStream | None = None) -> Principal:
+    """The caller's principal, or the call ends UNAUTHENTICATED (a client stream's `requests` drained
+    first)."""
     metadata = dict(context.invocation_metadata() or ())
     authorization = metadata.get("authorization")
     if isinstance(authorization, bytes):
@@ -118,8 +120,8 @@ async def principal(ctx: GatewayContext, context: grpc.aio.ServicerContext,
     try:
         return await authenticate(ctx, authorization)
     except ApiError as exc:
-        if requests is not None:
-            await requests.drain()
+        if requests is not None:  # a client-streaming call
+            await abort_stream(context, exc, requests)
         await abort(context, exc)
 
 
