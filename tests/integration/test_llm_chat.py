@@ -126,7 +126,10 @@ async def test_plain_text_stream(llm_stub, scripted_llm) -> None:
 
 async def test_bad_requests_are_invalid_argument(llm_stub) -> None:
     bad_tool = llm_pb2.Tool(name="f", parameters_json="{nope")
-    for request in (llm_pb2.ChatRequest(model="gpt-4o-mini"), req(tools=(bad_tool,)),
+    # Regression: a schema no edge checked (an MCP server's) with an integer beyond 64 bits was an
+    # internal error ("Integer exceeds 64-bit range"), retried as if transient.
+    huge_tool = llm_pb2.Tool(name="g", parameters_json=f'{{"type": "object", "maximum": {2**70}}}')
+    for request in (llm_pb2.ChatRequest(model="gpt-4o-mini"), req(tools=(bad_tool,)), req(tools=(huge_tool,)),
                     req(tool_choice="not_a_tool"), req(model="all-minilm-l6-v2")):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await llm_stub.Chat(request)

@@ -191,3 +191,26 @@ async def test_bad_tool_definitions_are_refused(module_stack: Stack) -> None:
         assert r.status_code == 422 and "built-in" in r.text
         r = await http.post(f"/v1/agents/{agent}/tool-results", json={"call_id": "nope", "result": "x"})
         assert r.status_code == 404
+
+
+async def test_tool_schemas_a_model_request_cannot_carry_are_refused(module_stack: Stack) -> None:
+    """Regression (REST fuzzing): a client tool whose schema held an integer beyond 64 bits was
+    accepted; its turn then failed inside the llm-proxy with an internal error ("Integer exceeds
+    64-bit range") and was retried, never reporting why. NaN, which Python's JSON parser takes, is
+    not JSON either."""
+    huge = {"type": "object", "properties": {"n": {"type": "integer", "maximum": 2**70}}}
+    async with module_stack.http() as http:
+        agent = await agent_with(module_stack)
+        r = await http.post(f"/v1/agents/{agent}/messages", json={"message": "hi", "tools": [{"name": "t",
+                                                                                          "parameters": huge}]})
+        assert r.status_code == 422 and "64-bit" in r.text, r.text
+        r = await http.post("/v1/agents", json={"name": "x", "tools": [{"name": "t", "parameters": huge}]})
+        assert r.status_code in (400, 422) and "64-bit" in r.text, r.text
+        body = '{"message": "hi", "tools": [{"name": "t", "parameters": {"type": "object", "x": NaN}}]}'
+        r = await http.post(f"/v1/agents/{agent}/messages", content=body,
+                            headers={"content-type": "application/json"})
+        assert r.status_code in (400, 422) and "NaN" in r.text, r.text
+        # A schema of 64 bits at most still goes through.
+        fits = {"type": "object", "properties": {"n": {"type": "integer", "maximum": 2**64 - 1}}}
+        r = await http.post("/v1/agents", json={"name": "x", "tools": [{"name": "t", "parameters": fits}]})
+        assert r.status_code == 201, r.text

@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 import jsonschema
+import orjson
 from jsonschema.exceptions import SchemaError
 from jsonschema.protocols import Validator
 
@@ -38,9 +39,13 @@ def parse_schema(text: str, name: str) -> dict[str, Any]:
     if len(text) > MAX_SCHEMA_CHARS:
         raise InvalidArgument(f"parameters of tool {name!r} are longer than {MAX_SCHEMA_CHARS} characters")
     try:
-        schema = json.loads(text or DEFAULT_PARAMETERS)
+        schema = json.loads(text or DEFAULT_PARAMETERS, parse_constant=_not_json)
     except ValueError as exc:
         raise InvalidArgument(f"parameters of tool {name!r} are not JSON: {exc}") from None
+    try:  # what the model request is encoded with: integers of at most 64 bits
+        orjson.dumps(schema)
+    except TypeError as exc:
+        raise InvalidArgument(f"parameters of tool {name!r} cannot be sent to a model: {exc}") from None
     if not isinstance(schema, dict):
         raise InvalidArgument(f"parameters of tool {name!r} must be a JSON Schema object")
     if schema.get("type", "object") != "object":
@@ -50,6 +55,10 @@ def parse_schema(text: str, name: str) -> dict[str, Any]:
     except SchemaError as exc:
         raise InvalidArgument(f"parameters of tool {name!r} are not a valid JSON Schema: {exc.message}") from None
     return schema
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
 
 
 def check_tool(spec: common_pb2.ToolSpec, kinds: tuple[str, ...] = KINDS) -> None:

@@ -106,10 +106,15 @@ def _legacy_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def json_body(kw: dict[str, Any], call: ChatCall) -> bytes:
-    """`kw` as a JSON request body; messages sent unchanged are joined from their cached encodings."""
-    if kw.get("messages") is not call.messages or len(call.messages_json) != len(call.messages):
-        return orjson.dumps(kw)
-    head = orjson.dumps({k: v for k, v in kw.items() if k != "messages"})
+    """`kw` as a JSON request body; messages sent unchanged are joined from their cached encodings.
+    InvalidRequest when it holds what JSON cannot carry (an integer beyond 64 bits in a tool's schema
+    that no edge checked, such as an MCP server's)."""
+    try:
+        if kw.get("messages") is not call.messages or len(call.messages_json) != len(call.messages):
+            return orjson.dumps(kw)
+        head = orjson.dumps({k: v for k, v in kw.items() if k != "messages"})
+    except TypeError as exc:
+        raise errors.InvalidRequest(f"the request cannot be encoded as JSON: {exc}") from None
     return b"".join((head[:-1], b"," if len(head) > 2 else b"", b'"messages":[',
                      b",".join(call.messages_json), b"]}"))
 
