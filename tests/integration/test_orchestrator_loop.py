@@ -73,12 +73,14 @@ async def test_turn_span_continues_the_submitters_trace(orchestrator, agent_fact
         await events.wait_turn(turn_id)
     from tests.helpers import eventually
 
-    # The turn span ends once the turn is acknowledged, just after its last events.
-    await eventually(lambda: any(s.name == "orchestrator.turn" for s in span_exporter.get_finished_spans()))
-    spans = span_exporter.get_finished_spans()
-    turn_span = next(s for s in spans if s.name == "orchestrator.turn")
-    step_span = next(s for s in spans if s.name == "orchestrator.step")
-    assert turn_span.context.trace_id == trace_id
+    # The turn span ends once the turn is acknowledged, just after its last events. Spans of this
+    # trace only: the session's work queue may hold other tests' turns, which this orchestrator runs too.
+    def of_turn(name: str) -> list:
+        return [s for s in span_exporter.get_finished_spans()
+                if s.name == name and s.context.trace_id == trace_id]
+
+    await eventually(lambda: of_turn("orchestrator.turn") and of_turn("orchestrator.step"))
+    turn_span, step_span = of_turn("orchestrator.turn")[0], of_turn("orchestrator.step")[0]
     assert turn_span.parent is not None and turn_span.parent.span_id == parent.get_span_context().span_id
     assert step_span.parent.span_id == turn_span.context.span_id
     assert turn_span.attributes["mnemo.turn_id"] == turn_id
