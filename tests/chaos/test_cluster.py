@@ -76,6 +76,13 @@ async def test_every_stream_and_bucket_has_three_replicas(cluster: NatsCluster, 
     assert {name: n for name, n in replicas.items() if n != 3} == {}
 
 
+async def _new_agents(stack: Stack, prefix: str) -> list[str]:
+    async with httpx.AsyncClient(base_url=stack.base_url,
+                                 headers={"Authorization": f"Bearer {stack.api_key}"}) as client:
+        return [(await client.post("/v1/agents", json={"name": f"{prefix}-{i}"})).json()["id"]
+                for i in range(AGENTS)]
+
+
 async def _fault(name: str, cluster: NatsCluster, stack: Stack, agents: list[str],
                  victim: NatsNode) -> tuple[FaultRow, Audit]:
     load = TurnLoad(stack.base_url, stack.api_key, agents)
@@ -116,22 +123,16 @@ async def _fault(name: str, cluster: NatsCluster, stack: Stack, agents: list[str
 
 async def test_turns_survive_a_node_and_the_meta_leader_killed(cluster: NatsCluster, cluster_stack: Stack,
                                                                 chaos_report: ChaosReport) -> None:
-    async with httpx.AsyncClient(base_url=cluster_stack.base_url,
-                                 headers={"Authorization": f"Bearer {cluster_stack.api_key}"}) as client:
-        agents = [(await client.post("/v1/agents", json={"name": f"chaos-{i}"})).json()["id"] for i in range(AGENTS)]
-    rows = []
+    rows: list[FaultRow] = []
     leader = cluster.meta_leader()
     assert leader is not None
     follower = next(n for n in cluster.nodes if n is not leader)
     for name, victim in (("SIGKILL a node", lambda: follower), ("SIGKILL the meta leader", cluster.meta_leader)):
         node = victim()
         assert node is not None
-        if rows:  # new conversations: a turn costs more as its agent's queue grows (the whole state is
-            # written and replicated each step), so the agents of the first fault are slower by now
-            async with httpx.AsyncClient(base_url=cluster_stack.base_url,
-                                         headers={"Authorization": f"Bearer {cluster_stack.api_key}"}) as client:
-                agents = [(await client.post("/v1/agents", json={"name": f"chaos-{len(rows)}-{i}"})).json()["id"]
-                          for i in range(AGENTS)]
+        # New conversations for each fault: a turn costs more as its agent's queue grows (the whole
+        # state is written and replicated each step), so the first fault's agents are slower by now.
+        agents = await _new_agents(cluster_stack, f"chaos-{len(rows)}")
         row, result = await _fault(f"{name} ({node.name})", cluster, cluster_stack, agents, node)
         rows.append(row)
         print("\n" + table(rows))
