@@ -6,6 +6,7 @@ import grpc
 import numpy as np
 import pytest
 
+from mnemo.common import embedding_wire
 from mnemo.llm_proxy import embedding_model, embeddings
 from mnemo.v1 import llm_pb2
 from tests.fixtures_llm import llm_service, llm_stub  # noqa: F401
@@ -84,6 +85,20 @@ async def test_provider_embeddings_and_bad_model(llm_service, llm_stub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await llm_stub.Embed(llm_pb2.EmbedRequest(model="gpt-4o-mini", texts=["a"]))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize("model", ["", "text-embedding-3-small"])  # the local model, a provider's
+async def test_packed_vectors_are_the_float_values_as_float32_bytes(llm_service, llm_stub, model) -> None:
+    texts = ["my sister Ana moved to Lisbon in May", "we talked about the cello recital"]
+    plain = await llm_stub.Embed(llm_pb2.EmbedRequest(model=model, texts=texts))
+    packed = await llm_stub.Embed(llm_pb2.EmbedRequest(model=model, texts=texts, packed=True))
+    assert packed.dim == plain.dim and len(packed.embeddings) == 2
+    for p, v in zip(packed.embeddings, plain.embeddings, strict=True):
+        assert not p.values and len(p.values_f32) == 4 * plain.dim and not v.values_f32
+        assert np.array_equal(np.frombuffer(p.values_f32, dtype="<f4"), np.array(v.values, dtype=np.float32))
+    # Either answer reads back as the same vectors (a server that ignores `packed` sends values).
+    assert all(np.array_equal(a, b) for a, b in zip(embedding_wire.to_vectors(packed.embeddings),
+                                                    embedding_wire.to_vectors(plain.embeddings), strict=True))
 
 
 def test_model_file_checksum_is_verified(tmp_path, monkeypatch) -> None:

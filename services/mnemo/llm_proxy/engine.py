@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from opentelemetry.trace import Span
 
 from mnemo import tokens
@@ -273,8 +274,9 @@ class LLMEngine:
         return name, info
 
     async def embed(self, model: str, texts: list[str], meta: CallMeta,
-                    deadline: float | None = None, background: bool = False) -> tuple[str, int, list[list[float]], int]:
-        """(model, dim, vectors, tokens). `background`: nobody waits for it (local model: one core)."""
+                    deadline: float | None = None, background: bool = False) -> tuple[str, int, np.ndarray, int]:
+        """(model, dim, vectors as an n x dim float32 matrix, tokens). `background`: nobody waits for
+        it (local model: one core)."""
         name, info = self.embedding_model(model)
         system = "onnxruntime" if info.provider == "local" else "openai"
         attrs = {"mnemo.tenant_id": meta.tenant_id, "mnemo.agent_id": meta.agent_id, "mnemo.turn_id": meta.turn_id}
@@ -283,8 +285,8 @@ class LLMEngine:
             try:
                 if info.provider == "local":
                     embedder = self.background_embedder if background else self.embedder
-                    vectors_np, used = await embedder.embed_async(texts)
-                    vectors, dim, provider = vectors_np.tolist(), LOCAL_DIM, "local"
+                    vectors, used = await embedder.embed_async(texts)
+                    dim, provider = LOCAL_DIM, "local"
                 else:
                     route = self.route(name)
                     if not hasattr(route.provider, "embed"):
@@ -295,8 +297,12 @@ class LLMEngine:
                         async with route.semaphore:
                             return await route.provider.embed(name, texts, timeout)
 
-                    vectors, used = await call_with_resilience(attempt, route.breaker, route.policy)
-                    dim, provider = (len(vectors[0]) if vectors else info.embedding_dim), route.config.name
+                    found, used = await call_with_resilience(attempt, route.breaker, route.policy)
+                    dim, provider = (len(found[0]) if found else info.embedding_dim), route.config.name
+                    if any(len(v) != dim for v in found):
+                        raise errors.ProviderError(f"provider {route.config.name!r} returned vectors of "
+                                                   "different lengths")
+                    vectors = np.asarray(found, dtype=np.float32).reshape(len(found), dim)
             except errors.LLMError as exc:
                 self._error(name, exc)
                 raise

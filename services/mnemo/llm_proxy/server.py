@@ -12,6 +12,7 @@ import grpc
 from mnemo import tokens
 from mnemo.common import natsrpc, status
 from mnemo.common.config import Settings
+from mnemo.common.embedding_wire import to_embeddings
 from mnemo.common.errors import FailedPrecondition, InvalidArgument, Unavailable
 from mnemo.common.grpcutil import GrpcServer
 from mnemo.llm_proxy import config as proxy_config
@@ -107,7 +108,7 @@ class LLMServicer(llm_pb2_grpc.LLMServiceServicer):
         except errors.LLMError as exc:
             await _abort(context, exc)
             raise
-        return llm_pb2.EmbedResponse(model=model, dim=dim, embeddings=[llm_pb2.Embedding(values=v) for v in vectors],
+        return llm_pb2.EmbedResponse(model=model, dim=dim, embeddings=to_embeddings(vectors, request.packed),
                                      usage=common_pb2.TokenUsage(prompt_tokens=used, total_tokens=used))
 
     async def CountTokens(self, request: llm_pb2.CountTokensRequest,

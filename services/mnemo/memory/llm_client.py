@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import numpy as np
 
 from mnemo.common import natsrpc, rpcclient
+from mnemo.common.embedding_wire import to_vectors
 from mnemo.common.errors import FailedPrecondition, InvalidArgument, MnemoError, Unavailable
 from mnemo.common.grpcutil import client_channel
 from mnemo.common.models import ModelListCache
@@ -93,15 +95,23 @@ class LLMClient:
 
     async def embed(self, texts: list[str], *, model: str = "", expected_dim: int = 0,
                     tenant_id: str = "", agent_id: str = "", background: bool = False) -> list[list[float]]:
-        """Embeddings of `texts` in batches; FailedPrecondition when the dimension is not `expected_dim`.
-        `background`: nobody waits for them (recall indexing); the llm-proxy runs them behind the rest."""
-        out: list[list[float]] = []
+        """Embeddings of `texts` as float lists (see `embed_vectors`)."""
+        return [v.tolist() for v in await self.embed_vectors(texts, model=model, expected_dim=expected_dim,
+                                                             tenant_id=tenant_id, agent_id=agent_id,
+                                                             background=background)]
+
+    async def embed_vectors(self, texts: list[str], *, model: str = "", expected_dim: int = 0,
+                            tenant_id: str = "", agent_id: str = "", background: bool = False) -> list[np.ndarray]:
+        """Embeddings of `texts` as float32 vectors, in batches; FailedPrecondition when the dimension is
+        not `expected_dim`. `background`: nobody waits for them (recall indexing); the llm-proxy runs
+        them behind the rest."""
+        out: list[np.ndarray] = []
         for i in range(0, len(texts), EMBED_BATCH):
             batch = texts[i:i + EMBED_BATCH]
             try:
                 resp = await self._get_stub().Embed(
                     llm_pb2.EmbedRequest(model=model, texts=batch, tenant_id=tenant_id, agent_id=agent_id,
-                                         priority="background" if background else ""),
+                                         priority="background" if background else "", packed=True),
                     timeout=60)
             except MnemoError as exc:
                 if isinstance(exc, InvalidArgument):
@@ -109,10 +119,10 @@ class LLMClient:
                 raise Unavailable(f"embedding failed ({exc.code}): {exc}") from None
             if len(resp.embeddings) != len(batch):
                 raise Unavailable(f"llm-proxy returned {len(resp.embeddings)} embeddings for {len(batch)} texts")
-            for e in resp.embeddings:
-                if expected_dim and len(e.values) != expected_dim:
+            for vector in to_vectors(resp.embeddings):
+                if expected_dim and len(vector) != expected_dim:
                     raise FailedPrecondition(
                         f"embedding dimension mismatch: model {resp.model or model!r} returned "
-                        f"{len(e.values)} dimensions, the agent's index uses {expected_dim}")
-                out.append(list(e.values))
+                        f"{len(vector)} dimensions, the agent's index uses {expected_dim}")
+                out.append(vector)
         return out

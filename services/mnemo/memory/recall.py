@@ -274,20 +274,20 @@ class RecallIndexer:
             self._last_vector.popitem(last=False)
         return mixed
 
-    async def _vectors(self, docs: list[RecallDoc], model: str, dim: int) -> list[list[float] | None]:
+    async def _vectors(self, docs: list[RecallDoc], model: str, dim: int) -> list[np.ndarray | None]:
         """One vector per conversational message (None for the others, indexed by words only)."""
         conversations = self._conversations(docs)
         wanted = [i for positions in conversations.values() for i in positions]
-        out: list[list[float] | None] = [None] * len(docs)
+        out: list[np.ndarray | None] = [None] * len(docs)
         if not wanted:
             return out
-        found = await self.llm.embed([docs[i].text for i in wanted], model=model, expected_dim=dim,
-                                     background=True)
+        found = await self.llm.embed_vectors([docs[i].text for i in wanted], model=model, expected_dim=dim,
+                                             background=True)
         own = dict(zip(wanted, found, strict=True))  # embed returns one per text
         for key, positions in conversations.items():
             mixed = self._contextual(key, np.array([own[i] for i in positions], dtype=np.float32))
             for i, vec in zip(positions, mixed, strict=True):
-                out[i] = vec.tolist()
+                out[i] = vec
         return out
 
     async def index_batch(self, msgs: list[Msg]) -> None:
@@ -313,7 +313,7 @@ class RecallIndexer:
                 by_model.setdefault(model_dim, []).extend(records)
             docs: list[RecallDoc] = []
             for (model, dim), group in by_model.items():
-                vectors: list[list[float] | None] = [None] * len(group)
+                vectors: list[np.ndarray | None] = [None] * len(group)
                 try:
                     vectors = await self._vectors(group, model, dim)
                 except (FailedPrecondition, InvalidArgument) as exc:

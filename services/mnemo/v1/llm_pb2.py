@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from mnemo.v1 import common_pb2 as mnemo_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12mnemo/v1/llm.proto\x12\x08mnemo.v1\x1a\x15mnemo/v1/common.proto\"x\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12&\n\ntool_calls\x18\x04 \x03(\x0b\x32\x12.mnemo.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x05 \x01(\t\"B\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x17\n\x0fparameters_json\x18\x03 \x01(\t\"\x80\x02\n\x0b\x43hatRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\'\n\x08messages\x18\x02 \x03(\x0b\x32\x15.mnemo.v1.ChatMessage\x12\x1d\n\x05tools\x18\x03 \x03(\x0b\x32\x0e.mnemo.v1.Tool\x12\x13\n\x0btool_choice\x18\x04 \x01(\t\x12\x12\n\nmax_tokens\x18\x05 \x01(\x05\x12\x13\n\x0btemperature\x18\x06 \x01(\x02\x12\x11\n\ttenant_id\x18\x07 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x08 \x01(\t\x12\x0f\n\x07turn_id\x18\t \x01(\t\x12\x0f\n\x07purpose\x18\n \x01(\t\x12\x15\n\rprompt_tokens\x18\x0b \x01(\x05\"\xc0\x01\n\x0c\x43hatResponse\x12&\n\x07message\x18\x01 \x01(\x0b\x32\x15.mnemo.v1.ChatMessage\x12\x15\n\rfinish_reason\x18\x02 \x01(\t\x12#\n\x05usage\x18\x03 \x01(\x0b\x32\x14.mnemo.v1.TokenUsage\x12\r\n\x05model\x18\x04 \x01(\t\x12\x10\n\x08provider\x18\x05 \x01(\t\x12\x12\n\nlatency_ms\x18\x06 \x01(\x01\x12\x17\n\x0ftool_call_error\x18\x07 \x01(\t\"\x97\x01\n\tChatChunk\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\x12&\n\ntool_calls\x18\x02 \x03(\x0b\x32\x12.mnemo.v1.ToolCall\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12#\n\x05usage\x18\x04 \x01(\x0b\x32\x14.mnemo.v1.TokenUsage\x12\x17\n\x0ftool_call_error\x18\x05 \x01(\t\"c\n\x0c\x45mbedRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05texts\x18\x02 \x03(\t\x12\x11\n\ttenant_id\x18\x03 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x04 \x01(\t\x12\x10\n\x08priority\x18\x05 \x01(\t\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"y\n\rEmbedResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\x05\x12\'\n\nembeddings\x18\x03 \x03(\x0b\x32\x13.mnemo.v1.Embedding\x12#\n\x05usage\x18\x04 \x01(\x0b\x32\x14.mnemo.v1.TokenUsage\"z\n\x12\x43ountTokensRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\'\n\x08messages\x18\x02 \x03(\x0b\x32\x15.mnemo.v1.ChatMessage\x12\x1d\n\x05tools\x18\x03 \x03(\x0b\x32\x0e.mnemo.v1.Tool\x12\r\n\x05texts\x18\x04 \x03(\t\"m\n\x13\x43ountTokensResponse\x12\r\n\x05total\x18\x01 \x01(\x05\x12\x13\n\x0bper_message\x18\x02 \x03(\x05\x12\r\n\x05tools\x18\x03 \x01(\x05\x12\x10\n\x08per_text\x18\x04 \x03(\x05\x12\x11\n\ttokenizer\x18\x05 \x01(\t\"\xb3\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x16\n\x0e\x63ontext_window\x18\x03 \x01(\x05\x12\x19\n\x11max_output_tokens\x18\x04 \x01(\x05\x12\x16\n\x0esupports_tools\x18\x05 \x01(\x08\x12\x11\n\tembedding\x18\x06 \x01(\x08\x12\x15\n\rembedding_dim\x18\x07 \x01(\x05\x12\x11\n\ttokenizer\x18\x08 \x01(\t\"\x13\n\x11ListModelsRequest\"q\n\x12ListModelsResponse\x12#\n\x06models\x18\x01 \x03(\x0b\x32\x13.mnemo.v1.ModelInfo\x12\x15\n\rdefault_model\x18\x02 \x01(\t\x12\x1f\n\x17\x64\x65\x66\x61ult_embedding_model\x18\x03 \x01(\t\"6\n\x0fGetUsageRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\"\x81\x01\n\nUsageTotal\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\rprompt_tokens\x18\x04 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x05 \x01(\x03\x12\r\n\x05\x63\x61lls\x18\x06 \x01(\x03\"8\n\x10GetUsageResponse\x12$\n\x06totals\x18\x01 \x03(\x0b\x32\x14.mnemo.v1.UsageTotal2\x91\x03\n\nLLMService\x12\x35\n\x04\x43hat\x12\x15.mnemo.v1.ChatRequest\x1a\x16.mnemo.v1.ChatResponse\x12:\n\nChatStream\x12\x15.mnemo.v1.ChatRequest\x1a\x13.mnemo.v1.ChatChunk0\x01\x12\x38\n\x05\x45mbed\x12\x16.mnemo.v1.EmbedRequest\x1a\x17.mnemo.v1.EmbedResponse\x12J\n\x0b\x43ountTokens\x12\x1c.mnemo.v1.CountTokensRequest\x1a\x1d.mnemo.v1.CountTokensResponse\x12G\n\nListModels\x12\x1b.mnemo.v1.ListModelsRequest\x1a\x1c.mnemo.v1.ListModelsResponse\x12\x41\n\x08GetUsage\x12\x19.mnemo.v1.GetUsageRequest\x1a\x1a.mnemo.v1.GetUsageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12mnemo/v1/llm.proto\x12\x08mnemo.v1\x1a\x15mnemo/v1/common.proto\"x\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12&\n\ntool_calls\x18\x04 \x03(\x0b\x32\x12.mnemo.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x05 \x01(\t\"B\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x17\n\x0fparameters_json\x18\x03 \x01(\t\"\x80\x02\n\x0b\x43hatRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\'\n\x08messages\x18\x02 \x03(\x0b\x32\x15.mnemo.v1.ChatMessage\x12\x1d\n\x05tools\x18\x03 \x03(\x0b\x32\x0e.mnemo.v1.Tool\x12\x13\n\x0btool_choice\x18\x04 \x01(\t\x12\x12\n\nmax_tokens\x18\x05 \x01(\x05\x12\x13\n\x0btemperature\x18\x06 \x01(\x02\x12\x11\n\ttenant_id\x18\x07 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x08 \x01(\t\x12\x0f\n\x07turn_id\x18\t \x01(\t\x12\x0f\n\x07purpose\x18\n \x01(\t\x12\x15\n\rprompt_tokens\x18\x0b \x01(\x05\"\xc0\x01\n\x0c\x43hatResponse\x12&\n\x07message\x18\x01 \x01(\x0b\x32\x15.mnemo.v1.ChatMessage\x12\x15\n\rfinish_reason\x18\x02 \x01(\t\x12#\n\x05usage\x18\x03 \x01(\x0b\x32\x14.mnemo.v1.TokenUsage\x12\r\n\x05model\x18\x04 \x01(\t\x12\x10\n\x08provider\x18\x05 \x01(\t\x12\x12\n\nlatency_ms\x18\x06 \x01(\x01\x12\x17\n\x0ftool_call_error\x18\x07 \x01(\t\"\x97\x01\n\tChatChunk\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\x12&\n\ntool_calls\x18\x02 \x03(\x0b\x32\x12.mnemo.v1.ToolCall\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12#\n\x05usage\x18\x04 \x01(\x0b\x32\x14.mnemo.v1.TokenUsage\x12\x17\n\x0ftool_call_error\x18\x05 \x01(\t\"s\n\x0c\x45mbedRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05texts\x18\x02 \x03(\t\x12\x11\n\ttenant_id\x18\x03 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x04 \x01(\t\x12\x10\n\x08priority\x18\x05 \x01(\t\x12\x0e\n\x06packed\x18\x06 \x01(\x08\"/\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x12\n\nvalues_f32\x18\x02 \x01(\x0c\"y\n\rEmbedResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\x05\x12\'\n\nembeddings\x18\x03 \x03(\x0b\x32\x13.mnemo.v1.Embedding\x12#\n\x05usage\x18\x04 \x01(\x0b\x32\x14.mnemo.v1.TokenUsage\"z\n\x12\x43ountTokensRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\'\n\x08messages\x18\x02 \x03(\x0b\x32\x15.mnemo.v1.ChatMessage\x12\x1d\n\x05tools\x18\x03 \x03(\x0b\x32\x0e.mnemo.v1.Tool\x12\r\n\x05texts\x18\x04 \x03(\t\"m\n\x13\x43ountTokensResponse\x12\r\n\x05total\x18\x01 \x01(\x05\x12\x13\n\x0bper_message\x18\x02 \x03(\x05\x12\r\n\x05tools\x18\x03 \x01(\x05\x12\x10\n\x08per_text\x18\x04 \x03(\x05\x12\x11\n\ttokenizer\x18\x05 \x01(\t\"\xb3\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x16\n\x0e\x63ontext_window\x18\x03 \x01(\x05\x12\x19\n\x11max_output_tokens\x18\x04 \x01(\x05\x12\x16\n\x0esupports_tools\x18\x05 \x01(\x08\x12\x11\n\tembedding\x18\x06 \x01(\x08\x12\x15\n\rembedding_dim\x18\x07 \x01(\x05\x12\x11\n\ttokenizer\x18\x08 \x01(\t\"\x13\n\x11ListModelsRequest\"q\n\x12ListModelsResponse\x12#\n\x06models\x18\x01 \x03(\x0b\x32\x13.mnemo.v1.ModelInfo\x12\x15\n\rdefault_model\x18\x02 \x01(\t\x12\x1f\n\x17\x64\x65\x66\x61ult_embedding_model\x18\x03 \x01(\t\"6\n\x0fGetUsageRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\"\x81\x01\n\nUsageTotal\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\rprompt_tokens\x18\x04 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x05 \x01(\x03\x12\r\n\x05\x63\x61lls\x18\x06 \x01(\x03\"8\n\x10GetUsageResponse\x12$\n\x06totals\x18\x01 \x03(\x0b\x32\x14.mnemo.v1.UsageTotal2\x91\x03\n\nLLMService\x12\x35\n\x04\x43hat\x12\x15.mnemo.v1.ChatRequest\x1a\x16.mnemo.v1.ChatResponse\x12:\n\nChatStream\x12\x15.mnemo.v1.ChatRequest\x1a\x13.mnemo.v1.ChatChunk0\x01\x12\x38\n\x05\x45mbed\x12\x16.mnemo.v1.EmbedRequest\x1a\x17.mnemo.v1.EmbedResponse\x12J\n\x0b\x43ountTokens\x12\x1c.mnemo.v1.CountTokensRequest\x1a\x1d.mnemo.v1.CountTokensResponse\x12G\n\nListModels\x12\x1b.mnemo.v1.ListModelsRequest\x1a\x1c.mnemo.v1.ListModelsResponse\x12\x41\n\x08GetUsage\x12\x19.mnemo.v1.GetUsageRequest\x1a\x1a.mnemo.v1.GetUsageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,27 +43,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHATCHUNK']._serialized_start=700
   _globals['_CHATCHUNK']._serialized_end=851
   _globals['_EMBEDREQUEST']._serialized_start=853
-  _globals['_EMBEDREQUEST']._serialized_end=952
-  _globals['_EMBEDDING']._serialized_start=954
-  _globals['_EMBEDDING']._serialized_end=981
-  _globals['_EMBEDRESPONSE']._serialized_start=983
-  _globals['_EMBEDRESPONSE']._serialized_end=1104
-  _globals['_COUNTTOKENSREQUEST']._serialized_start=1106
-  _globals['_COUNTTOKENSREQUEST']._serialized_end=1228
-  _globals['_COUNTTOKENSRESPONSE']._serialized_start=1230
-  _globals['_COUNTTOKENSRESPONSE']._serialized_end=1339
-  _globals['_MODELINFO']._serialized_start=1342
-  _globals['_MODELINFO']._serialized_end=1521
-  _globals['_LISTMODELSREQUEST']._serialized_start=1523
-  _globals['_LISTMODELSREQUEST']._serialized_end=1542
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1544
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1657
-  _globals['_GETUSAGEREQUEST']._serialized_start=1659
-  _globals['_GETUSAGEREQUEST']._serialized_end=1713
-  _globals['_USAGETOTAL']._serialized_start=1716
-  _globals['_USAGETOTAL']._serialized_end=1845
-  _globals['_GETUSAGERESPONSE']._serialized_start=1847
-  _globals['_GETUSAGERESPONSE']._serialized_end=1903
-  _globals['_LLMSERVICE']._serialized_start=1906
-  _globals['_LLMSERVICE']._serialized_end=2307
+  _globals['_EMBEDREQUEST']._serialized_end=968
+  _globals['_EMBEDDING']._serialized_start=970
+  _globals['_EMBEDDING']._serialized_end=1017
+  _globals['_EMBEDRESPONSE']._serialized_start=1019
+  _globals['_EMBEDRESPONSE']._serialized_end=1140
+  _globals['_COUNTTOKENSREQUEST']._serialized_start=1142
+  _globals['_COUNTTOKENSREQUEST']._serialized_end=1264
+  _globals['_COUNTTOKENSRESPONSE']._serialized_start=1266
+  _globals['_COUNTTOKENSRESPONSE']._serialized_end=1375
+  _globals['_MODELINFO']._serialized_start=1378
+  _globals['_MODELINFO']._serialized_end=1557
+  _globals['_LISTMODELSREQUEST']._serialized_start=1559
+  _globals['_LISTMODELSREQUEST']._serialized_end=1578
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1580
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1693
+  _globals['_GETUSAGEREQUEST']._serialized_start=1695
+  _globals['_GETUSAGEREQUEST']._serialized_end=1749
+  _globals['_USAGETOTAL']._serialized_start=1752
+  _globals['_USAGETOTAL']._serialized_end=1881
+  _globals['_GETUSAGERESPONSE']._serialized_start=1883
+  _globals['_GETUSAGERESPONSE']._serialized_end=1939
+  _globals['_LLMSERVICE']._serialized_start=1942
+  _globals['_LLMSERVICE']._serialized_end=2343
 # @@protoc_insertion_point(module_scope)

@@ -90,24 +90,28 @@ class ChatChunk(_message.Message):
     def __init__(self, delta: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[_common_pb2.ToolCall, _Mapping]]] = ..., finish_reason: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., tool_call_error: _Optional[str] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
-    __slots__ = ("model", "texts", "tenant_id", "agent_id", "priority")
+    __slots__ = ("model", "texts", "tenant_id", "agent_id", "priority", "packed")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    PACKED_FIELD_NUMBER: _ClassVar[int]
     model: str
     texts: _containers.RepeatedScalarFieldContainer[str]
     tenant_id: str
     agent_id: str
     priority: str
-    def __init__(self, model: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ..., tenant_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., priority: _Optional[str] = ...) -> None: ...
+    packed: bool
+    def __init__(self, model: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ..., tenant_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., priority: _Optional[str] = ..., packed: _Optional[bool] = ...) -> None: ...
 
 class Embedding(_message.Message):
-    __slots__ = ("values",)
+    __slots__ = ("values", "values_f32")
     VALUES_FIELD_NUMBER: _ClassVar[int]
+    VALUES_F32_FIELD_NUMBER: _ClassVar[int]
     values: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
+    values_f32: bytes
+    def __init__(self, values: _Optional[_Iterable[float]] = ..., values_f32: _Optional[bytes] = ...) -> None: ...
 
 class EmbedResponse(_message.Message):
     __slots__ = ("model", "dim", "embeddings", "usage")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
+import numpy as np
+
 T = TypeVar("T")
 
 
@@ -26,7 +28,7 @@ class RecallDoc:
     text: str
     created_at: datetime
     turn_id: str = ""
-    vector: list[float] | None = None
+    vector: list[float] | np.ndarray | None = None  # recall indexing hands over float32 arrays
     extra: dict[str, str] = field(default_factory=dict)  # serialized message fields (tool calls, name...)
     # Text of the neighbouring turns, indexed with the message (words and meaning) so that a question
     # finds the turn whose answer is spread over a short exchange. Empty: the backend derives it from
