@@ -54,3 +54,15 @@ def test_the_client_answers_the_calls_the_last_pause_names() -> None:
     assert tool_answer(only, None, ValueError("x")) == {"call_id": "c1", "error": "ValueError: x"}
     assert approval_answer(only, (False, "no")) == {"call_id": "c1", "approve": False, "reason": "no"}
     assert approval_answer(only, True)["approve"] is True
+
+
+def test_the_services_load_the_mcp_sdk_only_when_it_is_used() -> None:
+    """The SDK costs ~27 MB a process; /mcp and MCP tools load it on first use, not at start."""
+    import subprocess
+    import sys
+
+    code = ("import sys, mnemo.cli.combined, mnemo.gateway.server, mnemo.orchestrator.server, "
+            "mnemo.memory.server, mnemo.llm_proxy.server; "
+            "print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith('mcp.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]"

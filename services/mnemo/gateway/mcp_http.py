@@ -9,7 +9,6 @@ each request stands alone, so any gateway replica serves any request.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,19 +16,19 @@ from typing import Any
 import httpx
 from mcp.server.mcpserver import Context
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from mnemo.client import AsyncMnemo
-from mnemo.gateway.deps import GatewayContext, authenticate
-from mnemo.gateway.errors import ApiError
+from mnemo.gateway.deps import GatewayContext
+from mnemo.gateway.mcp_mount import PATH as MCP_PATH
 from mnemo.mcp_server.tools import build_server
 
-PATH = "/mcp"
 LOOPBACK = "http://gateway.internal"   # the base URL of in-process calls (never resolved)
 
 
 class McpEndpoint:
-    """The ASGI endpoint of `/mcp`: authenticates, then hands the request to the SDK's transport."""
+    """Mnemo's MCP server and the SDK's transport (`http`), which `mcp_mount.McpMount` hands
+    authenticated requests."""
 
     def __init__(self, ctx: GatewayContext, app: ASGIApp) -> None:
         self.ctx = ctx
@@ -37,7 +36,7 @@ class McpEndpoint:
         self.server = build_server(self._client)
         # DNS-rebinding checks guard servers without credentials; every request here carries a key.
         self.http = self.server.streamable_http_app(
-            streamable_http_path=PATH, json_response=True, stateless_http=True,
+            streamable_http_path=MCP_PATH, json_response=True, stateless_http=True,
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -58,18 +57,6 @@ class McpEndpoint:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
-        try:
-            await authenticate(self.ctx, headers.get("authorization"))
-        except ApiError as exc:
-            await _answer(send, exc.status, {"detail": exc.detail}, exc.headers)
-            return
-        if self._task is None:
-            await _answer(send, 503, {"detail": "the MCP endpoint is not running"}, {})
-            return
-        await self.http(scope, receive, send)
-
     @asynccontextmanager
     async def _client(self, ctx: Context) -> AsyncIterator[AsyncMnemo]:
         """A client of this gateway's REST API with the key of the MCP request being served."""
@@ -78,11 +65,3 @@ class McpEndpoint:
         key = authorization.partition(" ")[2].strip()
         async with AsyncMnemo(LOOPBACK, api_key=key, transport=httpx.ASGITransport(app=self.app)) as api:
             yield api
-
-
-async def _answer(send: Send, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
-    data = json.dumps(body).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
-           *((k.lower().encode(), v.encode()) for k, v in headers.items())]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": data})

@@ -22,8 +22,8 @@ from mnemo.gateway.deps import GatewayContext
 from mnemo.gateway.events import EventHub
 from mnemo.gateway.grpc_api import AgentServicer, add_to_server
 from mnemo.gateway.health import HealthChecker
-from mnemo.gateway.mcp_http import PATH as MCP_PATH
-from mnemo.gateway.mcp_http import McpEndpoint
+from mnemo.gateway.mcp_mount import PATH as MCP_PATH
+from mnemo.gateway.mcp_mount import McpMount
 from mnemo.gateway.models import ModelLister
 from mnemo.gateway.options import GatewayOptions
 from mnemo.gateway.ratelimit import RateLimiter, TenantLimits
@@ -72,7 +72,7 @@ class GatewayService:
         self._channel: Any = None
         self._llm_channel: Any = None
         self._tool_channel: Any = None
-        self.mcp: McpEndpoint | None = None
+        self.mcp: McpMount | None = None
         self._http: _Uvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
 
@@ -104,8 +104,7 @@ class GatewayService:
                                       models=ModelLister(rpcclient.llm_client(
                                           settings, self.nc, llm_pb2_grpc.LLMServiceStub(self._llm_channel))))
         self.app = create_app(self.context, self.nc)
-        self.mcp = McpEndpoint(self.context, self.app)
-        await self.mcp.start()
+        self.mcp = McpMount(self.context, self.app)
         self.app.router.routes.append(Route(MCP_PATH, endpoint=self.mcp, methods=["POST"], include_in_schema=False))
 
         self.grpc = GrpcServer("gateway", settings.host, settings.grpc_port)

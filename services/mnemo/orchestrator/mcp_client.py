@@ -15,11 +15,9 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
-from mcp import Client, StdioServerParameters
-from mcp.client.streamable_http import streamable_http_client
 
 from mnemo.common import metrics
 from mnemo.common.errors import MnemoError, NotFound
@@ -28,6 +26,9 @@ from mnemo.common.telemetry import span
 from mnemo.orchestrator.executor import truncate
 from mnemo.orchestrator.functions import FunctionError
 from mnemo.v1 import common_pb2, memory_pb2
+
+if TYPE_CHECKING:
+    from mcp import Client
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,10 @@ class McpUnavailable(Exception):
 
 def _target(server: memory_pb2.McpServer) -> tuple[Any, httpx2.AsyncClient | None]:
     """What `mcp.Client` connects to, and the HTTP client to close afterwards."""
+    # The SDK loads on first use (~27 MB): most stacks never register an MCP server.
+    from mcp import StdioServerParameters
+    from mcp.client.streamable_http import streamable_http_client
+
     if server.transport == "stdio":
         return StdioServerParameters(command=server.command, args=list(server.args), env=dict(server.env)), None
     http = httpx2.AsyncClient(headers=dict(server.headers),
@@ -79,6 +84,8 @@ class _Session:
         return self._client
 
     async def _own(self) -> None:
+        from mcp import Client
+
         target, http = _target(self.server)
         try:
             async with Client(target, cache=None) as client:
