@@ -67,6 +67,7 @@ def port_pair() -> int:
 LAYOUTS = {  # layout -> (the processes `mnemo status` lists, the one killed, its module)
     "split": ({"nats", "memory", "llm-proxy", "orchestrator", "gateway"}, "llm-proxy", "mnemo.llm_proxy"),
     "combined": ({"nats", "services"}, "services", "mnemo.cli.combined"),
+    "core": ({"nats", "services", "gateway"}, "gateway", "mnemo.gateway"),
 }
 
 

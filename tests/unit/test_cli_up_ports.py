@@ -16,13 +16,13 @@ def metrics_ports(settings: Settings, tmp: Path) -> dict[str, str | None]:
     return {s.name: (s.env or env).get("MNEMO_METRICS_PORT") for s in specs}
 
 
-@pytest.mark.parametrize("layout", ["split", "combined"])
+@pytest.mark.parametrize("layout", ["split", "combined", "core"])
 def test_each_process_of_the_stack_serves_metrics_on_its_own_port(tmp_path: Path, layout: str) -> None:
     """Regression: MNEMO_METRICS_PORT reached every process of `mnemo up` unchanged, so with several
     processes (split layout, orchestrator replicas) all but the first failed to bind it."""
     settings = Settings(home=tmp_path, layout=layout, orchestrators=2, metrics_port=19464)
     ports = metrics_ports(settings, tmp_path)
-    assert len(ports) == (5 if layout == "split" else 3)
+    assert len(ports) == {"split": 5, "combined": 3, "core": 4}[layout]
     assert sorted(int(p) for p in ports.values() if p) == list(range(19464, 19464 + len(ports)))
     assert ports["orchestrator-1"] != ports["orchestrator-2"]
     _validate_ports(settings)
@@ -51,14 +51,21 @@ def test_the_embedded_nats_server_gets_one_go_scheduler_thread_unless_told_other
     assert nats_spec(settings, tmp_path, {**env, "GOMAXPROCS": "4"}).env["GOMAXPROCS"] == "4"  # type: ignore[index]
 
 
-def test_auto_layout_is_combined_with_one_replica_and_split_with_more(tmp_path: Path) -> None:
+def test_auto_layout_is_core_with_one_replica_and_split_with_more(tmp_path: Path) -> None:
     from mnemo.cli.up import service_waves, stack_layout
 
     def names(settings: Settings) -> list[str]:
         return [spec.name for wave in service_waves(settings, tmp_path, {}) for spec in wave]
 
     assert Settings(home=tmp_path).layout == "auto"
-    assert stack_layout(Settings(home=tmp_path)) == "combined" and names(Settings(home=tmp_path)) == ["services"]
+    one = Settings(home=tmp_path)
+    assert stack_layout(one) == "core" and names(one) == ["services", "gateway"]
+    waves = service_waves(one, tmp_path, {})
+    assert waves[0][0].argv[-1] == "--no-gateway" and waves[1][0].argv[-1] == "mnemo.gateway"
+    assert one.http_port in waves[1][0].ports and one.http_port not in waves[0][0].ports
+    assert names(Settings(home=tmp_path, layout="combined")) == ["services"]
+    assert names(Settings(home=tmp_path, orchestrators=2, layout="core")) == [
+        "services", "orchestrator-1", "orchestrator-2", "gateway"]
     three = Settings(home=tmp_path, orchestrators=3)
     assert stack_layout(three) == "split"
     assert sorted(names(three)) == ["gateway", "llm-proxy", "memory", "orchestrator-1", "orchestrator-2",

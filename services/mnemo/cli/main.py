@@ -60,8 +60,9 @@ def up(
     orchestrators: int = typer.Option(None, "--orchestrators", min=1,
                                       help="orchestrator replicas (default $MNEMO_ORCHESTRATORS or 1)"),
     layout: str = typer.Option(None, "--layout",
-                               help="combined: the services in one process; split: one process each; "
-                                    "auto: combined with one orchestrator, split with more "
+                               help="combined: the services in one process; core: the gateway in a "
+                                    "process of its own, the others in one; split: one process each; "
+                                    "auto: core with one orchestrator, split with more "
                                     "(default $MNEMO_LAYOUT or auto)"),
     timeout: float = typer.Option(180.0, help="seconds each service may take to become healthy"),
     grace: float = typer.Option(10.0, help="seconds a service gets to stop before SIGKILL"),

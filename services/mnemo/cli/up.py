@@ -116,38 +116,58 @@ def orchestrator_specs(settings: Settings, home: Path, env: dict[str, str]) -> l
     return specs
 
 
-def combined_waves(settings: Settings, home: Path, env: dict[str, str]) -> list[list[ProcessSpec]]:
+def combined_waves(settings: Settings, home: Path, env: dict[str, str],
+                   with_gateway: bool = True) -> list[list[ProcessSpec]]:
     """The combined layout: one process runs memory, llm-proxy, the gateway and (with one replica) the
-    orchestrator; with more replicas, each is a process of its own, started after it."""
+    orchestrator; with more replicas, each is a process of its own, started after it. Without the
+    gateway (the core layout), the gateway is a process of its own, started last."""
     host = settings.host
-    argv = [sys.executable, "-m", "mnemo.cli.combined"]
+    argv = [sys.executable, "-m", "mnemo.cli.combined", *([] if with_gateway else ["--no-gateway"])]
     log_path = home / "logs" / "services.log"
-    ports = [settings.http_port, settings.grpc_port, settings.memory_port, settings.llm_port]
+    ports = [settings.memory_port, settings.llm_port]
+    ready = [grpc_health(f"{host}:{settings.memory_port}"), grpc_health(f"{host}:{settings.llm_port}")]
+    if with_gateway:
+        ports = [settings.http_port, settings.grpc_port, *ports]
+    gateway = [] if with_gateway else [[service_spec("gateway", settings, home)]]
     if settings.orchestrators == 1:
-        return [[ProcessSpec("services", argv, log_path, http_health(f"http://{host}:{settings.http_port}/healthz"),
-                             ports=[*ports, settings.orchestrator_port])]]
+        if with_gateway:
+            ready = [http_health(f"http://{host}:{settings.http_port}/healthz")]
+        else:
+            ready.append(grpc_health(f"{host}:{settings.orchestrator_port}"))
+        return [[ProcessSpec("services", argv, log_path, all_healthy(*ready),
+                             ports=[*ports, settings.orchestrator_port])], *gateway]
     # /healthz needs an orchestrator: the process is ready when its services listen.
-    ready = all_healthy(grpc_health(f"{host}:{settings.memory_port}"), grpc_health(f"{host}:{settings.llm_port}"),
-                        tcp_health(host, settings.http_port))
-    return [[ProcessSpec("services", [*argv, "--no-orchestrator"], log_path, ready, ports=ports)],
-            orchestrator_specs(settings, home, env)]
+    if with_gateway:
+        ready.append(tcp_health(host, settings.http_port))
+    return [[ProcessSpec("services", [*argv, "--no-orchestrator"], log_path, all_healthy(*ready), ports=ports)],
+            orchestrator_specs(settings, home, env), *gateway]
 
 
 def stack_layout(settings: Settings) -> str:
-    """The layout `mnemo up` runs. "auto" is combined with one orchestrator replica and split with
-    more: the replicas are processes of their own either way, so the combined process no longer saves
-    their calls a transport, and its one event loop (gateway, memory and llm-proxy for every replica)
-    became the bottleneck (bench/scale.py, 1,000 agents at 250 turns/s: p99 331 against 431 ms with 2
-    replicas, 402 against 697-723 ms with 3, the same CPU per turn, ~200 MB more RSS)."""
+    """The layout `mnemo up` runs. "auto" is core with one orchestrator replica and split with more.
+
+    Core rather than combined: the gateway's HTTP work (parsing, routing, validation, responses) is a
+    fifth of the event loop's time per turn, and in a process of its own it runs on another core. A
+    turn crosses JetStream between the gateway and the orchestrator in either layout, so nothing is
+    added to its path (50 agents x 10 turns at once on 2 cores: 318-369 against 270-324 turns/s, and
+    207-233 against 151-230 when the machine ran slower; a sequential turn ~0.6 ms more CPU, as two
+    processes wake for its events; ~90 MB more RSS).
+
+    Split with more replicas: they are processes of their own either way, so the combined process no
+    longer saves their calls a transport, and its one event loop (gateway, memory and llm-proxy for
+    every replica) became the bottleneck (bench/scale.py, 1,000 agents at 250 turns/s: p99 331
+    against 431 ms with 2 replicas, 402 against 697-723 ms with 3, the same CPU per turn, ~200 MB more
+    RSS)."""
     if settings.layout != "auto":
         return settings.layout
-    return "combined" if settings.orchestrators == 1 else "split"
+    return "core" if settings.orchestrators == 1 else "split"
 
 
 def service_waves(settings: Settings, home: Path, env: dict[str, str]) -> list[list[ProcessSpec]]:
     """The processes of the stack, wave by wave, for the configured layout."""
-    if stack_layout(settings) == "combined":
-        waves = combined_waves(settings, home, env)
+    layout = stack_layout(settings)
+    if layout in ("combined", "core"):
+        waves = combined_waves(settings, home, env, with_gateway=layout == "combined")
     else:
         waves = [wave_specs(wave, settings, home, env) for wave in SERVICE_WAVES]
     return with_metrics_ports(waves, settings, env)

@@ -91,10 +91,11 @@ class Settings(BaseSettings):
                            description="the tracing UI's URL of one trace, `{trace_id}` standing for its id "
                                        "(the console links each step to it)")
 
-    # `mnemo up`: the services in one process ("combined": in-process calls, one interpreter) or one
-    # process each ("split": a crash or restart touches one service); "auto": combined with one
-    # orchestrator, split with more (`stack_layout`).
-    layout: Literal["auto", "combined", "split"] = "auto"
+    # `mnemo up`: the services in one process ("combined": in-process calls, one interpreter), the
+    # gateway apart from the others ("core": memory, llm-proxy and the orchestrator in one process,
+    # the gateway's HTTP work on another core) or one process each ("split": a crash or restart
+    # touches one service); "auto": core with one orchestrator, split with more (`stack_layout`).
+    layout: Literal["auto", "combined", "core", "split"] = "auto"
 
     # Orchestrator
     orchestrators: int = Field(default=1, ge=1, le=32, description="orchestrator replicas `mnemo up` runs")
