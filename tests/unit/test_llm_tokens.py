@@ -145,3 +145,18 @@ def test_a_process_counts_with_the_providers_file_models(tmp_path) -> None:
     finally:
         registry.unregister("my-vllm-model")
         registry.unregister("plain-model")
+
+
+def test_a_bundled_encoding_keeps_no_python_copy_of_its_ranks_and_still_pickles() -> None:
+    """The Rust core holds the ranks; the Python dict tiktoken keeps beside it (~23 MB for o200k_base)
+    is read back from the bundled file only when the Encoding is pickled."""
+    import pickle
+
+    from mnemo.tokens import encodings
+
+    enc = encodings.encoding("o200k_base")
+    assert isinstance(enc._mergeable_ranks, encodings.RanksOnDisk)
+    copy = pickle.loads(pickle.dumps(enc))
+    assert isinstance(copy._mergeable_ranks, dict) and len(copy._mergeable_ranks) == 199_998
+    text = "Ana moved to Lisbon in May 2023 🎻"
+    assert copy.encode(text) == enc.encode(text) and enc.decode(enc.encode(text)) == text
