@@ -3,7 +3,7 @@
     .venv/bin/python bench/scale.py [--agents 1000] [--turns 5] [--rate 250] [--replicas 1,3]
         [--latency-ms 200] [--idle-agents 10000] [--recall-sizes 100,10000,100000] [--skip-idle] [--skip-recall]
 
-The stack is `mnemo up` (processes, default combined layout, local embedder for recall indexing);
+The stack is `mnemo up` (processes, the default layout, local embedder for recall indexing);
 the model is the scripted OpenAI-compatible server (tests/scripted_llm.py) in its own process,
 answering every call after --latency-ms (--remote-embeddings: it embeds recall too, hash vectors).
 The provider's concurrency cap is raised to 512 through MNEMO_PROVIDERS_FILE (the default cap, 16 calls

@@ -122,7 +122,7 @@ def test_stop_leaves_nothing_and_data_survives_restart(tmp_path: Path, scripted_
     first = Stack(home, llm_base_url=scripted_llm_server.base_url).start()
     try:
         info = first.stack_info()
-        assert set(info["processes"]) == {"nats", "services"}  # the combined layout, by default
+        assert set(info["processes"]) == {"nats", "services", "gateway"}  # the core layout, by default
         assert set(info["processes"].values()) <= set(first.child_pids)
         with _client(first) as client:
             agent = client.agents.create(name="durable")
