@@ -33,10 +33,11 @@ class RecordingLLM:
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
 
-    async def embed(self, texts: list[str], model: str, expected_dim: int, background: bool) -> list[list[float]]:
+    async def embed_vectors(self, texts: list[str], model: str, expected_dim: int,
+                            background: bool) -> list[np.ndarray]:
         assert background  # recall indexing never competes with the turns
         self.calls.append(texts)
-        return [np.eye(expected_dim, dtype=np.float32)[len(self.calls) * 10 + i].tolist() for i in range(len(texts))]
+        return [np.eye(expected_dim, dtype=np.float32)[len(self.calls) * 10 + i] for i in range(len(texts))]
 
 
 async def test_each_conversational_message_is_embedded_once_and_alone() -> None:
