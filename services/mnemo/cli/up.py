@@ -125,21 +125,20 @@ def combined_waves(settings: Settings, home: Path, env: dict[str, str],
     argv = [sys.executable, "-m", "mnemo.cli.combined", *([] if with_gateway else ["--no-gateway"])]
     log_path = home / "logs" / "services.log"
     ports = [settings.memory_port, settings.llm_port]
-    ready = [grpc_health(f"{host}:{settings.memory_port}"), grpc_health(f"{host}:{settings.llm_port}")]
+    listening = [grpc_health(f"{host}:{settings.memory_port}"), grpc_health(f"{host}:{settings.llm_port}")]
     if with_gateway:
         ports = [settings.http_port, settings.grpc_port, *ports]
     gateway = [] if with_gateway else [[service_spec("gateway", settings, home)]]
     if settings.orchestrators == 1:
-        if with_gateway:
-            ready = [http_health(f"http://{host}:{settings.http_port}/healthz")]
-        else:
-            ready.append(grpc_health(f"{host}:{settings.orchestrator_port}"))
-        return [[ProcessSpec("services", argv, log_path, all_healthy(*ready),
-                             ports=[*ports, settings.orchestrator_port])], *gateway]
+        # With the gateway in it, /healthz vouches for the whole process; without, each service's health.
+        ready = (http_health(f"http://{host}:{settings.http_port}/healthz") if with_gateway
+                 else all_healthy(*listening, grpc_health(f"{host}:{settings.orchestrator_port}")))
+        return [[ProcessSpec("services", argv, log_path, ready, ports=[*ports, settings.orchestrator_port])],
+                *gateway]
     # /healthz needs an orchestrator: the process is ready when its services listen.
     if with_gateway:
-        ready.append(tcp_health(host, settings.http_port))
-    return [[ProcessSpec("services", [*argv, "--no-orchestrator"], log_path, all_healthy(*ready), ports=ports)],
+        listening.append(tcp_health(host, settings.http_port))
+    return [[ProcessSpec("services", [*argv, "--no-orchestrator"], log_path, all_healthy(*listening), ports=ports)],
             orchestrator_specs(settings, home, env), *gateway]
 
 

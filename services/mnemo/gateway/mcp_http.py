@@ -19,7 +19,6 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp
 
 from mnemo.client import AsyncMnemo
-from mnemo.gateway.deps import GatewayContext
 from mnemo.gateway.mcp_mount import PATH as MCP_PATH
 from mnemo.mcp_server.tools import build_server
 
@@ -30,8 +29,7 @@ class McpEndpoint:
     """Mnemo's MCP server and the SDK's transport (`http`), which `mcp_mount.McpMount` hands
     authenticated requests."""
 
-    def __init__(self, ctx: GatewayContext, app: ASGIApp) -> None:
-        self.ctx = ctx
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app   # the gateway's REST app, which the tools call
         self.server = build_server(self._client)
         # DNS-rebinding checks guard servers without credentials; every request here carries a key.

@@ -46,7 +46,7 @@ class McpMount:
             if self.endpoint is None and not self._stopped:
                 from mnemo.gateway.mcp_http import McpEndpoint
 
-                endpoint = McpEndpoint(self.ctx, self.app)
+                endpoint = McpEndpoint(self.app)
                 await endpoint.start()
                 self.endpoint = endpoint
         return self.endpoint
