@@ -29,16 +29,23 @@ class EventPublisher:
         return cls(js, ack_each=replicas > 1)
 
     async def publish(self, events: Iterable[common_pb2.Event], trace_headers: Mapping[str, str]) -> None:
-        pending = list(events)
+        pending = [_wire(ev, trace_headers) for ev in events]
         if not pending:
             return
-        acks = []
-        for i, ev in enumerate(pending):
-            headers = {**trace_headers, "Nats-Msg-Id": ev.id}
-            subject = subjects.events_subject(ev.tenant_id, ev.agent_id)
-            if self.ack_each or i == len(pending) - 1:
-                acks.append(self.js.publish(subject, ev.SerializeToString(), headers=headers))
-            else:
-                await self.js._nc.publish(subject, ev.SerializeToString(), headers=headers)
-        # In order on the wire (one connection), acknowledged together.
-        await asyncio.gather(*acks)
+        # In order on the wire (one connection) and in one socket write: a publish awaited here puts
+        # its message in the client's buffer before this task yields, while one wrapped in a task
+        # would run only after the client's flusher had written the messages before it.
+        if self.ack_each:  # tasks started in order, each buffered before the flusher runs
+            await asyncio.gather(*(self.js.publish(subject, data, headers=headers)
+                                   for subject, data, headers in pending))
+            return
+        *first, (subject, data, headers) = pending
+        for s, d, h in first:
+            await self.js._nc.publish(s, d, headers=h)
+        await self.js.publish(subject, data, headers=headers)
+
+
+def _wire(ev: common_pb2.Event, trace_headers: Mapping[str, str]) -> tuple[str, bytes, dict[str, str]]:
+    """Subject, payload and headers of an event's publish (deduplicated by its id)."""
+    return (subjects.events_subject(ev.tenant_id, ev.agent_id), ev.SerializeToString(),
+            {**trace_headers, "Nats-Msg-Id": ev.id})
