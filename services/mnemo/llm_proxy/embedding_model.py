@@ -179,6 +179,16 @@ def _same_vectors(reference: Path, candidate: Path) -> bool:
     return bool(cosines.min() >= FUSED_MIN_COSINE)
 
 
-if __name__ == "__main__":  # python -m mnemo.llm_proxy.embedding_model SOURCE TARGET
-    logging.disable(logging.WARNING)
-    derive(Path(sys.argv[1]), Path(sys.argv[2]))
+def prepare() -> Path:
+    """The model the local embedder will run, derived now if this machine has none yet (`make setup`
+    calls this, so that the first `mnemo up` neither waits for nor pays the derivation)."""
+    return runtime_model("int8")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3:  # python -m mnemo.llm_proxy.embedding_model SOURCE TARGET (the child)
+        logging.disable(logging.WARNING)
+        derive(Path(sys.argv[1]), Path(sys.argv[2]))
+    else:  # python -m mnemo.llm_proxy.embedding_model: prepare the cache
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        print(f"local embedding model: {prepare()}")
