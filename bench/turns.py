@@ -2,11 +2,16 @@
 default layout and the default local embedder for recall indexing) with a 0 ms scripted model in
 its own process.
 
-    .venv/bin/python bench/turns.py [--sequential N] [--agents A] [--turns T] [--profile DIR] [--env K=V]
+    .venv/bin/python bench/turns.py [--sequential N] [--agents A] [--turns T] [--history H]
+                                    [--profile DIR] [--env K=V]
 
 (a) N sequential turns to one agent: p50 / p95 per-turn latency.
 (b) A agents x T turns at once (each agent's turns in sequence): turns/s, p50 / p95, errors,
     CPU seconds per turn and RSS of every stack process.
+(c) What a long conversation costs: sequential turns of an agent with H turns behind it (its whole
+    history in its message queue, as with a large-window model before any compaction), in windows
+    alternating with a new agent's, so that the machine's drift falls on both alike: p50 and CPU per
+    turn of each, and the difference per queued message (--history 0 skips it).
 CPU figures include recall indexing: each phase's CPU is read once the recall indexer has caught up
 with every message the phase committed (embedding included), not when the last reply arrived.
 Targets: p50 <= 10 ms, >= 300 turns/s, 0 errors.
@@ -217,6 +222,46 @@ async def concurrent(client: aiohttp.ClientSession, stack: Stack, agents: int, t
         print("   first errors:", *errors[:3], sep="\n   ")
 
 
+async def queue_length(client: aiohttp.ClientSession, agent: str) -> int:
+    async with client.get(f"/v1/agents/{agent}", raise_for_status=True) as r:
+        return int((await r.json())["counts"]["queue"])
+
+
+async def history(client: aiohttp.ClientSession, stack: Stack, behind: int, windows: int = 6,
+                  per_window: int = 25) -> None:
+    """(c): windows of `per_window` turns, alternating between an agent with `behind` turns of
+    history and a new agent each time; every text is new (no embedding is served from a cache)."""
+    long_agent = await create_agent(client, "bench-long")
+    for i in range(behind):
+        await send(client, long_agent, f"earlier message {i}: hello, how are you?")
+    procs = stack_processes(stack)
+    figures: dict[str, list[tuple[float, float]]] = {"new": [], "long": []}
+    queued: dict[str, list[int]] = {"new": [], "long": []}
+    sent = 0
+    for w in range(windows):
+        for kind in ("new", "long"):
+            agent = long_agent if kind == "long" else await create_agent(client, f"bench-new-{w}")
+            queued[kind].append(await queue_length(client, agent))
+            await indexed(stack)
+            cpu0 = cpu_seconds(procs)
+            lat = []
+            for _ in range(per_window):
+                lat.append(await send(client, agent, f"window message {sent}: hello, how are you?"))
+                sent += 1
+            await indexed(stack)
+            cpu = sum(cpu_spent(cpu0, cpu_seconds(procs)).values())
+            figures[kind].append((statistics.median(lat), cpu / per_window))
+    p50 = {k: statistics.median(x[0] for x in v) * 1000 for k, v in figures.items()}
+    cpu = {k: statistics.median(x[1] for x in v) * 1000 for k, v in figures.items()}
+    # Both queues grow alike in a window: the long one holds this many messages more throughout.
+    extra = statistics.median(queued["long"]) - statistics.median(queued["new"])
+    print(f"(c) {behind} turns behind (queue {min(queued['long'])}-{max(queued['long'])} messages as its windows "
+          f"began) against a new agent, {windows} alternating windows of {per_window} turns: "
+          f"p50 {p50['long']:.1f} against {p50['new']:.1f} ms, CPU {cpu['long']:.1f} against {cpu['new']:.1f} ms/turn; "
+          f"per queued message {1000 * (p50['long'] - p50['new']) / extra:.1f} us of latency and "
+          f"{1000 * (cpu['long'] - cpu['new']) / extra:.1f} us of CPU a turn")
+
+
 async def run(args: argparse.Namespace, stack: Stack) -> None:
     headers = {"Authorization": f"Bearer {stack.api_key}"}
     # aiohttp rather than httpx: the load generator shares the machine's cores with the stack, and
@@ -226,6 +271,8 @@ async def run(args: argparse.Namespace, stack: Stack) -> None:
                                      timeout=aiohttp.ClientTimeout(total=60)) as client:
         await sequential(client, stack, args.sequential, args.profile)
         await concurrent(client, stack, args.agents, args.turns, args.profile, args.model_pid)
+        if args.history > 0:
+            await history(client, stack, args.history)
 
 
 def main() -> None:
@@ -233,6 +280,8 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=200)
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--turns", type=int, default=10)
+    parser.add_argument("--history", type=int, default=300,
+                        help="turns behind the long conversation of (c); 0 skips (c)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="write py-spy collapsed stacks of every service during (b) into this folder")
     parser.add_argument("--env", action="append", default=[], metavar="MNEMO_X=value",
