@@ -8,7 +8,7 @@ import pytest
 import tiktoken.load
 
 from mnemo.tokens import counting as tokens
-from mnemo.tokens import registry
+from mnemo.tokens import encodings, registry
 from mnemo.tokens.counting import count_chat_tokens, count_text
 
 # The OpenAI cookbook example ("How to count tokens with tiktoken"): 129 tokens for gpt-3.5-turbo /
@@ -84,7 +84,7 @@ def test_offline_never_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tiktoken.load, "read_file_cached", no_download)
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket.socket, "connect_ex", no_network)
-    tokens.encoding.cache_clear()
+    encodings.clear_encodings()
     tokens._count.cache_clear()
     try:
         assert count_text("gpt-4", "hello world") == 2
@@ -152,11 +152,19 @@ def test_a_bundled_encoding_keeps_no_python_copy_of_its_ranks_and_still_pickles(
     is read back from the bundled file only when the Encoding is pickled."""
     import pickle
 
-    from mnemo.tokens import encodings
-
     enc = encodings.encoding("o200k_base")
     assert isinstance(enc._mergeable_ranks, encodings.RanksOnDisk)
     copy = pickle.loads(pickle.dumps(enc))
     assert isinstance(copy._mergeable_ranks, dict) and len(copy._mergeable_ranks) == 199_998
     text = "Ana moved to Lisbon in May 2023 🎻"
     assert copy.encode(text) == enc.encode(text) and enc.decode(enc.encode(text)) == text
+
+
+def test_an_encoding_wanted_by_two_threads_at_once_is_built_once() -> None:
+    """A start-up warm-up and the first step can ask for the same encoding together: one build."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    encodings.clear_encodings()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first, second = pool.map(encodings.encoding, ["cl100k_base", "cl100k_base"])
+    assert first is second and encodings.loaded_encodings() == {"cl100k_base"}

@@ -52,6 +52,14 @@ class TokenCounter:
         tokens.configure(settings.providers_file, settings.local_model_path)
         return cls()
 
+    def prepare(self, model: str) -> None:
+        """Load `model`'s tokenizer now, so that the first step counted with it does not wait for it
+        (`OrchestratorService.start` runs this off the event loop for the default model)."""
+        if self.same_as_proxy:
+            tokens.prepare(model)
+        else:
+            self.base(model)
+
     def _message_raw(self, model: str, message: dict[str, Any]) -> int:
         one = self._count(model, [message], [])
         two = self._count(model, [message, message], [])

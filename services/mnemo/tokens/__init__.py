@@ -16,6 +16,7 @@ from mnemo.tokens.counting import (
     count_message,
     count_text,
     count_tools,
+    prepare,
     tokenizer_name,
 )
 from mnemo.tokens.encodings import (
@@ -34,6 +35,7 @@ __all__ = [
     "count_tools",
     "default_local_model_path",
     "encoding",
+    "prepare",
     "register_local_vocab",
     "tokenizer_name",
 ]

@@ -13,7 +13,7 @@ import gzip
 import importlib.util
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from functools import cache, lru_cache
+from functools import lru_cache
 from pathlib import Path
 
 import tiktoken
@@ -39,9 +39,36 @@ def _load_ranks(name: str) -> dict[bytes, int]:
     return ranks
 
 
-@cache
+_encodings: dict[str, tiktoken.Encoding] = {}
+_building = threading.Lock()
+
+
 def encoding(name: str) -> tiktoken.Encoding:
-    """A tiktoken Encoding built from bundled ranks (pattern and special tokens from tiktoken_ext)."""
+    """A tiktoken Encoding built from bundled ranks (pattern and special tokens from tiktoken_ext),
+    built once per process: a caller that comes while another thread builds it (a start-up warm-up)
+    waits for that build instead of making a second one."""
+    found = _encodings.get(name)
+    if found is not None:
+        return found
+    with _building:
+        found = _encodings.get(name)
+        if found is None:
+            found = _encodings[name] = _build(name)
+        return found
+
+
+def loaded_encodings() -> frozenset[str]:
+    """The encodings this process has built (checks and tests)."""
+    return frozenset(_encodings)
+
+
+def clear_encodings() -> None:
+    """Forget the built encodings: the next use builds them again (tests)."""
+    with _building:
+        _encodings.clear()
+
+
+def _build(name: str) -> tiktoken.Encoding:
     if name not in BUNDLED:
         raise ValueError(f"no bundled BPE file for encoding {name!r} (have {', '.join(BUNDLED)})")
     from tiktoken_ext import openai_public
