@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from mnemo.tokens import encodings, tokenizer_name
+from mnemo.tokens import count_text, encodings, tokenizer_name
 from tests.fixtures_memory import llm_service, memory_service, memory_stub  # noqa: F401
 from tests.fixtures_orchestrator import agent_factory, chat_llm, orchestrator_factory, run_turn  # noqa: F401
 
 
 async def test_the_default_models_tokenizer_is_loaded_at_start(orchestrator_factory: Any, agent_factory: Any,
                                                                nc: Any) -> None:
+    count_text("gpt-4o-mini", "warm-up")  # counts already cached do not stand in for the tokenizer
     encodings.clear_encodings()
     service = await orchestrator_factory(default_model="gpt-4o-mini")
     assert service.warmup is not None

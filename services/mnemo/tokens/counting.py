@@ -39,7 +39,11 @@ def _count(tok: str, text: str) -> int:
 def prepare(model: str) -> None:
     """Load `model`'s tokenizer now (o200k_base takes ~0.5 s of CPU to build), so that the first
     request counted with it does not wait for it."""
-    _count(tokenizer_name(model), "warm-up")
+    tok = tokenizer_name(model)
+    if tok.startswith("local:"):
+        local_tokenizer(tok[len("local:"):])
+    else:
+        encoding(tok)  # not through the counts' cache, which may hold this text's count already
 
 
 def count_text(model: str, text: str) -> int:
