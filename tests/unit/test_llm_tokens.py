@@ -167,4 +167,4 @@ def test_an_encoding_wanted_by_two_threads_at_once_is_built_once() -> None:
     encodings.clear_encodings()
     with ThreadPoolExecutor(max_workers=2) as pool:
         first, second = pool.map(encodings.encoding, ["cl100k_base", "cl100k_base"])
-    assert first is second and encodings.loaded_encodings() == {"cl100k_base"}
+    assert first is second and "cl100k_base" in encodings.loaded_encodings()
