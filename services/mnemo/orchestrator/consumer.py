@@ -171,31 +171,68 @@ class TurnConsumer:
         parts = (asyncio.ensure_future(first),
                  asyncio.ensure_future(self.leases.acquire(key)),
                  asyncio.ensure_future(self.runner.prefetch(turn)))
+        # When this replica gave the agent's lease back last (its previous turn ran here), the claim
+        # all but surely succeeds: the turn starts on the state alone, and the runner awaits the
+        # claim before anything but the first model call (TurnRunner.run).
+        speculate = not turn.HasField("resolution") and self.leases.likely_ours(key)
         try:
-            await asyncio.wait(parts)  # (unlike gather, a cancel here leaves the parts running)
+            await asyncio.wait(parts[2:] if speculate else parts)  # (a cancel here leaves them running)
         except asyncio.CancelledError:  # stopping: give back what the claim took
             await asyncio.shield(self._drop_claim(msg, parts))
             raise
-        first_seq, lease, prefetched = (_outcome(p) for p in parts)
+        claim = asyncio.ensure_future(self._confirm(seq, parts[0], parts[1]))
         deliveries = msg.metadata.num_delivered
+        prefetched = _outcome(parts[2])
         # (prefetch returns a domain error as a value: run() reports it or retries it)
-        failure = next((r for r in (first_seq, lease) if isinstance(r, BaseException)), None)
-        if failure is None and isinstance(prefetched, BaseException) and not isinstance(prefetched, MnemoError):
-            failure = prefetched
-        if failure is not None:  # NATS restarting or unreachable: hand the turn back for later
+        if isinstance(prefetched, BaseException) and not isinstance(prefetched, MnemoError):
+            lease, refused = await self._settle(claim)  # NATS restarting or unreachable: hand back
+            failure = refused.failure if refused is not None and refused.failure is not None else prefetched
             await self._postpone(msg, turn, lease, failure, deliveries, turn_span)
             return
-        assert not isinstance(first_seq, BaseException) and not isinstance(lease, BaseException)
-        if not may_run(seq, first_seq, lease is not None):
-            if lease is not None:
-                await self.leases.release(lease)
-            # An earlier turn of the agent runs on another replica: back off while it does.
-            await quietly(msg.nak(delay=self.policy.order_delay(deliveries)))
-            turn_span.set_attribute("mnemo.deferred", "order")
+        if not speculate:
+            _, refused = await self._settle(claim)
+            if refused is not None:
+                await self._refused(msg, turn, refused, deliveries, turn_span)
+                return
+        await self._run(msg, turn, seq, claim, prefetched, turn_span)
+
+    async def _confirm(self, seq: int, first: asyncio.Future[Any], lease: asyncio.Future[Any]) -> Lease:
+        """The turn's lease once the order check and the lease write are answered; NotClaimed when
+        NATS failed either, an earlier turn of the agent is still queued, or another replica holds
+        the lease."""
+        await asyncio.wait((first, lease))
+        first_seq, taken = _outcome(first), _outcome(lease)
+        held = taken if isinstance(taken, Lease) else None
+        failure = next((r for r in (first_seq, taken) if isinstance(r, BaseException)), None)
+        if failure is not None:
+            raise NotClaimed(held, failure)
+        if not may_run(seq, first_seq, held is not None):
+            raise NotClaimed(held)
+        assert held is not None
+        return held
+
+    @staticmethod
+    async def _settle(claim: asyncio.Future[Lease]) -> tuple[Lease | None, NotClaimed | None]:
+        """The claim's lease (None when none was taken) and its refusal (None when claimed), once
+        answered. Waiting does not cancel the claim when the waiter is cancelled."""
+        await asyncio.wait((claim,))
+        exc = claim.exception()
+        if exc is None:
+            return claim.result(), None
+        assert isinstance(exc, NotClaimed), exc
+        return exc.lease, exc
+
+    async def _refused(self, msg: Msg, turn: common_pb2.TurnRequest, refused: NotClaimed, deliveries: int,
+                       turn_span: Any) -> None:
+        """Hand back a turn whose claim failed: after a backoff when NATS failed, after the order
+        backoff when an earlier turn of the agent runs on another replica."""
+        if refused.failure is not None:
+            await self._postpone(msg, turn, refused.lease, refused.failure, deliveries, turn_span)
             return
-        assert lease is not None and (isinstance(prefetched, MnemoError)
-                                      or not isinstance(prefetched, BaseException))
-        await self._run(msg, turn, seq, lease, prefetched, turn_span)
+        if refused.lease is not None:
+            await self.leases.release(refused.lease)
+        await quietly(msg.nak(delay=self.policy.order_delay(deliveries)))
+        turn_span.set_attribute("mnemo.deferred", "order")
 
     async def _drop_claim(self, msg: Msg, parts: tuple[asyncio.Future[Any], ...]) -> None:
         outcomes = await asyncio.gather(*parts, return_exceptions=True)
@@ -218,50 +255,73 @@ class TurnConsumer:
             turn_span.record_exception(failure)
             turn_span.set_status(Status(StatusCode.ERROR, str(failure)[:200]))
 
-    async def _run(self, msg: Msg, turn: common_pb2.TurnRequest, seq: int, lease: Lease,
+    async def _run(self, msg: Msg, turn: common_pb2.TurnRequest, seq: int, claim: asyncio.Future[Lease],
                    prefetched: common_pb2.AgentState | MnemoError, turn_span: Any) -> None:
-        refresher = asyncio.create_task(self._keep_alive(msg, lease))
+        """Run a turn whose claim is confirmed or on its way (`claim`); whatever the run did, the
+        claim decides first: a refused claim hands the turn back untouched."""
+        refresher = asyncio.create_task(self._keep_alive(msg, claim))
         started = time.perf_counter()
         metrics.TURNS_IN_FLIGHT.add(1)
         outcome = "error"
+        deliveries = msg.metadata.num_delivered
         try:
-            stop = await self.runner.run(turn, seq, telemetry.inject(), prefetched)
+            try:
+                stop = await self.runner.run(turn, seq, telemetry.inject(), prefetched,
+                                             claim=None if claim.done() else claim)
+            except asyncio.CancelledError:
+                refresher.cancel()
+                await asyncio.shield(self._hand_back(msg, claim))
+                raise
+            except Exception as exc:
+                refresher.cancel()
+                lease, refused = await self._settle(claim)
+                if refused is not None:
+                    outcome = "waiting"
+                    await self._refused(msg, turn, refused, deliveries, turn_span)
+                elif isinstance(exc, TurnWaits):  # queued behind a paused turn, or a timer before its deadline
+                    outcome = "waiting"
+                    turn_span.set_attribute("mnemo.deferred", "paused" if exc.delay is None else "timer")
+                    delay = self.policy.hold_delay(msg.metadata.num_delivered, exc.delay)
+                    await asyncio.gather(msg.nak(delay=delay), self._release(lease), return_exceptions=True)
+                else:
+                    turn_span.record_exception(exc)
+                    turn_span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+                    await self._on_error(msg, turn, exc)
+                    await self._release(lease)
+                return
+            refresher.cancel()
+            lease, refused = await self._settle(claim)
+            if refused is not None:
+                outcome = "waiting"
+                await self._refused(msg, turn, refused, deliveries, turn_span)
+                return
             turn_span.set_attribute("mnemo.stop_reason", stop or "already_done")
             outcome = stop or "already_done"
-            refresher.cancel()
             self._failures.forget(turn.turn_id)
             # Double ack: the turn is gone from the work queue before the agent's next turn checks order.
-            await asyncio.gather(msg.ack_sync(), self.leases.release(lease), return_exceptions=True)
-        except TurnWaits as wait:  # queued behind a paused turn, or a timer before its deadline
-            refresher.cancel()
-            outcome = "waiting"
-            turn_span.set_attribute("mnemo.deferred", "paused" if wait.delay is None else "timer")
-            delay = self.policy.hold_delay(msg.metadata.num_delivered, wait.delay)
-            await asyncio.gather(msg.nak(delay=delay), self.leases.release(lease), return_exceptions=True)
-        except asyncio.CancelledError:
-            refresher.cancel()
-            await asyncio.shield(self._hand_back(msg, lease))
-            raise
-        except Exception as exc:
-            refresher.cancel()
-            turn_span.record_exception(exc)
-            turn_span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
-            await self._on_error(msg, turn, exc)
-            await self.leases.release(lease)
+            await asyncio.gather(msg.ack_sync(), self._release(lease), return_exceptions=True)
         finally:
             metrics.TURNS_IN_FLIGHT.add(-1)
             if outcome != "waiting":  # handed back to run later: not a turn that ran
                 metrics.TURN_LATENCY.record(time.perf_counter() - started)
                 metrics.TURNS_TOTAL.add(1, {"stop_reason": outcome})
 
+    async def _release(self, lease: Lease | None) -> None:
+        if lease is not None:
+            await self.leases.release(lease)
+
     async def _first_pending(self, subject: str) -> int | None:
         """Stream sequence of the oldest turn still queued for this agent."""
         return await first_sequence(self.js, subjects.TURNS_STREAM, subject)
 
-    async def _hand_back(self, msg: Msg, lease: Lease) -> None:
-        await asyncio.gather(msg.nak(), self.leases.release(lease), return_exceptions=True)
+    async def _hand_back(self, msg: Msg, claim: asyncio.Future[Lease]) -> None:
+        lease, _ = await self._settle(claim)
+        await asyncio.gather(msg.nak(), self._release(lease), return_exceptions=True)
 
-    async def _keep_alive(self, msg: Msg, lease: Lease) -> None:
+    async def _keep_alive(self, msg: Msg, claim: asyncio.Future[Lease]) -> None:
+        lease, _ = await self._settle(claim)
+        if lease is None:
+            return
         period = max(0.2, min(self.leases.ttl, self.ack_wait) / 3)
         while True:
             await asyncio.sleep(period)
@@ -279,6 +339,17 @@ class TurnConsumer:
             await self.runner.fail(turn, verdict.message, verdict.code, {})
         finally:
             await quietly(msg.term())
+
+
+class NotClaimed(Exception):
+    """A turn's claim failed: `failure` (NATS did not answer the order check or the lease write), or
+    none (an earlier turn of the agent is still queued, or another replica holds its lease).
+    `lease`: the lease taken anyway, to give back."""
+
+    def __init__(self, lease: Lease | None, failure: BaseException | None = None) -> None:
+        super().__init__(f"turn not claimed: {failure!r}" if failure is not None else "turn not claimed yet")
+        self.lease = lease
+        self.failure = failure
 
 
 async def _nothing() -> None:

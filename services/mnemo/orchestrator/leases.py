@@ -30,6 +30,11 @@ class LeaseManager:
         self.ttl = ttl
         self._released: dict[str, int] = {}   # key -> revision of this replica's release write
 
+    def likely_ours(self, key: str) -> bool:
+        """Whether this replica gave the lease back last (as far as it knows): taking it again is then
+        one CAS write that all but surely succeeds."""
+        return key in self._released
+
     def _value(self) -> bytes:
         return lease_value(self.owner, self.ttl, time.time())
 

@@ -10,10 +10,11 @@ This module does the I/O the planners ask for and turns its results back into pl
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from mnemo.common import ids, metrics, telemetry
 from mnemo.common.config import Settings
@@ -86,10 +87,19 @@ class TurnRunner:
             return err
 
     async def run(self, turn: common_pb2.TurnRequest, seq: int, trace: Mapping[str, str],
-                  prefetched: common_pb2.AgentState | MnemoError | None = None) -> str:
+                  prefetched: common_pb2.AgentState | MnemoError | None = None,
+                  claim: asyncio.Future[Any] | None = None) -> str:
         """Run (or resume) one turn; returns its stop reason ("" when it had already run, PAUSED when it
-        waits on calls). TurnWaits: the turn cannot run yet (hand it back)."""
+        waits on calls). TurnWaits: the turn cannot run yet (hand it back).
+
+        `claim`: the consumer's claim of the turn (order check and lease), still on its way. A new
+        turn's first step plans and calls the model meanwhile; nothing that changes anything (a
+        function, a commit, an event) happens before the claim is awaited, and its exception, if
+        any, ends the run."""
         state = prefetched if prefetched is not None else await self.prefetch(turn)
+        if claim is not None and not _fresh_turn(turn, state):
+            await asyncio.shield(claim)
+            claim = None
         if isinstance(state, (NotFound, InvalidArgument)):
             await self.fail(turn, f"agent not available: {state}", state.code, trace)
             return "error"
@@ -104,10 +114,11 @@ class TurnRunner:
             await self.publisher.publish(state.pending_events, trace)
         if start.progress is None:
             return ""
-        return await self._go_on(turn, state, start.progress, trace)
+        return await self._go_on(turn, state, start.progress, trace, claim)
 
     async def _go_on(self, turn: common_pb2.TurnRequest, state: common_pb2.AgentState,
-                     progress: common_pb2.TurnProgress, trace: Mapping[str, str]) -> str:
+                     progress: common_pb2.TurnProgress, trace: Mapping[str, str],
+                     claim: asyncio.Future[Any] | None = None) -> str:
         """Run the turn's steps from `progress` until it ends or pauses."""
         if progress.pending_calls:  # paused (a redelivery): its timers may not have been armed
             await self._arm(turn, progress, trace)
@@ -124,7 +135,7 @@ class TurnRunner:
                     "mnemo.turn_id": turn.turn_id, "mnemo.step": step}):
                 for attempt in range(COMMIT_RETRIES):
                     try:
-                        stop, next_progress = await self._step(turn, state, progress, limits, totals, step)
+                        stop, next_progress = await self._step(turn, state, progress, limits, totals, step, claim)
                         break
                     except Conflict:
                         if attempt == COMMIT_RETRIES - 1:
@@ -198,8 +209,9 @@ class TurnRunner:
     # ---- one step ----------------------------------------------------------------------------
     async def _step(self, turn: common_pb2.TurnRequest, state: common_pb2.AgentState,
                     progress: common_pb2.TurnProgress, limits: Limits, totals: TurnTotals,
-                    step: int) -> tuple[str | None, common_pb2.TurnProgress]:
-        """Plan and run one step; returns its stop reason and the turn's progress after it."""
+                    step: int, claim: asyncio.Future[Any] | None = None) -> tuple[str | None, common_pb2.TurnProgress]:
+        """Plan and run one step; returns its stop reason and the turn's progress after it. With a
+        `claim` on its way, only the model call runs before it is awaited."""
         config = state.config
         planner = StepPlanner(
             turn=turn, state=state, progress=progress, limits=limits, totals=totals, step=step,
@@ -210,6 +222,10 @@ class TurnRunner:
             pause_seconds=timeout_seconds(config, self.pause_seconds))
         planner.timing.trace_id = telemetry.current_trace_id()
         decision = planner.start()
+        if claim is not None:
+            if isinstance(decision, CallModel):
+                decision = await self._execute(planner, decision)  # while the claim is answered
+            await asyncio.shield(claim)
         while not isinstance(decision, Commit):
             decision = await self._execute(planner, decision)
         await self.memory.CommitStep(decision.request, timeout=30)  # memory publishes req.events
@@ -254,3 +270,11 @@ class TurnRunner:
 
     async def _chat(self, req: llm_pb2.ChatRequest) -> llm_pb2.ChatResponse:
         return await self.llm.Chat(req, timeout=300)
+
+
+def _fresh_turn(turn: common_pb2.TurnRequest, state: common_pb2.AgentState | MnemoError) -> bool:
+    """A new turn of a readable agent whose previous turn waits on nothing: the one kind of turn whose
+    first model call may start before its claim is confirmed (everything else waits for the claim)."""
+    return (isinstance(state, common_pb2.AgentState) and not turn.HasField("resolution")
+            and state.turn.turn_id != turn.turn_id
+            and not (state.turn.pending_calls and not state.turn.completed))
