@@ -240,10 +240,9 @@ class TurnConsumer:
             await self.leases.release(outcomes[1])
         await quietly(msg.nak())
 
-    async def _postpone(self, msg: Msg, turn: common_pb2.TurnRequest, lease: Any,
+    async def _postpone(self, msg: Msg, turn: common_pb2.TurnRequest, lease: Lease | None,
                         failure: BaseException, deliveries: int, turn_span: Any) -> None:
-        if isinstance(lease, Lease):
-            await self.leases.release(lease)
+        await self._release(lease)
         if isinstance(failure, NoStreamResponseError):
             await self._restore_streams()
         delay = self.policy.retry_delay(deliveries, failure)
@@ -265,6 +264,7 @@ class TurnConsumer:
         outcome = "error"
         deliveries = msg.metadata.num_delivered
         try:
+            failed: Exception | None = None
             try:
                 stop = await self.runner.run(turn, seq, telemetry.inject(), prefetched,
                                              claim=None if claim.done() else claim)
@@ -273,27 +273,24 @@ class TurnConsumer:
                 await asyncio.shield(self._hand_back(msg, claim))
                 raise
             except Exception as exc:
-                refresher.cancel()
-                lease, refused = await self._settle(claim)
-                if refused is not None:
-                    outcome = "waiting"
-                    await self._refused(msg, turn, refused, deliveries, turn_span)
-                elif isinstance(exc, TurnWaits):  # queued behind a paused turn, or a timer before its deadline
-                    outcome = "waiting"
-                    turn_span.set_attribute("mnemo.deferred", "paused" if exc.delay is None else "timer")
-                    delay = self.policy.hold_delay(msg.metadata.num_delivered, exc.delay)
-                    await asyncio.gather(msg.nak(delay=delay), self._release(lease), return_exceptions=True)
-                else:
-                    turn_span.record_exception(exc)
-                    turn_span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
-                    await self._on_error(msg, turn, exc)
-                    await self._release(lease)
-                return
+                failed = exc
             refresher.cancel()
             lease, refused = await self._settle(claim)
             if refused is not None:
                 outcome = "waiting"
                 await self._refused(msg, turn, refused, deliveries, turn_span)
+                return
+            if isinstance(failed, TurnWaits):  # queued behind a paused turn, or a timer before its deadline
+                outcome = "waiting"
+                turn_span.set_attribute("mnemo.deferred", "paused" if failed.delay is None else "timer")
+                delay = self.policy.hold_delay(deliveries, failed.delay)
+                await asyncio.gather(msg.nak(delay=delay), self._release(lease), return_exceptions=True)
+                return
+            if failed is not None:
+                turn_span.record_exception(failed)
+                turn_span.set_status(Status(StatusCode.ERROR, str(failed)[:200]))
+                await self._on_error(msg, turn, failed)
+                await self._release(lease)
                 return
             turn_span.set_attribute("mnemo.stop_reason", stop or "already_done")
             outcome = stop or "already_done"
