@@ -156,6 +156,28 @@ async def test_a_killed_process_is_restarted_while_the_others_keep_running(tmp_p
     assert all(gone(pid) for pid in {*before.values(), *after.values()})
 
 
+async def test_an_exit_is_heard_without_polling(tmp_path: Path) -> None:
+    """The supervisor sleeps until a child exits (a pidfd per child): with a polling interval of an
+    hour, a killed process is still restarted at once, and its replacement is watched too."""
+    sup = Supervisor(env={"PATH": "/usr/bin:/bin"}, watch_interval=3600)
+    await sup.start_wave([listener("memory", tmp_path)], timeout=20)
+    first = sup.pids()["memory"]
+    events, stop = Recorder(), asyncio.Event()
+    task = asyncio.create_task(sup.supervise(stop, RestartTracker(FAST), events))
+    try:
+        psutil.Process(first).kill()
+        await eventually(lambda: ("healthy", "memory", "") in events.seen, timeout=20, message="memory back")
+        second = sup.pids()["memory"]
+        psutil.Process(second).kill()
+        await eventually(lambda: sup.pids()["memory"] not in (first, second), timeout=20,
+                         message="the replacement's exit heard too")
+        assert [e for e, _, _ in events.seen].count("exited") == 2
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await sup.stop_all()
+
+
 async def test_a_process_that_keeps_dying_is_a_crash_loop(tmp_path: Path) -> None:
     sup = Supervisor(env={"PATH": "/usr/bin:/bin"}, watch_interval=0.02)
     log = tmp_path / "llm.log"

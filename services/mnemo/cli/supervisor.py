@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from mnemo.cli.exits import ExitWatch
 from mnemo.cli.restarts import RestartDecision, RestartTracker, exit_status
 from mnemo.common.grpcutil import check_health
 
@@ -201,6 +202,18 @@ def http_health(url: str) -> HealthCheck:
     return check
 
 
+async def _first_of(stop: asyncio.Event, woken: asyncio.Event, timeout: float | None) -> None:
+    """Return when either event is set, or after `timeout` seconds (None: no limit)."""
+    if stop.is_set() or woken.is_set():
+        return
+    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(woken.wait())]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
 class Supervisor:
     """Starts process specs in waves, waits for health, restarts what dies (`supervise`), and stops
     everything in reverse order."""
@@ -288,8 +301,10 @@ class Supervisor:
         events = events or RestartEvents()
         due: dict[int, float] = {}   # index in self.running -> when its restart is due (monotonic)
         checks: set[asyncio.Task[None]] = set()
+        watch = ExitWatch()
         try:
             while not stop.is_set():
+                watch.exited.clear()  # an exit after the polls below wakes the wait after them
                 for index, running in enumerate(self.running):
                     if index in due:
                         if time.monotonic() >= due[index]:
@@ -308,13 +323,22 @@ class Supervisor:
                                                  f"restarting in {decision.delay:.1f}s")
                     events.exited(running, status, decision, log_tail)
                     due[index] = time.monotonic() + decision.delay
-                try:
-                    await asyncio.wait_for(stop.wait(), self.watch_interval)
-                except TimeoutError:
-                    pass
+                # Watched after the polls: a process that exited in between is a zombie, whose pidfd
+                # is readable at once.
+                watch.sync([r.pid for i, r in enumerate(self.running) if i not in due])
+                await _first_of(stop, watch.exited, self._next_wake(watch, due))
         finally:
+            watch.close()
             for check in checks:
                 check.cancel()
+
+    def _next_wake(self, watch: ExitWatch, due: dict[int, float]) -> float | None:
+        """Seconds until the supervisor must look again by itself: the next restart due, or the
+        polling interval where exits are not heard of (None: only an exit or the stop)."""
+        waits = [max(0.0, at - time.monotonic()) for at in due.values()]
+        if not watch.watching:
+            waits.append(self.watch_interval)
+        return min(waits, default=None)
 
     def _restart(self, index: int, tracker: RestartTracker, events: RestartEvents, due: dict[int, float],
                  checks: set[asyncio.Task[None]], health_timeout: float) -> None:
