@@ -41,7 +41,13 @@ IDEMPOTENCY_BUCKET = KeyValueConfig(bucket=subjects.KV_IDEMPOTENCY, history=1, t
 
 
 class _Uvicorn(uvicorn.Server):
-    """uvicorn without its own signal handling: the process runner owns SIGINT/SIGTERM."""
+    """uvicorn without its own signal handling (the process runner owns SIGINT/SIGTERM), and without
+    its ten wake-ups a second: its main loop looks at the clock once a second (the Date header has
+    that resolution anyway) and ends as soon as `exit` is called."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._exit = asyncio.Event()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -49,6 +55,18 @@ class _Uvicorn(uvicorn.Server):
 
     def install_signal_handlers(self) -> None:  # older uvicorn versions
         return None
+
+    def exit(self) -> None:
+        self.should_exit = True
+        self._exit.set()
+
+    async def main_loop(self) -> None:
+        ticks = 0
+        while not await self.on_tick(ticks):  # a multiple of 10: on_tick refreshes the Date header
+            ticks = (ticks + 10) % 864000
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._exit.wait()
 
 
 class GatewayService:
@@ -129,7 +147,7 @@ class GatewayService:
 
     async def stop(self) -> None:
         if self._http is not None and self._http_task is not None:
-            self._http.should_exit = True
+            self._http.exit()
             try:
                 await asyncio.wait_for(self._http_task, 10)
             except (TimeoutError, Exception):
