@@ -129,3 +129,27 @@ def test_the_proxy_reuses_an_agents_messages_and_sees_an_edit() -> None:
     call = chat_call(req)
     assert call.messages[5] == {"role": "user", "content": "edited"}
     assert [orjson.loads(j) for j in call.messages_json] == call.messages
+
+
+def test_a_step_counts_the_tokens_of_only_the_messages_added_since_the_agents_last_step() -> None:
+    cache = RenderCache()
+    asked: list[str] = []
+
+    def count(model: str, m: common_pb2.Message) -> int:
+        asked.append(m.id)
+        return len(m.SerializeToString())
+
+    state = _state(30)
+    first = cache.queue_tokens(state, state.SerializeToString(), "m", count)
+    assert len(asked) == 30 and first == [len(m.SerializeToString()) for m in state.queue]
+    asked.clear()
+    state.queue.extend([_message(30), _message(31)])
+    second = cache.queue_tokens(state, state.SerializeToString(), "m", count)
+    assert asked == ["m30", "m31"] and second[:30] == first and len(second) == 32
+    asked.clear()
+    state.queue[4].text = "an edited message, counted again"
+    third = cache.queue_tokens(state, state.SerializeToString(), "m", count)
+    assert len(asked) == 32 and third[4] == len(state.queue[4].SerializeToString())
+    asked.clear()
+    cache.queue_tokens(state, state.SerializeToString(), "another-model", count)
+    assert len(asked) == 32  # counts are per model

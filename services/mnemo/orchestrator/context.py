@@ -3,9 +3,9 @@ then the message queue, converted to chat messages and counted part by part."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from operator import attrgetter
 from typing import Any
 
@@ -110,14 +110,25 @@ class RenderCache:
     def __init__(self, size: int = 100_000, queue_items: int = 50_000) -> None:
         self._entry = lru_cache(maxsize=size)(_wire_entry)
         self._queues: GrowingFieldMemo[common_pb2.Message, bytes] = GrowingFieldMemo(QUEUE_FIELD, max_items=queue_items)
+        self._tokens: GrowingFieldMemo[common_pb2.Message, int] = GrowingFieldMemo(QUEUE_FIELD, max_items=queue_items)
 
     def entry(self, m: common_pb2.Message) -> bytes:
         return self._entry(m.SerializeToString())
 
-    def queue_entries(self, state: common_pb2.AgentState) -> list[bytes]:
-        """The entry of each message of `state.queue`, in order."""
+    def queue_entries(self, state: common_pb2.AgentState, data: bytes | None = None) -> list[bytes]:
+        """The entry of each message of `state.queue`, in order (`data`: the state serialized, when the
+        caller has it)."""
         key = (state.config.tenant_id, state.config.id)
-        return self._queues.renders(key, state.SerializeToString(), state.queue, self.entry)
+        return self._queues.renders(key, state.SerializeToString() if data is None else data, state.queue,
+                                    self.entry)
+
+    def queue_tokens(self, state: common_pb2.AgentState, data: bytes, model: str,
+                     count: Callable[[str, common_pb2.Message], int]) -> list[int]:
+        """`count(model, m)` of each message of `state.queue`, whose serialization `data` holds, in
+        order; only the messages added since the agent's last step are counted (a queue of thousands of
+        messages is not walked at every step)."""
+        key = (state.config.tenant_id, state.config.id, model)
+        return self._tokens.renders(key, data, state.queue, lambda m: count(model, m))
 
     @property
     def reused(self) -> int:
@@ -132,7 +143,7 @@ class Assembled:
     system_text: str
     system_tokens: int
     tools_tokens: int
-    queue: list[common_pb2.Message]
+    queue: Sequence[common_pb2.Message]
     queue_tokens: list[int]
     inputs: list[common_pb2.Message]
     input_tokens: list[int]
@@ -142,8 +153,9 @@ class Assembled:
     # memory and summary (each with its section slack; 0 for an absent part).
     system_parts: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
 
-    @property
+    @cached_property
     def prompt_tokens(self) -> int:
+        """(Summed once: the parts are not changed after assembly; the planner assembles anew.)"""
         return (self.base_tokens + self.system_tokens + self.tools_tokens
                 + sum(self.queue_tokens) + sum(self.input_tokens))
 
@@ -185,8 +197,10 @@ class ContextAssembler:
         return counts
 
     def assemble(self, model: str, preset: str, state: common_pb2.AgentState,
-                 blocks: list[common_pb2.MemoryBlock], summary: str, queue: list[common_pb2.Message],
-                 inputs: list[common_pb2.Message], now_iso: str, tools: ToolSet = BUILTIN_ONLY) -> Assembled:
+                 blocks: list[common_pb2.MemoryBlock], summary: str, queue: Sequence[common_pb2.Message],
+                 inputs: list[common_pb2.Message], now_iso: str, tools: ToolSet = BUILTIN_ONLY,
+                 queue_tokens: list[int] | None = None) -> Assembled:
+        """The step's context. `queue_tokens`: the queue's token counts when the caller has them."""
         parts = (preset.strip(), metadata_section(state, now_iso), core_memory_section(blocks),
                  summary_section(summary))
         sections = [s for s in parts if s]
@@ -200,7 +214,7 @@ class ContextAssembler:
             system_parts=(framing, preset_t, meta_t, core_t, summary_t),
             tools_tokens=self.counter.tools(model, tools.openai_tools, tools.key),
             queue=queue,
-            queue_tokens=self.messages_tokens(model, queue),
+            queue_tokens=self.messages_tokens(model, queue) if queue_tokens is None else queue_tokens,
             inputs=inputs,
             input_tokens=self.messages_tokens(model, inputs),
             base_tokens=self.counter.base(model),

@@ -21,7 +21,7 @@ and the agent's functions.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mnemo.orchestrator import compaction, packing
@@ -139,7 +139,10 @@ class StepPlanner:
         self.inputs = step_inputs(turn, state, step, now, session_gap)
         self.memory = StepMemory([_copy_block(b) for b in state.blocks])
         self.summary = state.summary
-        self.queue = list(state.queue)
+        # The state's queue itself, not a list of it: a list holds an object per message, made anew
+        # at every step (a millisecond at 3,000 messages). Evictions make it a list of the rest.
+        self.queue: Sequence[common_pb2.Message] = state.queue
+        self._state_bytes: bytes | None = None
         self.evicted_ids: list[str] = []
         self.warning_sent = state.memory_warning_sent
         self._asm: Assembled | None = None
@@ -199,7 +202,7 @@ class StepPlanner:
                                       self.limits.keep_last_messages, force)
         if k == 0:
             return then()
-        evicted, self.queue = self.queue[:k], self.queue[k:]
+        evicted, self.queue = list(self.queue[:k]), list(self.queue[k:])
         self.evicted_ids.extend(m.id for m in evicted)
         self._after_compaction, self._evicting = then, k
         summarizer = self.state.config.summarizer_model or self.model
@@ -223,7 +226,7 @@ class StepPlanner:
         t = self.totals
         t.context_tokens, t.context_window, t.model = asm.prompt_tokens, self.window, self.model
         # self.queue is the state's queue less the messages evicted from its front during this step.
-        entries = self.render_cache.queue_entries(self.state)[len(self.evicted_ids):]
+        entries = self.render_cache.queue_entries(self.state, self.state_bytes)[len(self.evicted_ids):]
         request = asm.chat_request(
             self.render_cache, entries, model=self.model, tools=self.tools.llm_tools,
             tool_choice=self.tools.tool_choice(first_call=not self.progress.called_tools),
@@ -326,9 +329,20 @@ class StepPlanner:
             evict_message_ids=self.evicted_ids, turn=p, memory_warning_sent=self.warning_sent,
             events=self.events.events, archival_delta=self.memory.archival_inserted), stop)
 
+    @property
+    def state_bytes(self) -> bytes:
+        """The step's state serialized (once): what the render cache compares with an agent's last step."""
+        if self._state_bytes is None:
+            self._state_bytes = self.state.SerializeToString()
+        return self._state_bytes
+
     def _assemble(self) -> None:
+        # self.queue is the state's queue less the messages evicted from its front during this step.
+        tokens = self.render_cache.queue_tokens(self.state, self.state_bytes, self.model,
+                                                self.assembler.message_tokens)[len(self.evicted_ids):]
         self._asm = self.assembler.assemble(self.model, self.preset, self.state, self.memory.blocks,
-                                            self.summary, self.queue, self.inputs, self.now, self.tools)
+                                            self.summary, self.queue, self.inputs, self.now, self.tools,
+                                            queue_tokens=tokens)
 
 
 def _copy_block(b: common_pb2.MemoryBlock) -> common_pb2.MemoryBlock:
