@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mnemo.common import subjects
 from mnemo.memory.commitlog import read_record
 from mnemo.memory.server import MemoryService
@@ -39,8 +41,9 @@ async def _start_replica(nats_url: str, home: Path, llm: Any) -> MemoryService:
     return replica
 
 
+@pytest.mark.parametrize("record", ["whole", "step"])
 async def test_startup_pass_publishes_outboxes_of_untouched_agents(
-        memory_stub, memory_service, llm_service, nc, nats_url: str, tmp_path: Path) -> None:
+        memory_stub, memory_service, llm_service, nc, nats_url: str, tmp_path: Path, record: str) -> None:
     state = await memory_stub.CreateAgent(memory_pb2.CreateAgentRequest(tenant_id="crashscan"))
     agent_id = state.config.id
     # What a crashed CommitStep leaves behind: the state written with its outbox, nothing published.
@@ -50,7 +53,11 @@ async def test_startup_pass_publishes_outboxes_of_untouched_agents(
     stored.queue.extend(lost)
     stored.commit_outbox.extend(lost)
     stored.last_step_id = "c:1"
-    await memory_service.store.put(stored, stored.revision)
+    # A step's write holds only its messages (a step record); other writes hold the whole state.
+    await memory_service.store.put(stored, stored.revision, appended=lost if record == "step" else None)
+    written = common_pb2.AgentState.FromString((await memory_service.store.kv.get(
+        subjects.agent_key("crashscan", agent_id))).value)
+    assert bool(written.stored_base) == (record == "step")
     subject = subjects.messages_subject("crashscan", agent_id)
     assert await _log_count(nc, subject) == 0
 

@@ -78,7 +78,7 @@ STREAMS: list[StreamConfig] = [
 ]
 
 KV_BUCKETS: list[KeyValueConfig] = [
-    KeyValueConfig(bucket=subjects.KV_AGENTS, history=1, storage=StorageType.FILE,
+    KeyValueConfig(bucket=subjects.KV_AGENTS, history=16, storage=StorageType.FILE,
                    max_value_size=8 << 20, description="agent state (CAS per step)"),
     KeyValueConfig(bucket=subjects.KV_LEASES, history=1, ttl=30.0, storage=StorageType.MEMORY,
                    description="per-agent step leases"),
@@ -201,10 +201,18 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 
 
 async def ensure_kv(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
+    """The bucket, created if missing; one that keeps fewer records per key than `config` asks (made
+    by an earlier release) is brought to that history (agent states' step records need it)."""
     try:
-        return await js.key_value(config.bucket)
+        kv = await js.key_value(config.bucket)
     except Exception:
         return await js.create_key_value(config)
+    status = await kv.status()
+    if status.history < config.history:
+        stream = replace(status.stream_info.config, max_msgs_per_subject=config.history)
+        await js.update_stream(stream)
+        kv = await js.key_value(config.bucket)
+    return kv
 
 
 async def live_entries(kv: KeyValue, keys: str, *, meta_only: bool = False) -> AsyncIterator[KvEntry]:

@@ -136,8 +136,8 @@ class AgentModels:
     async def get(self, tenant_id: str, agent_id: str) -> tuple[str, int]:
         key = (tenant_id, agent_id)
         if key not in self._cache:
-            state = await self.store.get(tenant_id, agent_id)
-            self._cache[key] = (state.config.embedding_model, state.config.embedding_dim)
+            config = await self.store.config(tenant_id, agent_id)
+            self._cache[key] = (config.embedding_model, config.embedding_dim)
             while len(self._cache) > self._size:
                 self._cache.popitem(last=False)
         return self._cache[key]

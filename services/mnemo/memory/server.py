@@ -15,6 +15,7 @@ from mnemo.common.grpcutil import GrpcServer
 from mnemo.common.natsutil import connect, ensure_jetstream
 from mnemo.common.retry import Backoff, retry_forever
 from mnemo.common.telemetry import span
+from mnemo.memory import state_records
 from mnemo.memory.agents import Agents
 from mnemo.memory.archival import sweep_expired
 from mnemo.memory.backlog import TurnBacklog
@@ -297,7 +298,9 @@ class MemoryService:
         js = self.nc.jetstream()
         buckets = await ensure_jetstream(js, self.settings.jetstream_replicas)
         self.js = js
-        self.store = AgentStore(buckets[subjects.KV_AGENTS])
+        agents_kv = buckets[subjects.KV_AGENTS]
+        history = (await agents_kv.status()).history
+        self.store = AgentStore(agents_kv, max_depth=state_records.max_depth(history))
         await self.store.cache.watch(js, subjects.KV_AGENTS)
         self.templates = TemplateStore(buckets[subjects.KV_TEMPLATES])
         self.checkpoint_kv = buckets[subjects.KV_CHECKPOINTS]

@@ -1,6 +1,8 @@
 """Agent state in the NATS KV bucket `mnemo_agents`: one key per agent, AgentState protobuf bytes.
 
 The KV revision is the agent's compare-and-set revision (AgentState.revision is filled on read).
+A step's write holds only what the step appended to the queue, on top of the record before it
+(state_records.py): a long conversation's queue is not written again at every step.
 
 Reads are served from a cache of the states this replica last read or wrote, kept honest by a
 headers-only watch of the bucket: another replica's write drops our copy as soon as we hear of it.
@@ -13,8 +15,8 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
@@ -22,8 +24,9 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from mnemo.common import ids, subjects
-from mnemo.common.errors import Conflict, InvalidArgument, NotFound
+from mnemo.common.errors import Conflict, Internal, InvalidArgument, NotFound
 from mnemo.common.natsutil import live_entries
+from mnemo.memory import state_records
 from mnemo.v1 import common_pb2
 
 
@@ -38,12 +41,26 @@ def check_ref(tenant_id: str, agent_id: str | None = None) -> None:
 log = logging.getLogger(__name__)
 
 
+class Cached(NamedTuple):
+    """A record's state as last read or written here."""
+
+    revision: int
+    data: bytes   # the whole state's bytes (for an agent: rebuilt from its step records)
+    depth: int = 0  # agents: step records since the last whole record (state_records.py)
+
+
 class StateCache:
-    """The last known (revision, bytes) of recently used agents, invalidated by a bucket watch."""
+    """The last known state of recently used keys, invalidated by a bucket watch.
+
+    A state that a later write superseded is kept aside (`superseded`): a reader that rebuilds the
+    newest state from step records can stop at it instead of fetching the chain down to a whole
+    record.
+    """
 
     def __init__(self, size: int = 10_000) -> None:
         self.size = size
-        self._entries: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self._entries: OrderedDict[str, Cached] = OrderedDict()
+        self._superseded: OrderedDict[str, Cached] = OrderedDict()
         # Latest revision heard per key: a read that resumes after a newer write's notice is not cached.
         self._heard: OrderedDict[str, int] = OrderedDict()
         self._sub: Any = None
@@ -63,6 +80,7 @@ class StateCache:
                 log.debug("state cache watch: %s", exc)
             self._sub = None
         self._entries.clear()
+        self._superseded.clear()
 
     @property
     def watching(self) -> bool:
@@ -76,10 +94,17 @@ class StateCache:
         while len(self._heard) > 10 * self.size:
             self._heard.popitem(last=False)
         cached = self._entries.get(key)
-        if cached is not None and cached[0] < revision:
+        if cached is not None and cached.revision < revision:
             del self._entries[key]
+            self._keep_superseded(key, cached)
 
-    def get(self, key: str) -> tuple[int, bytes] | None:
+    def _keep_superseded(self, key: str, cached: Cached) -> None:
+        self._superseded[key] = cached
+        self._superseded.move_to_end(key)
+        while len(self._superseded) > self.size:
+            self._superseded.popitem(last=False)
+
+    def get(self, key: str) -> Cached | None:
         if not self.watching:
             return None
         found = self._entries.get(key)
@@ -87,19 +112,25 @@ class StateCache:
             self._entries.move_to_end(key)
         return found
 
-    def put(self, key: str, revision: int, data: bytes) -> None:
+    def superseded(self, key: str) -> Cached | None:
+        """The state a later write replaced, if it is still kept (an older revision of `key`)."""
+        return self._superseded.get(key) if self.watching else None
+
+    def put(self, key: str, revision: int, data: bytes, depth: int = 0) -> None:
         if not self.watching:
             return
         cached = self._entries.get(key)
-        if (cached is not None and cached[0] > revision) or self._heard.get(key, 0) > revision:
+        if (cached is not None and cached.revision > revision) or self._heard.get(key, 0) > revision:
             return  # a later revision is already known
-        self._entries[key] = (revision, data)
+        self._superseded.pop(key, None)
+        self._entries[key] = Cached(revision, data, depth)
         self._entries.move_to_end(key)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
 
     def drop(self, key: str) -> None:
         self._entries.pop(key, None)
+        self._superseded.pop(key, None)
 
 
 class Revisioned(Protocol):
@@ -119,8 +150,8 @@ async def read_cached(kv: KeyValue, cache: StateCache, key: str, parse: Callable
     (then cached); NotFound(`missing`) when there is none."""
     cached = None if fresh else cache.get(key)
     if cached is not None:
-        rec = parse(cached[1])
-        rec.revision = cached[0]
+        rec = parse(cached.data)
+        rec.revision = cached.revision
         return rec
     try:
         entry = await kv.get(key)
@@ -134,18 +165,95 @@ async def read_cached(kv: KeyValue, cache: StateCache, key: str, parse: Callable
     return rec
 
 
-class AgentStore:
-    """Read and compare-and-set write of agent states."""
+READ_ATTEMPTS = 3  # reads of a chain that a concurrent write cut short, before it counts as broken
 
-    def __init__(self, kv: KeyValue, cache: StateCache | None = None) -> None:
+
+class AgentStore:
+    """Read and compare-and-set write of agent states.
+
+    `max_depth`: how many step records may follow a whole record (state_records.max_depth of the
+    bucket's history); 0 writes whole records only.
+    """
+
+    def __init__(self, kv: KeyValue, cache: StateCache | None = None, max_depth: int = 0) -> None:
         self.kv = kv
         self.cache = cache or StateCache()
+        self.max_depth = max_depth
 
     async def get(self, tenant_id: str, agent_id: str) -> common_pb2.AgentState:
         """The agent's state with `revision` set; NotFound for an unknown (or other tenant's) agent."""
         check_ref(tenant_id, agent_id)
-        return await read_cached(self.kv, self.cache, subjects.agent_key(tenant_id, agent_id),
-                                 common_pb2.AgentState.FromString, f"agent {agent_id} not found")
+        key = subjects.agent_key(tenant_id, agent_id)
+        cached = self.cache.get(key)
+        if cached is not None:
+            state = common_pb2.AgentState.FromString(cached.data)
+            state.revision = cached.revision
+            return state
+        return await self._read(key, f"agent {agent_id} not found")
+
+    async def config(self, tenant_id: str, agent_id: str) -> common_pb2.AgentConfig:
+        """The agent's configuration alone: every record holds it whole, so no chain is read."""
+        check_ref(tenant_id, agent_id)
+        key = subjects.agent_key(tenant_id, agent_id)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return common_pb2.AgentState.FromString(cached.data).config
+        try:
+            entry = await self.kv.get(key)
+        except KeyNotFoundError:
+            raise NotFound(f"agent {agent_id} not found") from None
+        if not entry.value:
+            raise NotFound(f"agent {agent_id} not found")
+        return common_pb2.AgentState.FromString(entry.value).config
+
+    async def _read(self, key: str, missing: str) -> common_pb2.AgentState:
+        """The newest state of `key` from the bucket, rebuilt from its step records (then cached).
+
+        A write that lands while the chain is read can push the chain's oldest records out of the
+        bucket (it keeps `HISTORY` per key, a chain is at most half of that): the read then starts
+        again from the newest record.
+        """
+        for _ in range(READ_ATTEMPTS):
+            try:
+                entry = await self.kv.get(key)
+            except KeyNotFoundError:
+                raise NotFound(missing) from None
+            if not entry.value or entry.revision is None:
+                raise NotFound(missing)
+            newest = common_pb2.AgentState.FromString(entry.value)
+            if not newest.stored_base:
+                newest.revision = entry.revision
+                self.cache.put(key, entry.revision, entry.value)
+                return newest
+            state = await self._rebuild(key, newest)
+            if state is None:
+                continue
+            state.revision = 0
+            self.cache.put(key, entry.revision, state.SerializeToString(), newest.stored_depth)
+            state.revision = entry.revision
+            return state
+        raise Internal(f"agent state {key} cannot be read: the records its newest record extends are gone "
+                       "from the bucket")
+
+    async def _rebuild(self, key: str, newest: common_pb2.AgentState) -> common_pb2.AgentState | None:
+        """The whole state that the step record `newest` stands for; None when a base is gone."""
+        steps = [newest]  # newest first
+        known = self.cache.superseded(key)
+        while True:
+            base = steps[-1].stored_base
+            if known is not None and known.revision == base:
+                whole = common_pb2.AgentState.FromString(known.data)
+                break
+            try:
+                older = await self.kv.get(key, revision=base)
+            except KeyNotFoundError:
+                return None
+            record = common_pb2.AgentState.FromString(older.value or b"")
+            if not record.stored_base:
+                whole = record
+                break
+            steps.append(record)
+        return state_records.rebuild(whole, steps[::-1])
 
     async def create(self, state: common_pb2.AgentState) -> common_pb2.AgentState:
         key = subjects.agent_key(state.config.tenant_id, state.config.id)
@@ -159,20 +267,32 @@ class AgentStore:
         self.cache.put(key, revision, data)
         return state
 
-    async def put(self, state: common_pb2.AgentState, expected_revision: int) -> common_pb2.AgentState:
-        """Write `state` if the stored revision is still `expected_revision`; Conflict otherwise."""
+    async def put(self, state: common_pb2.AgentState, expected_revision: int,
+                  appended: Sequence[common_pb2.Message] | None = None) -> common_pb2.AgentState:
+        """Write `state` if the stored revision is still `expected_revision`; Conflict otherwise.
+
+        `appended`: the messages `state` added to the end of the queue it was read with, and nothing
+        else changed in that queue (a step). Then, if this replica holds the state it extends, only
+        those messages and the rest of the state are written (a step record).
+        """
         key = subjects.agent_key(state.config.tenant_id, state.config.id)
         state.revision = 0  # not part of the stored bytes (the KV revision is)
         data = state.SerializeToString()
         state.revision = expected_revision
+        record, depth = data, 0
+        if appended is not None and self.max_depth:
+            base = self.cache.get(key)
+            if base is not None and base.revision == expected_revision and base.depth < self.max_depth:
+                depth = base.depth + 1
+                record = state_records.step_record(state, appended, expected_revision, depth)
         try:
-            revision = await self.kv.update(key, data, last=expected_revision)
+            revision = await self.kv.update(key, record, last=expected_revision)
         except KeyWrongLastSequenceError:
             self.cache.drop(key)
             raise Conflict(f"revision conflict: agent {state.config.id} is no longer at revision "
                            f"{expected_revision}") from None
         state.revision = revision
-        self.cache.put(key, revision, data)
+        self.cache.put(key, revision, data, depth)
         return state
 
     async def delete(self, tenant_id: str, agent_id: str) -> None:

@@ -239,7 +239,7 @@ class TurnProgress(_message.Message):
     def __init__(self, turn_id: _Optional[str] = ..., steps_done: _Optional[int] = ..., heartbeat_pending: _Optional[bool] = ..., tokens_used: _Optional[int] = ..., completed: _Optional[bool] = ..., stop_reason: _Optional[str] = ..., turn_seq: _Optional[int] = ..., recent_calls: _Optional[_Iterable[str]] = ..., pending_calls: _Optional[_Iterable[_Union[PendingCall, _Mapping]]] = ..., called_tools: _Optional[_Iterable[str]] = ..., turn_tools: _Optional[_Iterable[_Union[ToolSpec, _Mapping]]] = ..., max_steps: _Optional[int] = ..., stop_after_pending: _Optional[str] = ...) -> None: ...
 
 class AgentState(_message.Message):
-    __slots__ = ("config", "blocks", "summary", "queue", "revision", "recall_count", "archival_count", "last_memory_edit_at", "last_user_message_at", "turn", "last_step_id", "memory_warning_sent", "evicted_total", "pending_events", "commit_outbox", "consolidation")
+    __slots__ = ("config", "blocks", "summary", "queue", "revision", "recall_count", "archival_count", "last_memory_edit_at", "last_user_message_at", "turn", "last_step_id", "memory_warning_sent", "evicted_total", "pending_events", "commit_outbox", "stored_base", "stored_depth", "consolidation")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
@@ -255,6 +255,8 @@ class AgentState(_message.Message):
     EVICTED_TOTAL_FIELD_NUMBER: _ClassVar[int]
     PENDING_EVENTS_FIELD_NUMBER: _ClassVar[int]
     COMMIT_OUTBOX_FIELD_NUMBER: _ClassVar[int]
+    STORED_BASE_FIELD_NUMBER: _ClassVar[int]
+    STORED_DEPTH_FIELD_NUMBER: _ClassVar[int]
     CONSOLIDATION_FIELD_NUMBER: _ClassVar[int]
     config: AgentConfig
     blocks: _containers.RepeatedCompositeFieldContainer[MemoryBlock]
@@ -271,8 +273,10 @@ class AgentState(_message.Message):
     evicted_total: int
     pending_events: _containers.RepeatedCompositeFieldContainer[Event]
     commit_outbox: _containers.RepeatedCompositeFieldContainer[Message]
+    stored_base: int
+    stored_depth: int
     consolidation: ConsolidationStatus
-    def __init__(self, config: _Optional[_Union[AgentConfig, _Mapping]] = ..., blocks: _Optional[_Iterable[_Union[MemoryBlock, _Mapping]]] = ..., summary: _Optional[str] = ..., queue: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., revision: _Optional[int] = ..., recall_count: _Optional[int] = ..., archival_count: _Optional[int] = ..., last_memory_edit_at: _Optional[str] = ..., last_user_message_at: _Optional[str] = ..., turn: _Optional[_Union[TurnProgress, _Mapping]] = ..., last_step_id: _Optional[str] = ..., memory_warning_sent: _Optional[bool] = ..., evicted_total: _Optional[int] = ..., pending_events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., commit_outbox: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., consolidation: _Optional[_Union[ConsolidationStatus, _Mapping]] = ...) -> None: ...
+    def __init__(self, config: _Optional[_Union[AgentConfig, _Mapping]] = ..., blocks: _Optional[_Iterable[_Union[MemoryBlock, _Mapping]]] = ..., summary: _Optional[str] = ..., queue: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., revision: _Optional[int] = ..., recall_count: _Optional[int] = ..., archival_count: _Optional[int] = ..., last_memory_edit_at: _Optional[str] = ..., last_user_message_at: _Optional[str] = ..., turn: _Optional[_Union[TurnProgress, _Mapping]] = ..., last_step_id: _Optional[str] = ..., memory_warning_sent: _Optional[bool] = ..., evicted_total: _Optional[int] = ..., pending_events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., commit_outbox: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., stored_base: _Optional[int] = ..., stored_depth: _Optional[int] = ..., consolidation: _Optional[_Union[ConsolidationStatus, _Mapping]] = ...) -> None: ...
 
 class AgentRef(_message.Message):
     __slots__ = ("tenant_id", "agent_id")
