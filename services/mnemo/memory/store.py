@@ -52,9 +52,9 @@ class Cached(NamedTuple):
 class StateCache:
     """The last known state of recently used keys, invalidated by a bucket watch.
 
-    A state that a later write superseded is kept aside (`superseded`): a reader that rebuilds the
-    newest state from step records can stop at it instead of fetching the chain down to a whole
-    record.
+    A state that another replica's write superseded is kept aside (`superseded`, at most a quarter
+    as many as the current ones): a reader that rebuilds the newest state from step records can stop
+    at it instead of fetching the chain down to a whole record.
     """
 
     def __init__(self, size: int = 10_000) -> None:
@@ -101,7 +101,7 @@ class StateCache:
     def _keep_superseded(self, key: str, cached: Cached) -> None:
         self._superseded[key] = cached
         self._superseded.move_to_end(key)
-        while len(self._superseded) > self.size:
+        while len(self._superseded) > max(1, self.size // 4):
             self._superseded.popitem(last=False)
 
     def get(self, key: str) -> Cached | None:
