@@ -39,6 +39,15 @@ async def _step(memory_stub: Any, agent_id: str, revision: int, n: int, evict: l
     return resp.revision
 
 
+async def _agent_after(memory_stub: Any, steps: int) -> tuple[str, int]:
+    """A new agent after `steps` steps: its id and revision."""
+    created = await _agent(memory_stub)
+    agent_id, revision = created.config.id, created.revision
+    for n in range(steps):
+        revision = await _step(memory_stub, agent_id, revision, n)
+    return agent_id, revision
+
+
 async def _reader(nc: Any, watch: bool = False) -> AgentStore:
     """Another replica's store: its own cache, nothing read yet."""
     js = nc.jetstream()
@@ -131,10 +140,7 @@ class _CountingKV:
 
 async def test_a_replica_holding_an_older_state_reads_only_the_records_after_it(
         memory_service, memory_stub, nc) -> None:
-    created = await _agent(memory_stub)
-    agent_id, revision = created.config.id, created.revision
-    for n in range(4):
-        revision = await _step(memory_stub, agent_id, revision, n)
+    agent_id, revision = await _agent_after(memory_stub, 4)
     replica = await _reader(nc, watch=True)
     counting = _CountingKV(replica.kv)
     replica.kv = counting  # type: ignore[assignment]
@@ -218,10 +224,7 @@ class _RacedKV(_CountingKV):
 
 async def test_a_read_outrun_by_writes_starts_again_from_the_newest_record(
         memory_service, memory_stub, nc) -> None:
-    created = await _agent(memory_stub)
-    agent_id, revision = created.config.id, created.revision
-    for n in range(3):
-        revision = await _step(memory_stub, agent_id, revision, n)
+    agent_id, revision = await _agent_after(memory_stub, 3)
 
     async def burst() -> None:  # enough writes to push the chain being read out of the bucket
         nonlocal revision
