@@ -23,9 +23,6 @@ from mnemo.v1 import common_pb2
 
 HISTORY = 16  # records kept per agent key (the bucket's history)
 
-_QUEUE = common_pb2.AgentState.DESCRIPTOR.fields_by_name["queue"]
-
-
 def max_depth(history: int) -> int:
     """How many step records may follow a whole record in a bucket keeping `history` per key: half of
     it, so that a reader following a chain while new records are written finds it still there."""
@@ -38,7 +35,7 @@ def step_record(state: common_pb2.AgentState, appended: Sequence[common_pb2.Mess
     queue (and any other field changed): the whole state but its queue, and the appended messages."""
     record = common_pb2.AgentState()
     for field, value in state.ListFields():  # the set fields only: no walk over the queue
-        if field is _QUEUE:
+        if field.name == "queue":
             continue
         if field.is_repeated:
             getattr(record, field.name).extend(value)
