@@ -10,7 +10,7 @@ import pytest
 
 from mnemo.common import subjects
 from mnemo.common.errors import Internal
-from mnemo.common.natsutil import connect, ensure_jetstream
+from mnemo.common.natsutil import connect, ensure_jetstream, leader_view
 from mnemo.memory import state_records
 from mnemo.memory.recall import AgentModels
 from mnemo.memory.store import AgentStore, StateCache
@@ -52,7 +52,8 @@ async def _reader(nc: Any, watch: bool = False) -> AgentStore:
     """Another replica's store: its own cache, nothing read yet."""
     js = nc.jetstream()
     kv = await js.key_value(subjects.KV_AGENTS)
-    store = AgentStore(kv, StateCache(), max_depth=state_records.max_depth((await kv.status()).history))
+    store = AgentStore(kv, StateCache(), max_depth=state_records.max_depth((await kv.status()).history),
+                       consistent=leader_view(js, subjects.KV_AGENTS))
     if watch:
         await store.cache.watch(js, subjects.KV_AGENTS)
     return store
@@ -69,6 +70,7 @@ async def test_a_step_writes_only_its_messages_and_a_fresh_reader_rebuilds_the_s
         memory_service, memory_stub, nc) -> None:
     created = await _agent(memory_stub)
     agent_id, revision = created.config.id, created.revision
+    head_steps = memory_service.store.head_steps
     for n in range(state_records.max_depth(state_records.HISTORY)):
         before = revision
         revision = await _step(memory_stub, agent_id, revision, n)
@@ -86,6 +88,9 @@ async def test_a_step_writes_only_its_messages_and_a_fresh_reader_rebuilds_the_s
         assert len(fresh.queue) == 2 * (n + 1)
     # The last step's record is a small part of the state it stands for.
     assert len(data) * 2 < len(held.SerializeToString())
+    # Every step after the first read only the state around the queue (the first one read the state
+    # that CreateAgent wrote, whose queue's place the cache did not know).
+    assert memory_service.store.head_steps - head_steps == state_records.max_depth(state_records.HISTORY) - 1
 
 
 async def test_chains_stay_within_the_buckets_history(memory_service, memory_stub, nc) -> None:
@@ -142,8 +147,8 @@ async def test_a_replica_holding_an_older_state_reads_only_the_records_after_it(
         memory_service, memory_stub, nc) -> None:
     agent_id, revision = await _agent_after(memory_stub, 4)
     replica = await _reader(nc, watch=True)
-    counting = _CountingKV(replica.kv)
-    replica.kv = counting  # type: ignore[assignment]
+    counting = _CountingKV(replica.reads)
+    replica.reads = counting  # type: ignore[assignment]
     try:
         held = await replica.get(TENANT, agent_id)   # rebuilt down to the whole record: 5 reads
         assert counting.reads == 5 and held.revision == revision
@@ -232,10 +237,32 @@ async def test_a_read_outrun_by_writes_starts_again_from_the_newest_record(
             revision = await _step(memory_stub, agent_id, revision, n)
 
     replica = await _reader(nc)
-    raced = _RacedKV(replica.kv, burst)
-    replica.kv = raced  # type: ignore[assignment]
+    raced = _RacedKV(replica.reads, burst)
+    replica.reads = raced  # type: ignore[assignment]
     state = await replica.get(TENANT, agent_id)
     writer = await memory_service.store.get(TENANT, agent_id)
     assert state.revision == revision == writer.revision
     assert state.SerializeToString() == writer.SerializeToString()
     assert len(state.queue) == 2 * (3 + state_records.HISTORY + 2)
+
+
+async def test_steps_after_an_eviction_and_an_edit_carry_the_whole_state_on(
+        memory_service, memory_stub, nc) -> None:
+    agent_id, revision = await _agent_after(memory_stub, 3)
+    oldest = (await memory_service.store.get(TENANT, agent_id)).queue[0].id
+    revision = await _step(memory_stub, agent_id, revision, 3, evict=[oldest])
+    ref = common_pb2.AgentRef(tenant_id=TENANT, agent_id=agent_id)
+    await memory_stub.UpdateBlock(memory_pb2.UpdateBlockRequest(ref=ref, label="human", value="Name: Ada"))
+    revision = (await memory_service.store.get(TENANT, agent_id)).revision
+    head_steps = memory_service.store.head_steps
+    for n in range(4, 4 + 2 * state_records.HISTORY):   # past two whole records written from the head
+        revision = await _step(memory_stub, agent_id, revision, n)
+        held = await memory_service.store.get(TENANT, agent_id)
+        fresh = await (await _reader(nc)).get(TENANT, agent_id)
+        assert fresh.revision == held.revision == revision
+        assert fresh.SerializeToString() == held.SerializeToString()
+    assert memory_service.store.head_steps - head_steps == 2 * state_records.HISTORY
+    assert oldest not in {m.id for m in held.queue} and len(held.queue) == 2 * (4 + 2 * state_records.HISTORY) - 1
+    assert {b.label: b.value for b in held.blocks}["human"] == "Name: Ada"
+    texts = [m.text.split()[1] for m in held.queue if m.role == "user"]
+    assert texts == [str(n) for n in range(1, 4 + 2 * state_records.HISTORY)]

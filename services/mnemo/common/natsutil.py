@@ -215,6 +215,13 @@ async def ensure_kv(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
     return kv
 
 
+def leader_view(js: JetStreamContext, bucket: str) -> KeyValue:
+    """The bucket with every get answered by its stream's leader (STREAM.MSG.GET). KV buckets allow
+    direct gets, which any replica answers: on a cluster one that lags behind may not have the
+    newest revisions yet."""
+    return KeyValue(name=bucket, stream=f"KV_{bucket}", pre=f"$KV.{bucket}.", js=js, direct=False)
+
+
 async def live_entries(kv: KeyValue, keys: str, *, meta_only: bool = False) -> AsyncIterator[KvEntry]:
     """The current (not deleted) entries of `kv` whose keys match the filter `keys`, then stop.
 

@@ -265,7 +265,10 @@ class Agents:
         tenant_id, agent_id = req.ref.tenant_id, req.ref.agent_id
         if not req.step_id:
             raise InvalidArgument("step_id is required")
-        state = await self.store.get(tenant_id, agent_id)
+        # A step that evicts nothing needs the state without its queue (the rest of the state is a
+        # few KB, the queue up to hundreds): its messages go on the end of the queue's bytes.
+        head = None if req.evict_message_ids else self.store.head(tenant_id, agent_id)
+        state = head[0] if head is not None else await self.store.get(tenant_id, agent_id)
         await self.commitlog.publish_outbox(state)  # the previous commit reaches the log first
         if state.last_step_id == req.step_id:
             # A retry whose first reply was lost: the events may not have gone out (dedup by id).
@@ -282,9 +285,11 @@ class Agents:
         messages = apply_step(state, req)
         del state.commit_outbox[:]
         state.commit_outbox.extend(messages)
-        # A step without evictions only appends to the queue: its write holds just those messages.
-        state = await self.store.put(state, req.expected_revision,
-                                     appended=None if req.evict_message_ids else messages)
+        if head is not None:
+            state = await self.store.put_step(state, head[1], messages)
+        else:  # a step without evictions only appends to the queue: its write holds just those messages
+            state = await self.store.put(state, req.expected_revision,
+                                         appended=None if req.evict_message_ids else messages)
         self.commitlog.publish_soon(state, messages)  # the step is durable now
         # The step's events go out from here, the moment it is durable: watchers hear of it one hop
         # sooner than if the orchestrator published them after this reply.

@@ -12,7 +12,7 @@ from mnemo.common import natsrpc, rpcclient, subjects
 from mnemo.common.config import Settings
 from mnemo.common.events import EventPublisher
 from mnemo.common.grpcutil import GrpcServer
-from mnemo.common.natsutil import connect, ensure_jetstream
+from mnemo.common.natsutil import connect, ensure_jetstream, leader_view
 from mnemo.common.retry import Backoff, retry_forever
 from mnemo.common.telemetry import span
 from mnemo.memory import state_records
@@ -300,7 +300,8 @@ class MemoryService:
         self.js = js
         agents_kv = buckets[subjects.KV_AGENTS]
         history = (await agents_kv.status()).history
-        self.store = AgentStore(agents_kv, max_depth=state_records.max_depth(history))
+        self.store = AgentStore(agents_kv, max_depth=state_records.max_depth(history),
+                                consistent=leader_view(js, subjects.KV_AGENTS))
         await self.store.cache.watch(js, subjects.KV_AGENTS)
         self.templates = TemplateStore(buckets[subjects.KV_TEMPLATES])
         self.checkpoint_kv = buckets[subjects.KV_CHECKPOINTS]

@@ -18,10 +18,14 @@ newest record. A bucket made by an earlier release keeps one record per key unti
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from mnemo.v1 import common_pb2
 
 HISTORY = 16  # records kept per agent key (the bucket's history)
+
+_QUEUE_NUMBER = common_pb2.AgentState.QUEUE_FIELD_NUMBER
+_QUEUE_TAG = bytes([_QUEUE_NUMBER << 3 | 2])  # a length-delimited entry of the queue
 
 def max_depth(history: int) -> int:
     """How many step records may follow a whole record in a bucket keeping `history` per key: half of
@@ -35,19 +39,22 @@ def step_record(state: common_pb2.AgentState, appended: Sequence[common_pb2.Mess
     queue (and any other field changed): the whole state but its queue, and the appended messages."""
     record = common_pb2.AgentState()
     for field, value in state.ListFields():  # the set fields only: no walk over the queue
-        if field.name == "queue":
-            continue
-        if field.is_repeated:
-            getattr(record, field.name).extend(value)
-        elif field.message_type is not None:
-            getattr(record, field.name).CopyFrom(value)
-        else:
-            setattr(record, field.name, value)
+        if field.name != "queue":
+            _copy_field(record, field, value)
     record.queue.extend(appended)
     record.revision = 0
     record.stored_base = base
     record.stored_depth = depth
     return record.SerializeToString()
+
+
+def _copy_field(target: common_pb2.AgentState, field: Any, value: Any) -> None:
+    if field.is_repeated:
+        getattr(target, field.name).extend(value)
+    elif field.message_type is not None:
+        getattr(target, field.name).CopyFrom(value)
+    else:
+        setattr(target, field.name, value)
 
 
 def rebuild(base: common_pb2.AgentState, steps: Sequence[common_pb2.AgentState]) -> common_pb2.AgentState:
@@ -64,3 +71,36 @@ def rebuild(base: common_pb2.AgentState, steps: Sequence[common_pb2.AgentState])
     state.stored_base = 0
     state.stored_depth = 0
     return state
+
+
+def queue_entries(messages: Sequence[common_pb2.Message]) -> bytes:
+    """`messages` as serialized entries of AgentState.queue (field 4): what a state's bytes hold them as."""
+    out = bytearray()
+    for m in messages:
+        data = m.SerializeToString()
+        out += _QUEUE_TAG
+        size = len(data)
+        while size >= 0x80:
+            out.append(size & 0x7F | 0x80)
+            size >>= 7
+        out.append(size)
+        out += data
+    return bytes(out)
+
+
+def queue_span(state: common_pb2.AgentState, data: bytes) -> tuple[int, int] | None:
+    """Where the queue's entries lie in `data`, the serialization of `state`: data[:start] +
+    data[end:] is the state without its queue, data[start:end] its queue. None when `data` is not laid
+    out with the fields before the queue first and those after it last (checked, not assumed)."""
+    before, after = common_pb2.AgentState(), common_pb2.AgentState()
+    for field, value in state.ListFields():
+        if field.name == "queue":
+            continue
+        _copy_field(before if field.number < _QUEUE_NUMBER else after, field, value)
+    head, tail = before.SerializeToString(), after.SerializeToString()
+    start, end = len(head), len(data) - len(tail)
+    if end < start or not data.startswith(head) or not data.endswith(tail):
+        return None
+    if end > start and data[start:start + 1] != _QUEUE_TAG:
+        return None
+    return start, end

@@ -47,6 +47,7 @@ class Cached(NamedTuple):
     revision: int
     data: bytes   # the whole state's bytes (for an agent: rebuilt from its step records)
     depth: int = 0  # agents: step records since the last whole record (state_records.py)
+    queue_span: tuple[int, int] | None = None  # agents: where data holds the queue (state_records.queue_span)
 
 
 class StateCache:
@@ -116,14 +117,15 @@ class StateCache:
         """The state a later write replaced, if it is still kept (an older revision of `key`)."""
         return self._superseded.get(key) if self.watching else None
 
-    def put(self, key: str, revision: int, data: bytes, depth: int = 0) -> None:
+    def put(self, key: str, revision: int, data: bytes, depth: int = 0,
+            queue_span: tuple[int, int] | None = None) -> None:
         if not self.watching:
             return
         cached = self._entries.get(key)
         if (cached is not None and cached.revision > revision) or self._heard.get(key, 0) > revision:
             return  # a later revision is already known
         self._superseded.pop(key, None)
-        self._entries[key] = Cached(revision, data, depth)
+        self._entries[key] = Cached(revision, data, depth, queue_span)
         self._entries.move_to_end(key)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
@@ -172,13 +174,18 @@ class AgentStore:
     """Read and compare-and-set write of agent states.
 
     `max_depth`: how many step records may follow a whole record (state_records.max_depth of the
-    bucket's history); 0 writes whole records only.
+    bucket's history); 0 writes whole records only. `consistent`: the same bucket read from its
+    stream's leader (`natsutil.leader_view`), for the reads that rebuild a state: on a cluster, a
+    replica's direct answer may lag behind the writes, and miss the record a chain needs.
     """
 
-    def __init__(self, kv: KeyValue, cache: StateCache | None = None, max_depth: int = 0) -> None:
+    def __init__(self, kv: KeyValue, cache: StateCache | None = None, max_depth: int = 0,
+                 consistent: KeyValue | None = None) -> None:
         self.kv = kv
         self.cache = cache or StateCache()
         self.max_depth = max_depth
+        self.reads = consistent or kv
+        self.head_steps = 0  # steps written by put_step, without the whole state (figures, tests)
 
     async def get(self, tenant_id: str, agent_id: str) -> common_pb2.AgentState:
         """The agent's state with `revision` set; NotFound for an unknown (or other tenant's) agent."""
@@ -215,7 +222,7 @@ class AgentStore:
         """
         for _ in range(READ_ATTEMPTS):
             try:
-                entry = await self.kv.get(key)
+                entry = await self.reads.get(key)
             except KeyNotFoundError:
                 raise NotFound(missing) from None
             if not entry.value or entry.revision is None:
@@ -229,7 +236,8 @@ class AgentStore:
             if state is None:
                 continue
             state.revision = 0
-            self.cache.put(key, entry.revision, state.SerializeToString(), newest.stored_depth)
+            data = state.SerializeToString()
+            self.cache.put(key, entry.revision, data, newest.stored_depth, state_records.queue_span(state, data))
             state.revision = entry.revision
             return state
         raise Internal(f"agent state {key} cannot be read: the records its newest record extends are gone "
@@ -245,7 +253,7 @@ class AgentStore:
                 whole = common_pb2.AgentState.FromString(known.data)
                 break
             try:
-                older = await self.kv.get(key, revision=base)
+                older = await self.reads.get(key, revision=base)
             except KeyNotFoundError:
                 return None
             record = common_pb2.AgentState.FromString(older.value or b"")
@@ -278,6 +286,7 @@ class AgentStore:
         key = subjects.agent_key(state.config.tenant_id, state.config.id)
         state.revision = 0  # not part of the stored bytes (the KV revision is)
         data = state.SerializeToString()
+        span = state_records.queue_span(state, data)
         state.revision = expected_revision
         record, depth = data, 0
         if appended is not None and self.max_depth:
@@ -285,15 +294,57 @@ class AgentStore:
             if base is not None and base.revision == expected_revision and base.depth < self.max_depth:
                 depth = base.depth + 1
                 record = state_records.step_record(state, appended, expected_revision, depth)
+        revision = await self._update(key, record, expected_revision, state.config.id)
+        state.revision = revision
+        self.cache.put(key, revision, data, depth, span)
+        return state
+
+    def head(self, tenant_id: str, agent_id: str) -> tuple[common_pb2.AgentState, Cached] | None:
+        """The agent's state without its queue (parsed from the cached bytes around it), and the
+        cached entry it comes from; None unless the cache holds the state with its queue's place."""
+        check_ref(tenant_id, agent_id)
+        cached = self.cache.get(subjects.agent_key(tenant_id, agent_id))
+        if cached is None or cached.queue_span is None:
+            return None
+        start, end = cached.queue_span
+        state = common_pb2.AgentState.FromString(cached.data[:start] + cached.data[end:])
+        state.revision = cached.revision
+        return state, cached
+
+    async def put_step(self, state: common_pb2.AgentState, base: Cached,
+                       appended: Sequence[common_pb2.Message]) -> common_pb2.AgentState:
+        """Write a step on top of `base` (from `head`): `state` is that state without its queue,
+        changed by the step, and its queue holds just the step's `appended` messages. The whole
+        state is neither parsed nor serialized: its bytes are the new head's, then the queue's bytes
+        of `base`, then the appended messages'. Conflict if the agent moved past `base`."""
+        assert base.queue_span is not None
+        key = subjects.agent_key(state.config.tenant_id, state.config.id)
+        start, end = base.queue_span
+        depth = base.depth + 1 if base.depth < self.max_depth else 0
+        state.revision = 0
+        record = b""
+        if depth:
+            state.stored_base, state.stored_depth = base.revision, depth
+            record = state.SerializeToString()
+            state.stored_base = state.stored_depth = 0
+        del state.queue[:]
+        head = state.SerializeToString()
+        state.queue.extend(appended)
+        whole = b"".join((head, base.data[start:end], state_records.queue_entries(appended)))
+        state.revision = base.revision
+        revision = await self._update(key, record or whole, base.revision, state.config.id)
+        state.revision = revision
+        self.cache.put(key, revision, whole, depth, (len(head), len(whole)))
+        self.head_steps += 1
+        return state
+
+    async def _update(self, key: str, record: bytes, expected_revision: int, agent_id: str) -> int:
         try:
-            revision = await self.kv.update(key, record, last=expected_revision)
+            return await self.kv.update(key, record, last=expected_revision)
         except KeyWrongLastSequenceError:
             self.cache.drop(key)
-            raise Conflict(f"revision conflict: agent {state.config.id} is no longer at revision "
+            raise Conflict(f"revision conflict: agent {agent_id} is no longer at revision "
                            f"{expected_revision}") from None
-        state.revision = revision
-        self.cache.put(key, revision, data, depth)
-        return state
 
     async def delete(self, tenant_id: str, agent_id: str) -> None:
         key = subjects.agent_key(tenant_id, agent_id)
