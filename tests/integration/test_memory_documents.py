@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 
 from mnemo.v1 import common_pb2, memory_pb2
 from tests.fixtures_memory import llm_service, memory_service, memory_stub  # noqa: F401
+from tests.helpers import eventually
 
 Ref = common_pb2.AgentRef
 
@@ -115,3 +118,27 @@ async def test_bad_documents(memory_stub):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         _ = [p async for p in memory_stub.IngestDocument(no_header())]
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_document_cut_short_leaves_none_of_its_passages(memory_stub):
+    """Regression: a streamed upload stopped over the size limit (or cut, or cancelled) left the
+    batches already inserted in archival memory."""
+    ref = await new_ref(memory_stub)
+    header = memory_pb2.DocumentHeader(ref=ref, filename="cut.txt", chunk_chars=200, overlap_chars=0)
+    stalled = asyncio.Event()
+
+    async def requests():  # type: ignore[no-untyped-def]
+        yield memory_pb2.DocumentChunk(header=header)
+        yield memory_pb2.DocumentChunk(data=(("word " * 39 + "\n") * 400).encode())
+        await stalled.wait()  # the rest of the upload never comes
+
+    call = memory_stub.IngestDocument(requests())
+    async for progress in call:
+        if progress.passages:
+            break
+    assert (await memory_stub.GetContext(ref)).archival_count > 0  # batches are in the index
+    call.cancel()
+
+    async def none_left() -> bool:
+        return (await memory_stub.GetContext(ref)).archival_count == 0
+    await eventually(none_left, timeout=10, message="the cut document's passages are still there")

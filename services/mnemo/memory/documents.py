@@ -19,6 +19,7 @@ from mnemo.common import ids
 from mnemo.common.errors import InvalidArgument
 from mnemo.memory.chunking import DEFAULT_CHUNK_CHARS, DEFAULT_OVERLAP_CHARS, Chunker
 from mnemo.memory.memories import Memories
+from mnemo.memory.search.base import PassageFilter
 from mnemo.memory.store import check_ref
 from mnemo.v1 import common_pb2, memory_pb2
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INSERT_BATCH = 32                  # passages per embed + insert
+UNDO_BATCH = 1000                  # passage ids per delete when an unfinished document is taken back
 MAX_DOCUMENT_BYTES = 1 << 30       # 1 GiB
 MAX_CHUNK_CHARS = 20_000
 PROGRESS_EVERY_BYTES = 1 << 20     # progress while a PDF is being received
@@ -80,22 +82,27 @@ class DocumentIngest:
         if len(source_id) > 100:
             raise InvalidArgument("source_id longer than 100 characters")
         batcher = _Batcher(self.memories, state, header, ctype, source_id)
-
-        if ctype == PDF:
-            async for progress in self._pdf(chunks, chunker, batcher):
-                yield progress
-        else:
-            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            async for data in _data(chunks, batcher):
-                for text in chunker.feed(decoder.decode(data)):
+        try:
+            if ctype == PDF:
+                async for progress in self._pdf(chunks, chunker, batcher):
+                    yield progress
+            else:
+                decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+                async for data in _data(chunks, batcher):
+                    for text in chunker.feed(decoder.decode(data)):
+                        batcher.add(text)
+                    if batcher.full():
+                        yield await batcher.flush()
+                for text in chunker.feed(decoder.decode(b"", final=True)):
                     batcher.add(text)
-                if batcher.full():
-                    yield await batcher.flush()
-            for text in chunker.feed(decoder.decode(b"", final=True)):
+            for text in chunker.finish():
                 batcher.add(text)
-        for text in chunker.finish():
-            batcher.add(text)
-        await batcher.flush()
+            await batcher.flush()
+        except BaseException:
+            # A document that did not arrive whole (too large, the upload cut, a bad part, the call
+            # cancelled) leaves none of its passages behind, even a batch whose insert was under way.
+            await asyncio.shield(asyncio.ensure_future(batcher.undo()))
+            raise
         done = batcher.progress()
         done.done = True
         yield done
@@ -177,6 +184,7 @@ class _Batcher:
         self.pending: list[memory_pb2.PassageInput] = []
         self.position = 0
         self.inserted = 0
+        self.started = 0   # passages whose insert began (some may be in the index though it failed)
         self.bytes_read = 0
 
     def add(self, text: str) -> None:
@@ -194,11 +202,29 @@ class _Batcher:
     async def flush(self) -> memory_pb2.IngestProgress:
         while self.pending:
             batch, self.pending = self.pending[:INSERT_BATCH], self.pending[INSERT_BATCH:]
+            self.started += len(batch)
             # A document's chunks are its parts, in order (read back by position, deleted by source):
             # they are never merged with one another or with other passages.
             await self.memories.insert_passages(self.state, batch, dedup="off")
             self.inserted += len(batch)
         return self.progress()
+
+    async def undo(self) -> None:
+        """Delete the passages this ingestion inserted or began to insert: by source when the source
+        id is this ingestion's own, else by id (a caller's source may hold passages of before)."""
+        if not self.started:
+            return
+        ref = self.header.ref
+        backend = self.memories.backend
+        try:
+            if not self.header.source_id:
+                await backend.delete_passages(ref.tenant_id, ref.agent_id, PassageFilter(source_id=self.source_id))
+                return
+            for first in range(0, self.started, UNDO_BATCH):
+                ids = [f"{self.source_id}-{i}" for i in range(first, min(first + UNDO_BATCH, self.started))]
+                await backend.delete_passages(ref.tenant_id, ref.agent_id, PassageFilter(ids=ids))
+        except Exception as exc:
+            log.warning("passages of the unfinished document %s not deleted: %s", self.source_id, exc)
 
     def progress(self) -> memory_pb2.IngestProgress:
         return memory_pb2.IngestProgress(source_id=self.source_id, bytes_read=self.bytes_read,
