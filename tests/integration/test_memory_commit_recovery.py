@@ -47,14 +47,21 @@ async def test_startup_pass_publishes_outboxes_of_untouched_agents(
     state = await memory_stub.CreateAgent(memory_pb2.CreateAgentRequest(tenant_id="crashscan"))
     agent_id = state.config.id
     # What a crashed CommitStep leaves behind: the state written with its outbox, nothing published.
-    stored = await memory_service.store.get("crashscan", agent_id)
+    store = memory_service.store
+    stored = await store.get("crashscan", agent_id)
+    found = store.head("crashscan", agent_id) if record == "step" else None
+    if found is not None:
+        stored = found[0]  # the state around the queue, as a step reads it
     lost = [common_pb2.Message(id=f"msg-lost-{i}", role="user", text=f"written but never published {i}",
                                created_at="2024-02-02T00:00:00Z") for i in range(2)]
     stored.queue.extend(lost)
     stored.commit_outbox.extend(lost)
     stored.last_step_id = "c:1"
     # A step's write holds only its messages (a step record); other writes hold the whole state.
-    await memory_service.store.put(stored, stored.revision, appended=lost if record == "step" else None)
+    if found is not None:
+        await store.put_step(stored, found[1], lost)
+    else:
+        await store.put(stored, stored.revision)
     written = common_pb2.AgentState.FromString((await memory_service.store.kv.get(
         subjects.agent_key("crashscan", agent_id))).value)
     assert bool(written.stored_base) == (record == "step")

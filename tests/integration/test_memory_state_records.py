@@ -88,9 +88,9 @@ async def test_a_step_writes_only_its_messages_and_a_fresh_reader_rebuilds_the_s
         assert len(fresh.queue) == 2 * (n + 1)
     # The last step's record is a small part of the state it stands for.
     assert len(data) * 2 < len(held.SerializeToString())
-    # Every step after the first read only the state around the queue (the first one read the state
-    # that CreateAgent wrote, whose queue's place the cache did not know).
-    assert memory_service.store.head_steps - head_steps == state_records.max_depth(state_records.HISTORY) - 1
+    # Every step read only the state around the queue (the cache knows where the bytes CreateAgent
+    # wrote hold it).
+    assert memory_service.store.head_steps - head_steps == state_records.max_depth(state_records.HISTORY)
 
 
 async def test_chains_stay_within_the_buckets_history(memory_service, memory_stub, nc) -> None:
@@ -189,10 +189,13 @@ async def test_a_store_without_depth_writes_whole_records(memory_stub, nc) -> No
     store = AgentStore(await js.key_value(subjects.KV_AGENTS), StateCache(), max_depth=0)
     await store.cache.watch(js, subjects.KV_AGENTS)
     try:
-        state = await store.get(TENANT, created.config.id)
+        await store.get(TENANT, created.config.id)
+        found = store.head(TENANT, created.config.id)
+        assert found is not None
+        state, base = found
         added = [msg("user", "kept whole")]
         state.queue.extend(added)
-        await store.put(state, state.revision, appended=added)
+        await store.put_step(state, base, added)
         record = common_pb2.AgentState.FromString((await _raw(nc, created.config.id))[1])
         assert not record.stored_base and [m.text for m in record.queue] == ["kept whole"]
     finally:

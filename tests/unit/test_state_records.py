@@ -36,11 +36,22 @@ def test_appended_entries_after_the_rest_and_the_queue_read_as_the_longer_state(
     start, end = state_records.queue_span(state, data) or (0, 0)
     added = [common_pb2.Message(id="new-1", role="assistant", text="y" * 200),  # a two-byte length
              common_pb2.Message(id="new-2", role="tool", text="")]
-    whole = data[:start] + data[end:] + data[start:end] + state_records.queue_entries(added)
+    rest = data[:start] + data[end:]
+    whole = rest + data[start:end] + state_records.queue_entries(added)
     state.queue.extend(added)
     assert common_pb2.AgentState.FromString(whole) == state
-    # That layout has the queue last: its span is known from how it was built, not found again.
-    assert state_records.queue_span(state, whole) is None
+    # That layout (AgentStore.put_step's: the queue last) is found again from the bytes alone.
+    assert state_records.queue_span(state, whole) == (len(rest), len(whole))
+
+
+def test_bytes_of_another_layout_have_no_span() -> None:
+    state = _state(20)
+    data = state.SerializeToString()
+    start, end = state_records.queue_span(state, data) or (0, 0)
+    assert start < end
+    queue_first = data[start:end] + data[:start] + data[end:]   # parses the same, laid out otherwise
+    assert common_pb2.AgentState.FromString(queue_first) == state
+    assert state_records.queue_span(state, queue_first) is None
 
 
 def test_an_empty_queue_has_an_empty_span() -> None:

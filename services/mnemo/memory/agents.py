@@ -285,11 +285,10 @@ class Agents:
         messages = apply_step(state, req)
         del state.commit_outbox[:]
         state.commit_outbox.extend(messages)
-        if head is not None:
+        if head is not None:  # only appended to the queue: the write holds just those messages
             state = await self.store.put_step(state, head[1], messages)
-        else:  # a step without evictions only appends to the queue: its write holds just those messages
-            state = await self.store.put(state, req.expected_revision,
-                                         appended=None if req.evict_message_ids else messages)
+        else:
+            state = await self.store.put(state, req.expected_revision)
         self.commitlog.publish_soon(state, messages)  # the step is durable now
         # The step's events go out from here, the moment it is durable: watchers hear of it one hop
         # sooner than if the orchestrator published them after this reply.

@@ -1,11 +1,11 @@
 """How an agent's state is laid out in the agents bucket: whole records and step records.
 
 A step only appends to the queue, and the queue is most of the state (tens to hundreds of KB in a
-long conversation). So a step writes a *step record*: an AgentState whose every field but `queue` is
-the agent's whole state, whose `queue` holds only the messages the step appended, and whose
-`stored_base` is the revision of the record it extends. Every other write (an edit, an eviction, an
-import, a restore) and every step that would make a chain longer than the bucket keeps writes the
-whole state, as does a writer that does not hold the state it extends.
+long conversation). So a step writes a *step record* (`AgentStore.put_step`): an AgentState whose
+every field but `queue` is the agent's whole state, whose `queue` holds only the messages the step
+appended, and whose `stored_base` is the revision of the record it extends. Every other write (an
+edit, an eviction, an import, a restore) and every step that would make a chain longer than the
+bucket keeps writes the whole state, as does a writer that does not hold the state it extends.
 
 A reader rebuilds the state from the newest record back to a whole record, or to a revision whose
 whole state it already holds, fetching each base by its revision. The bucket keeps `HISTORY`
@@ -27,25 +27,11 @@ HISTORY = 16  # records kept per agent key (the bucket's history)
 _QUEUE_NUMBER = common_pb2.AgentState.QUEUE_FIELD_NUMBER
 _QUEUE_TAG = bytes([_QUEUE_NUMBER << 3 | 2])  # a length-delimited entry of the queue
 
+
 def max_depth(history: int) -> int:
     """How many step records may follow a whole record in a bucket keeping `history` per key: half of
     it, so that a reader following a chain while new records are written finds it still there."""
     return max(0, min(history, HISTORY) // 2)
-
-
-def step_record(state: common_pb2.AgentState, appended: Sequence[common_pb2.Message], base: int,
-                depth: int) -> bytes:
-    """The step record of `state`, which is the state at revision `base` with `appended` added to its
-    queue (and any other field changed): the whole state but its queue, and the appended messages."""
-    record = common_pb2.AgentState()
-    for field, value in state.ListFields():  # the set fields only: no walk over the queue
-        if field.name != "queue":
-            _copy_field(record, field, value)
-    record.queue.extend(appended)
-    record.revision = 0
-    record.stored_base = base
-    record.stored_depth = depth
-    return record.SerializeToString()
 
 
 def _copy_field(target: common_pb2.AgentState, field: Any, value: Any) -> None:
@@ -74,32 +60,26 @@ def rebuild(base: common_pb2.AgentState, steps: Sequence[common_pb2.AgentState])
 
 
 def queue_entries(messages: Sequence[common_pb2.Message]) -> bytes:
-    """`messages` as serialized entries of AgentState.queue (field 4): what a state's bytes hold them as."""
-    out = bytearray()
-    for m in messages:
-        data = m.SerializeToString()
-        out += _QUEUE_TAG
-        size = len(data)
-        while size >= 0x80:
-            out.append(size & 0x7F | 0x80)
-            size >>= 7
-        out.append(size)
-        out += data
-    return bytes(out)
+    """`messages` as serialized entries of AgentState.queue: what a state's bytes hold them as."""
+    return common_pb2.AgentState(queue=messages).SerializeToString()
 
 
 def queue_span(state: common_pb2.AgentState, data: bytes) -> tuple[int, int] | None:
-    """Where the queue's entries lie in `data`, the serialization of `state`: data[:start] +
-    data[end:] is the state without its queue, data[start:end] its queue. None when `data` is not laid
-    out with the fields before the queue first and those after it last (checked, not assumed)."""
+    """Where the queue's entries lie in `data`, the bytes of `state`: data[:start] + data[end:] is the
+    state without its queue, data[start:end] its queue. `data` is laid out either as serialized (the
+    fields before the queue, the queue, the fields after it) or as `AgentStore.put_step` writes it (the
+    other fields, then the queue); None for anything else (checked, not assumed)."""
     before, after = common_pb2.AgentState(), common_pb2.AgentState()
     for field, value in state.ListFields():
         if field.name == "queue":
             continue
         _copy_field(before if field.number < _QUEUE_NUMBER else after, field, value)
     head, tail = before.SerializeToString(), after.SerializeToString()
-    start, end = len(head), len(data) - len(tail)
-    if end < start or not data.startswith(head) or not data.endswith(tail):
+    if data.startswith(head) and data.endswith(tail) and len(head) + len(tail) <= len(data):
+        start, end = len(head), len(data) - len(tail)
+    elif data.startswith(head + tail):
+        start, end = len(head) + len(tail), len(data)
+    else:
         return None
     if end > start and data[start:start + 1] != _QUEUE_TAG:
         return None

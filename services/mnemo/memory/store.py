@@ -229,8 +229,8 @@ class AgentStore:
                 raise NotFound(missing)
             newest = common_pb2.AgentState.FromString(entry.value)
             if not newest.stored_base:
+                self.cache.put(key, entry.revision, entry.value, 0, state_records.queue_span(newest, entry.value))
                 newest.revision = entry.revision
-                self.cache.put(key, entry.revision, entry.value)
                 return newest
             state = await self._rebuild(key, newest)
             if state is None:
@@ -267,36 +267,26 @@ class AgentStore:
         key = subjects.agent_key(state.config.tenant_id, state.config.id)
         state.revision = 0
         data = state.SerializeToString()
+        span = state_records.queue_span(state, data)
         try:
             revision = await self.kv.create(key, data)
         except KeyWrongLastSequenceError:
             raise Conflict(f"agent {state.config.id} already exists") from None
         state.revision = revision
-        self.cache.put(key, revision, data)
+        self.cache.put(key, revision, data, 0, span)
         return state
 
-    async def put(self, state: common_pb2.AgentState, expected_revision: int,
-                  appended: Sequence[common_pb2.Message] | None = None) -> common_pb2.AgentState:
-        """Write `state` if the stored revision is still `expected_revision`; Conflict otherwise.
-
-        `appended`: the messages `state` added to the end of the queue it was read with, and nothing
-        else changed in that queue (a step). Then, if this replica holds the state it extends, only
-        those messages and the rest of the state are written (a step record).
-        """
+    async def put(self, state: common_pb2.AgentState, expected_revision: int) -> common_pb2.AgentState:
+        """Write the whole `state` if the stored revision is still `expected_revision`; Conflict
+        otherwise (a step that only appends goes through `put_step`)."""
         key = subjects.agent_key(state.config.tenant_id, state.config.id)
         state.revision = 0  # not part of the stored bytes (the KV revision is)
         data = state.SerializeToString()
         span = state_records.queue_span(state, data)
         state.revision = expected_revision
-        record, depth = data, 0
-        if appended is not None and self.max_depth:
-            base = self.cache.get(key)
-            if base is not None and base.revision == expected_revision and base.depth < self.max_depth:
-                depth = base.depth + 1
-                record = state_records.step_record(state, appended, expected_revision, depth)
-        revision = await self._update(key, record, expected_revision, state.config.id)
+        revision = await self._update(key, data, expected_revision, state.config.id)
         state.revision = revision
-        self.cache.put(key, revision, data, depth, span)
+        self.cache.put(key, revision, data, 0, span)
         return state
 
     def head(self, tenant_id: str, agent_id: str) -> tuple[common_pb2.AgentState, Cached] | None:
